@@ -1,0 +1,327 @@
+"""The `dlbench` command line: parses options and hands off to the library.
+
+Experiment subcommands are generated from each registered experiment's `Options`
+dataclass (see `dlbench.experiments.base`), so adding an experiment needs no edit here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Literal, Optional
+
+import typer
+from typer.core import TyperGroup
+
+import dlbench
+from dlbench import experiments, render
+from dlbench.errors import DlbenchError
+from dlbench.results import Results, read_results
+
+FORMATS = ["table", "markdown", "json", "csv"]
+
+
+class OneLineGroup(TyperGroup):
+    """Every user mistake becomes one line on stderr and exit status 2; never a traceback."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args=args, prog_name=prog_name or "dlbench", complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except typer.TyperException as e:  # usage errors of the command line itself
+            _fail(e.format_message(), getattr(e, "exit_code", 2))
+        except DlbenchError as e:
+            _fail(str(e), 2)
+        except typer.Abort:
+            _fail("aborted", 1)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _fail(message: str, code: int):
+    typer.echo(f"dlbench: error: {' '.join(str(message).split())}", err=True)
+    sys.exit(code)
+
+
+app = typer.Typer(
+    cls=OneLineGroup,
+    name="dlbench",
+    help="Put the classic claims of deep-learning theory to the test: small NumPy models, "
+         "timed kernels, a verdict for each claim, Parquet results you can compare.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"dlbench {dlbench.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Put the classic claims of deep-learning theory to the test."""
+
+
+def _console(quiet: bool = False):
+    from rich.console import Console
+
+    return Console(quiet=quiet, highlight=False, soft_wrap=False)
+
+
+def emit(results: Results, fmt: str, quiet: bool = False) -> None:
+    """Print `results` in the chosen format on stdout."""
+    if fmt == "table":
+        render.render_rich(results, _console(quiet))
+    elif fmt == "markdown":
+        typer.echo(render.to_markdown(results))
+    elif fmt == "json":
+        typer.echo(render.to_json(results))
+    else:
+        typer.echo(render.to_csv(results), nl=False)
+
+
+Format = Literal["table", "markdown", "json", "csv"]
+FormatOption = typer.Option("table", "--format", "-f", help="Output: a Rich table, Markdown, JSON or CSV.")
+
+
+@app.command("show")
+def show(
+    file: Path = typer.Argument(..., help="A dlbench results file (.parquet)."),
+    fmt: Format = FormatOption,
+    claims: bool = typer.Option(False, "--claims", help="Only the claim verdicts."),
+) -> None:
+    """Render any dlbench results file."""
+    results = read_results(file)
+    if claims:
+        results = Results(results.rows[results.rows["kind"] == "claim"], results.meta, results.path)
+    emit(results, fmt)
+
+
+@app.command("claims")
+def claims_command(
+    file: Path = typer.Argument(..., help="A dlbench results file (.parquet)."),
+    fmt: Format = FormatOption,
+) -> None:
+    """Print the claim verdicts of a results file, grouped by topic."""
+    show(file, fmt, claims=True)
+
+
+@app.command("env")
+def env_command(
+    fmt: Literal["table", "json"] = typer.Option("table", "--format", "-f", help="Output: a table or JSON."),
+    quick: bool = typer.Option(False, "--quick", help="A shorter bandwidth probe."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="BLAS/OpenMP threads."),
+) -> None:
+    """The machine fingerprint and the copy-bandwidth probe."""
+    import json
+
+    from threadpoolctl import threadpool_limits
+
+    from dlbench.env import fingerprint
+    from dlbench.timing import copy_bandwidth
+
+    with threadpool_limits(limits=threads) if threads else _null():
+        fp = fingerprint()
+        bw = copy_bandwidth(quick)
+    if fmt == "json":
+        typer.echo(json.dumps({"fingerprint": fp, "bandwidth": bw}, indent=2))
+        return
+    from rich.table import Table
+
+    t = Table(title="dlbench env", title_justify="left", show_header=False)
+    t.add_column("key", style="bold")
+    t.add_column("value", overflow="fold")
+    for k, v in fp.items():
+        if k == "env":
+            v = " ".join(f"{a}={b}" for a, b in v.items()) or "—"
+        t.add_row(k, str(v))
+    for k, v in bw.items():
+        t.add_row(f"copy bandwidth {k}", f"{v:.3g} GB/s")
+    _console().print(t)
+
+
+def _null():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+# Options every experiment command shares, as (name, annotation, typer.Option).
+def _shared_options() -> list[tuple[str, object, object]]:
+    return [
+        ("seed", int, typer.Option(0, "--seed", help="Base seed; replica i uses seed + i.")),
+        ("seeds", Optional[int], typer.Option(None, "--seeds", min=1, help="Number of seeds (default: 5; quick: 3).")),
+        ("quick", bool, typer.Option(False, "--quick", help="The small size used by tests and CI.")),
+        ("out", Optional[Path], typer.Option(None, "--out", "-o",
+                                             help="Results file (default: results/<name>-<time>.parquet).")),
+        ("no_save", bool, typer.Option(False, "--no-save", help="Do not write a results file.")),
+        ("force", bool, typer.Option(False, "--force", help="Overwrite --out if it exists.")),
+        ("fmt", Format, FormatOption),
+        ("threads", Optional[int], typer.Option(None, "--threads", min=1,
+                                                help="BLAS/OpenMP threads (default: all the machine has).")),
+        ("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress bar and no table.")),
+    ]
+
+
+def _experiment_options(module: ModuleType) -> list[tuple[str, object, object]]:
+    out = []
+    for f in dataclasses.fields(module.Options):
+        meta = f.metadata
+        typ = f.type if not isinstance(f.type, str) else eval(f.type, vars(module))  # noqa: S307
+        help_text = meta.get("help", "")
+        kwargs = {"help": help_text}
+        if meta.get("choices"):
+            choices = list(meta["choices"]())
+            if typ is str:
+                typ = Literal[tuple(choices)]
+            else:
+                kwargs["help"] = f"{help_text} Comma-separated, from: {', '.join(choices)}."
+        if meta.get("min") is not None:
+            kwargs["min"] = meta["min"]
+        if meta.get("max") is not None:
+            kwargs["max"] = meta["max"]
+        if meta.get("metavar"):
+            kwargs["metavar"] = meta["metavar"]
+        flag = "--" + f.name.replace("_", "-")
+        if typ is bool:
+            flag = f"{flag}/--no-{f.name.replace('_', '-')}"
+        default = f.default if f.default is not None else "none"
+        quick = f"; quick: {meta['quick']}" if meta.get("quick") is not None else ""
+        kwargs["help"] += f" (default: {default}{quick})"
+        # None means "the default, or the quick value under --quick"; the dataclass holds the default.
+        out.append((f.name, Optional[typ] if typ is not bool else Optional[bool],
+                    typer.Option(None, flag, show_default=False, **kwargs)))
+    return out
+
+
+def _signature(options: list[tuple[str, object, object]]):
+    params = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann)
+              for name, ann, opt in options]
+    return inspect.Signature(params), {name: ann for name, ann, _ in options}
+
+
+def _progress(quiet: bool, fmt: str):
+    from dlbench.experiments.base import Progress
+
+    if quiet or fmt != "table" or not sys.stderr.isatty():
+        return Progress()
+    return RichProgress()
+
+
+class RichProgress:
+    """A Rich progress bar on stderr for the run's long loops."""
+
+    def __init__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                             console=Console(stderr=True), transient=True)
+
+    def task(self, description: str, total: float | None = None):
+        import contextlib
+
+        @contextlib.contextmanager
+        def cm():
+            with self._bar:
+                tid = self._bar.add_task(description, total=total)
+                try:
+                    yield lambda advance=1: self._bar.advance(tid, advance)
+                finally:
+                    self._bar.remove_task(tid)
+
+        return cm()
+
+
+def _run_and_emit(plan, name: str, shared: dict, plot: Path | None = None, plot_module=None) -> None:
+    from dlbench.runner import default_out, run_many
+
+    fmt, quiet = shared["fmt"], shared["quiet"]
+    out = None if shared["no_save"] else (shared["out"] or default_out(name))
+    if plot is not None:
+        _check_plot(plot)
+    results = run_many(plan, seed=shared["seed"], seeds=shared["seeds"], quick=shared["quick"],
+                       threads=shared["threads"], out=out, force=shared["force"],
+                       progress=_progress(quiet, fmt), argv=["dlbench", *sys.argv[1:]])
+    if not quiet:
+        emit(results, fmt)
+    if plot is not None and plot_module is not None:
+        plot_module.plot(results, plot)
+        typer.echo(f"plot written to {plot}", err=True)
+    if results.path is not None:
+        typer.echo(f"results written to {results.path}", err=True)
+
+
+def _check_plot(path: Path) -> None:
+    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise DlbenchError(f"--plot {path}: the file name must end in .png, .svg or .pdf")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise DlbenchError("--plot needs matplotlib: pip install 'dlbench[plot]'") from None
+
+
+def _experiment_command(module: ModuleType):
+    shared = _shared_options()
+    own = _experiment_options(module)
+    options = shared + own
+    has_plot = callable(getattr(module, "plot", None))
+    if has_plot:
+        options.append(("plot", Optional[Path], typer.Option(None, "--plot", help="Also draw a figure (.png, .svg, .pdf).")))
+    shared_names = {n for n, _, _ in shared}
+    own_names = {n for n, _, _ in own}
+
+    def command(**kwargs):
+        from dlbench.runner import make_options
+
+        opts = make_options(module, kwargs["quick"], **{k: kwargs[k] for k in own_names})
+        _run_and_emit([(module, opts)], module.NAME, {k: kwargs[k] for k in shared_names},
+                      plot=kwargs.get("plot"), plot_module=module if has_plot else None)
+
+    command.__signature__, command.__annotations__ = _signature(options)
+    command.__doc__ = module.__doc__ or module.HELP
+    command.__name__ = module.NAME
+    return command
+
+
+def _register_experiments() -> None:
+    for name in experiments.names():
+        module = experiments.load(name)
+        app.command(name, help=module.HELP)(_experiment_command(module))
+
+
+def _suite_command():
+    shared = _shared_options()
+
+    def suite(**kwargs):
+        """Run every registered experiment, all claims, into one results file."""
+        from dlbench.runner import make_options
+
+        names = experiments.names()
+        if not names:
+            raise DlbenchError("no experiments are registered")
+        plan = [(m, make_options(m, kwargs["quick"])) for m in map(experiments.load, names)]
+        _run_and_emit(plan, "suite", kwargs)
+
+    suite.__signature__, suite.__annotations__ = _signature(shared)
+    return suite
+
+
+_register_experiments()
+app.command("suite", help="Run every registered experiment (all claims) into one results file.")(_suite_command())
+
+
+def main() -> None:
+    app()

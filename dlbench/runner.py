@@ -1,0 +1,107 @@
+"""Run experiments into one Results: threads, bandwidth probe, fingerprint, rows, file.
+
+From Python or a notebook:
+
+    >>> from dlbench.runner import run
+    >>> res = run("optimizers", quick=True, surface="quadratic")   # doctest: +SKIP
+    >>> res.claims[["claim", "verdict", "evidence"]]               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+
+from threadpoolctl import threadpool_limits
+
+from dlbench import experiments
+from dlbench.env import fingerprint
+from dlbench.errors import DlbenchError
+from dlbench.experiments.base import Progress, RunContext
+from dlbench.results import Recorder, Results, make_results, write_table
+from dlbench.timing import copy_bandwidth
+
+DEFAULT_SEEDS, QUICK_SEEDS = 5, 3
+
+
+def default_out(name: str, directory: Path = Path("results")) -> Path:
+    """A fresh file name: results/<name>-<YYYYmmdd-HHMMSS>.parquet (never an existing file)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = directory / f"{name}-{stamp}.parquet"
+    i = 2
+    while path.exists():
+        path = directory / f"{name}-{stamp}-{i}.parquet"
+        i += 1
+    return path
+
+
+def make_options(module: ModuleType, quick: bool = False, **values):
+    """The module's Options with `values` set; unset fields take their quick value under `quick`."""
+    fields = {f.name: f for f in dataclasses.fields(module.Options)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise DlbenchError(f"{module.NAME}: unknown option(s) {', '.join(sorted(unknown))}; "
+                           f"valid: {', '.join(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        if values.get(name) is not None:
+            kwargs[name] = values[name]
+        elif quick and f.metadata.get("quick") is not None:
+            kwargs[name] = f.metadata["quick"]
+    return module.Options(**kwargs)
+
+
+def run_many(
+    plan: list[tuple[ModuleType, object]],
+    *,
+    seed: int = 0,
+    seeds: int | None = None,
+    quick: bool = False,
+    threads: int | None = None,
+    out: Path | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    argv: list[str] | None = None,
+) -> Results:
+    """Run each (module, options) pair in one process and return (and write, if `out`) one Results."""
+    if seeds is not None and seeds < 1:
+        raise DlbenchError("--seeds must be at least 1")
+    if threads is not None and threads < 1:
+        raise DlbenchError("--threads must be at least 1")
+    n_seeds = seeds or (QUICK_SEEDS if quick else DEFAULT_SEEDS)
+    if out is not None and Path(out).exists() and not force:
+        raise DlbenchError(f"{out} exists; pass --force to overwrite it or choose another --out")
+    limits = threadpool_limits(limits=threads) if threads else contextlib.nullcontext()
+    recorders = []
+    with limits:
+        bandwidth = copy_bandwidth(quick)
+        fp = fingerprint(argv)
+        for module, opts in plan:
+            rec = Recorder(module.NAME)
+            ctx = RunContext(seed=seed, seeds=n_seeds, quick=quick, record=rec,
+                             bandwidth=bandwidth, progress=progress or Progress())
+            module.run(opts, ctx)
+            recorders.append(rec)
+    meta = {
+        "fingerprint": fp,
+        "bandwidth": bandwidth,
+        "seed": seed,
+        "seeds": [seed + i for i in range(n_seeds)],
+        "quick": quick,
+        "options": {m.NAME: dataclasses.asdict(o) for m, o in plan},
+    }
+    table, results = make_results(recorders, meta)
+    if out is not None:
+        results.path = write_table(table, Path(out), force=force)
+    return results
+
+
+def run(name: str, *, seed: int = 0, seeds: int | None = None, quick: bool = False,
+        threads: int | None = None, out: Path | None = None, force: bool = False, **options) -> Results:
+    """Run one experiment by name with its options as keywords (the library form of the CLI)."""
+    module = experiments.load(name)
+    plan = [(module, make_options(module, quick, **options))]
+    return run_many(plan, seed=seed, seeds=seeds, quick=quick, threads=threads, out=out, force=force)

@@ -1,0 +1,144 @@
+"""The results file: round trip, validation of foreign and damaged files, atomic writes."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import toy_experiment
+from dlbench import results as results_mod
+from dlbench.errors import DlbenchError, ResultsFileError
+from dlbench.results import SCHEMA_VERSION, Recorder, read_results, write_results
+from dlbench.runner import make_options, run_many
+from dlbench.stats import exact_claim
+from dlbench.timing import Timing
+
+
+def _recorder() -> Recorder:
+    rec = Recorder("demo")
+    rec.metric("loss", [0.5, 0.25, 0.125], case={"opt": "adam", "lr": 0.01, "depth": 3, "norm": True},
+               unit="", better="lower", seeds=[0, 1, 2])
+    rec.curve("loss", np.linspace(1, 0, 50), case={"opt": "sgd", "lr": 0.1, "depth": 3}, seed=0)
+    rec.timing("relu", Timing(np.array([1e-3, 1.1e-3]), loops=10, items=1e6, bytes=8e6), case={"n": 10**6})
+    rec.claim(exact_claim("D4", "a linear net is one matrix", 1e-7, 1e-5))
+    return rec
+
+
+def test_round_trip_rows_types_and_metadata(tmp_path):
+    path = tmp_path / "r.parquet"
+    written = write_results([_recorder()], {"fingerprint": {"numpy": "x"}, "seeds": [0, 1, 2]}, path)
+    back = read_results(path)
+    pd.testing.assert_frame_equal(written.rows, back.rows)
+    assert back.meta["schema_version"] == SCHEMA_VERSION
+    assert back.meta["fingerprint"] == {"numpy": "x"}
+    rows = back.rows
+    assert len(rows) == 3 + 50 + 2 + 1
+    assert set(rows["kind"]) == {"metric", "curve", "timing", "claim"}
+    schema = pq.read_schema(path)
+    assert schema.field("p_lr").type == pa.float64()
+    assert schema.field("p_depth").type == pa.int64()
+    assert schema.field("p_opt").type == pa.string()
+    assert schema.field("p_norm").type == pa.bool_()
+    claim = back.claims.iloc[0]
+    assert claim["verdict"] == "supported" and claim["claim"] == "D4"
+    timing = rows[rows["kind"] == "timing"]
+    assert list(timing["value"]) == [1e-3, 1.1e-3] and set(timing["bytes"]) == {8e6}
+    assert rows.loc[rows["kind"] == "metric", "case"].iloc[0] == "opt=adam lr=0.01 depth=3 norm=True"
+
+
+def test_file_opens_in_plain_pyarrow_and_pandas_without_dlbench(tmp_path):
+    path = tmp_path / "r.parquet"
+    write_results([_recorder()], {}, path)
+    df = pd.read_parquet(path)
+    assert {"experiment", "metric", "value", "unit", "better", "seed"} <= set(df.columns)
+    meta = json.loads(pq.read_schema(path).metadata[b"dlbench"])
+    assert meta["schema_version"] == SCHEMA_VERSION
+
+
+def test_refuses_to_overwrite_without_force(tmp_path):
+    path = tmp_path / "r.parquet"
+    write_results([_recorder()], {}, path)
+    with pytest.raises(DlbenchError, match="exists"):
+        write_results([_recorder()], {}, path)
+    write_results([_recorder()], {}, path, force=True)
+
+
+def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
+    path = tmp_path / "r.parquet"
+
+    def broken(table, where, **kw):
+        with open(where, "wb") as fh:
+            fh.write(b"PAR1 partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(results_mod.pq, "write_table", broken)
+    with pytest.raises(OSError):
+        write_results([_recorder()], {}, path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "no such file"),
+    (lambda p: p.write_text("a,b\n1,2\n"), "not a Parquet file"),
+    (lambda p: pq.write_table(pa.table({"a": [1, 2]}), p), "not a dlbench results file"),
+    (lambda p: p.write_bytes(b"PAR1" + b"\0" * 64), "damaged"),
+])
+def test_bad_files_give_one_clear_error(tmp_path, make, message):
+    path = tmp_path / "bad.parquet"
+    make(path)
+    with pytest.raises(ResultsFileError, match=message) as e:
+        read_results(path)
+    assert "\n" not in str(e.value)
+
+
+def test_truncated_file_is_damaged(tmp_path):
+    path = tmp_path / "r.parquet"
+    write_results([_recorder()], {}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ResultsFileError, match="damaged|not a Parquet"):
+        read_results(path)
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "r.parquet"
+    write_results([_recorder()], {}, path)
+    table = pq.read_table(path)
+    meta = json.loads(table.schema.metadata[b"dlbench"])
+    meta["schema_version"] = SCHEMA_VERSION + 1
+    pq.write_table(table.replace_schema_metadata({b"dlbench": json.dumps(meta).encode()}), path)
+    with pytest.raises(ResultsFileError, match="newer dlbench"):
+        read_results(path)
+
+
+def test_missing_core_column_is_damaged(tmp_path):
+    path = tmp_path / "r.parquet"
+    write_results([_recorder()], {}, path)
+    table = pq.read_table(path)
+    pq.write_table(table.drop(["value"]).replace_schema_metadata(table.schema.metadata), path)
+    with pytest.raises(ResultsFileError, match="missing columns: value"):
+        read_results(path)
+
+
+def test_runner_records_fingerprint_bandwidth_and_seeds(tmp_path):
+    opts = make_options(toy_experiment, quick=True)
+    assert opts.steps == 10  # the quick value
+    res = run_many([(toy_experiment, opts)], seed=7, seeds=4, quick=True, out=tmp_path / "t.parquet")
+    back = read_results(res.path)
+    assert back.meta["seeds"] == [7, 8, 9, 10]
+    assert back.meta["options"]["toy"]["steps"] == 10
+    assert "float32_dram" in back.meta["bandwidth"]
+    assert back.meta["fingerprint"]["numpy"] == np.__version__
+    loss = back.rows[(back.rows["kind"] == "metric") & (back.rows["p_opt"] == "a")]
+    assert list(loss["seed"]) == [7, 8, 9, 10]
+
+
+def test_same_seed_same_numbers():
+    opts = make_options(toy_experiment, quick=True)
+    a = run_many([(toy_experiment, opts)], seed=3, quick=True).rows
+    b = run_many([(toy_experiment, opts)], seed=3, quick=True).rows
+    keep = a["kind"] != "timing"
+    np.testing.assert_array_equal(a.loc[keep, "value"], b.loc[keep, "value"])
