@@ -312,7 +312,8 @@ def _suite_command():
         names = experiments.names()
         if not names:
             raise DlbenchError("no experiments are registered")
-        plan = [(m, make_options(m, kwargs["quick"])) for m in map(experiments.load, names)]
+        plan = [(m, make_options(m, kwargs["quick"], **getattr(m, "SUITE_OPTIONS", {})))
+                for m in map(experiments.load, names)]
         _run_and_emit(plan, "suite", kwargs)
 
     suite.__signature__, suite.__annotations__ = _signature(shared)

@@ -13,7 +13,8 @@ An experiment is a module under `dlbench/experiments/` with:
     def run(opts: Options, ctx: RunContext) -> None:
         ...  # measures, then ctx.record.metric/curve/timing/claim(...)
 
-and optionally `plot(results, path)` (enables `--plot FILE`). It registers with one
+and optionally `plot(results, path)` (enables `--plot FILE`) and `SUITE_OPTIONS`, a dict
+of option values `dlbench suite` uses (e.g. to run every claim). It registers with one
 line in `dlbench/experiments/__init__.py`. It imports neither typer nor rich.
 """
 
