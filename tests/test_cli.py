@@ -101,3 +101,11 @@ def test_show_rejects_foreign_file(tmp_path):
     bad.write_text("hello")
     r = invoke(cli.app, "show", str(bad))
     assert r.exit_code == 2 and "not a Parquet file" in r.output
+
+
+def test_python_dash_m_runs_the_same_app():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "dlbench", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("dlbench ")
