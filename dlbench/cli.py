@@ -320,6 +320,36 @@ def _suite_command():
     return suite
 
 
+@app.command("compare")
+def compare(
+    base: Path = typer.Argument(..., help="The reference results file (.parquet)."),
+    new: Path = typer.Argument(..., help="The results file to judge against BASE."),
+    threshold: str = typer.Option("10%", "--threshold", "-t",
+                                  help="Smallest change that counts, as 10% or 0.1 (default: 10%)."),
+    alpha: float = typer.Option(0.01, "--alpha", help="Significance level of the Mann-Whitney test (default: 0.01)."),
+    normalize: bool = typer.Option(False, "--normalize",
+                                   help="Divide each file's timings by its own copy-bandwidth probe "
+                                        "(compare two machines)."),
+    fail_on: str = typer.Option("timing,quality,verdict", "--fail-on",
+                                help="What makes the exit status 1: comma list of timing, quality, verdict; "
+                                     "or all, none (default: timing,quality,verdict)."),
+    fmt: Literal["table", "markdown", "json"] = typer.Option("table", "--format", "-f",
+                                                             help="Output: a Rich table, Markdown or JSON."),
+    only_changed: bool = typer.Option(False, "--only-changed", help="Hide rows and claims that did not change."),
+) -> int:
+    """Compare two results files: exit 0 if nothing regressed, 1 on a regression, 2 on an error."""
+    from dlbench import compare as cmp
+
+    c = cmp.compare_files(base, new, threshold=cmp.parse_threshold(threshold), alpha=alpha,
+                          normalize=normalize, fail_on=cmp.parse_fail_on(fail_on))
+    for w in c.warnings:
+        typer.echo(f"dlbench: warning: {w}", err=True)
+    text = cmp.render(c, fmt, _console(), only_changed)
+    if text is not None:
+        typer.echo(text, nl=not text.endswith("\n"))
+    return c.exit_status
+
+
 _register_experiments()
 app.command("suite", help="Run every registered experiment (all claims) into one results file.")(_suite_command())
 
