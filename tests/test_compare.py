@@ -353,3 +353,24 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, make_new, extra, fragment):
     lines = [line for line in r.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("dlbench: error:"), r.output
     assert fragment in lines[0]
+
+
+# ---------------------------------------------------------------------------------------- end to end
+
+def test_suite_files_compare_end_to_end(tmp_path, monkeypatch):
+    from dlbench import experiments
+
+    monkeypatch.setitem(experiments.MODULES, "toy", "toy_experiment")
+    outs = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    for out in outs:
+        r = runner.invoke(cli.app, ["suite", "--quick", "--out", str(out), "-q"])
+        assert r.exit_code == 0, r.output
+    assert read_results(outs[0]).experiments == experiments.names()
+    # same seeds: every metric and verdict is identical; timings are left out of the exit status
+    # because two runs on a busy test machine may really differ
+    r = invoke(*outs, "--format", "json", "--fail-on", "quality,verdict")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["only_in_base"] == [] and doc["only_in_new"] == []
+    assert {row["result"] for row in doc["rows"] if row["kind"] != "timing"} <= {"same", "n/a"}
+    assert {c["claim"] for c in doc["claims"]} == {"T1", "T2"}
