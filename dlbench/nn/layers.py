@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def dense_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def dense_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None,
+                  out: np.ndarray | None = None) -> np.ndarray:
     """y = x @ W + b over the last two axes (batched BLAS gemm per replica); b None means no bias."""
     y = np.matmul(x, W, out=out)
     if b is not None:
