@@ -1,0 +1,878 @@
+"""Activation functions: forward and backward kernels over whole arrays, and their registry.
+
+Every kernel is elementwise except maxout (groups of `pieces` consecutive units along the last axis).
+Definitions, hyperparameter names and defaults are those of torch.nn.functional. Conventions:
+
+- forward(x, *theta, out=None) -> y and backward(x, y, g, *theta, out=None) -> dx = g * dy/dx, where y is
+  forward(x) and g = dL/dy. Some backward kernels read y instead of x (said in their docstrings), so y must
+  be the forward's output for that x.
+- `out` is an optional preallocated result (no allocation then); it must not overlap the inputs.
+- float32 and float64 stay in their dtype; other inputs are computed in float64.
+- No overflow, invalid or underflow floating-point flags for inputs up to |x| = 1e4 with g = 1 (the
+  exponentials' arguments are clamped where the result would not be a normal number).
+
+Speed (see the project's PERF-NOTES): piecewise kernels write a 0/1 mask into the output and multiply in
+place instead of np.where; multi-pass kernels work through arrays of more than `_CHUNK` elements in
+contiguous chunks of that size, so their intermediate passes stay in cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+
+from dlbench.errors import DlbenchError
+from dlbench.registry import Registry
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation with its hyperparameters bound.
+
+    forward(x, *theta, out=None) -> y; backward(x, y, g, *theta, out=None) -> dL/dx given g = dL/dy.
+    pieces: inputs per output unit (maxout: last axis W*k -> W); 1 for elementwise activations.
+    init_params(prefix_shape, width, dtype) -> tuple of learnable arrays (prelu only), each prefix + (1, 1).
+    param_grads(x, y, g, *theta) -> tuple of dL/dtheta, each shaped like its theta.
+    """
+
+    name: str
+    forward: Callable
+    backward: Callable
+    hyper: Mapping[str, float]
+    pieces: int = 1
+    init_params: Callable | None = None
+    param_grads: Callable | None = None
+
+
+#: Arrays larger than this many elements are processed in contiguous chunks of this size.
+_CHUNK = 1 << 15
+
+
+def _as_float(a) -> np.ndarray:
+    a = np.asarray(a)
+    return a if a.dtype.kind == "f" else a.astype(np.float64)
+
+
+def _result(out, shape, dtype) -> np.ndarray:
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if out.shape != tuple(shape):
+        raise ValueError(f"out has shape {out.shape}, expected {tuple(shape)}")
+    return out
+
+
+def _chunked(core: Callable, arrays: tuple, out: np.ndarray, scratch: int = 0) -> np.ndarray:
+    """core(*arrays, out, *tmp) over aligned chunks of _CHUNK elements (whole arrays when small or strided).
+
+    tmp are `scratch` work arrays of out's dtype and of the chunk's size.
+    """
+    n = out.size
+    if n > _CHUNK and out.flags.c_contiguous and all(
+        a.shape == out.shape and a.flags.c_contiguous for a in arrays
+    ):
+        flat = [a.reshape(-1) for a in arrays]
+        flat_out = out.reshape(-1)
+        tmp = [np.empty(_CHUNK, dtype=out.dtype) for _ in range(scratch)]
+        for start in range(0, n, _CHUNK):
+            stop = min(start + _CHUNK, n)
+            core(*(a[start:stop] for a in flat), flat_out[start:stop], *(t[: stop - start] for t in tmp))
+    else:
+        core(*arrays, out, *(np.empty_like(out) for _ in range(scratch)))
+    return out
+
+
+def _tiny_exponent(dtype) -> float:
+    """Most negative argument whose exp is still a normal number (clamping below it avoids underflow)."""
+    return math.log(np.finfo(dtype).tiny) + 1.0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# erf: W. J. Cody's rational Chebyshev approximations (Math. Comp. 23 (1969) 631-637; SPECFUN CALERF)
+# ---------------------------------------------------------------------------------------------------------
+
+_ERF_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02,
+          3.20937758913846947e03, 1.85777706184603153e-1)
+_ERF_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03,
+          2.84423683343917062e03)
+_ERF_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
+          2.98635138197400131e02, 8.81952221241769090e02, 1.71204761263407058e03,
+          2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8)
+_ERF_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
+          1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
+          3.43936767414372164e03, 1.23033935480374942e03)
+_ERF_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
+          1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)
+_ERF_Q = (2.56852019228982242e00, 1.87295284992346725e00, 5.27905102951428412e-1,
+          6.05183413124413191e-2, 2.33520497626869185e-3)
+_INV_SQRT_PI = 0.56418958354775628695
+
+
+def _erf_small(x):
+    """erf(x) = x P(x^2) / Q(x^2) for |x| <= 0.46875."""
+    s = x * x
+    num, den = _ERF_A[4] * s, s.copy()
+    for a, b in zip(_ERF_A[:3], _ERF_B[:3]):
+        num += a
+        num *= s
+        den += b
+        den *= s
+    num += _ERF_A[3]
+    den += _ERF_B[3]
+    num *= x
+    num /= den
+    return num
+
+
+def _erfc_mid(y):
+    """erfc(y) = exp(-y^2) P(y) / Q(y) for 0.46875 < y <= 4."""
+    num, den = _ERF_C[8] * y, y.copy()
+    for c, d in zip(_ERF_C[:7], _ERF_D[:7]):
+        num += c
+        num *= y
+        den += d
+        den *= y
+    num += _ERF_C[7]
+    den += _ERF_D[7]
+    num /= den
+    num *= np.exp(-(y * y))
+    return num
+
+
+def _erfc_large(y):
+    """erfc(y) = exp(-y^2) / y * (1/sqrt(pi) + R(1/y^2) / y^2) for y > 4."""
+    s = 1.0 / (y * y)
+    num, den = _ERF_P[5] * s, s.copy()
+    for p, q in zip(_ERF_P[:4], _ERF_Q[:4]):
+        num += p
+        num *= s
+        den += q
+        den *= s
+    num += _ERF_P[4]
+    den += _ERF_Q[4]
+    num /= den
+    num *= s
+    r = _INV_SQRT_PI - num
+    r /= y
+    r *= np.exp(-(y * y))
+    return r
+
+
+def _erf_core(x, out):
+    # Gathers and scatters by index arrays run several times faster than boolean-mask indexing.
+    # Every read of x happens before the first write to out, so out may be x.
+    if not (out.flags.c_contiguous and x.shape == out.shape):
+        res = np.empty(x.shape, dtype=out.dtype)
+        _erf_core(x, res)
+        np.copyto(out, res)
+        return
+    xf = x.reshape(-1)
+    ax = np.abs(xf)
+    small = np.flatnonzero(ax <= 0.46875)
+    mid = np.flatnonzero((ax > 0.46875) & (ax <= 4.0))
+    x_small, x_mid, y_mid = xf[small], xf[mid], ax[mid]
+    # Past `top` erfc is below half an ulp of 1, so erf is +-1 to working precision.
+    top = 4.0 if x.dtype == np.float32 else 6.0
+    if top > 4.0:
+        large = np.flatnonzero((ax > 4.0) & (ax < top))
+        x_large, y_large = xf[large], ax[large]
+    flat_out = out.reshape(-1)
+    np.sign(xf, out=flat_out)  # +-1 beyond the regions below; NaN stays NaN
+    flat_out[small] = _erf_small(x_small)
+    r = 0.5 - _erfc_mid(y_mid)
+    r += 0.5
+    flat_out[mid] = np.copysign(r, x_mid, out=r)
+    if top > 4.0:
+        r = 0.5 - _erfc_large(y_large)
+        r += 0.5
+        flat_out[large] = np.copysign(r, x_large, out=r)
+
+
+# float32: the rational approximation of Eigen's and XLA's float32 erf (Eigen, SpecialFunctionsImpl.h,
+# generic_fast_erf_float): erf(x) = x P(x^2) / Q(x^2) on x clipped to [-4, 4]; no branches, no gathers.
+_ERF32_P = (-1.60960333262415e-02, -2.95459980854025e-03, -7.34990630326855e-04, -5.69250639462346e-05,
+            -2.10102402082508e-06, 2.77068142495902e-08, -2.72614225801306e-10)
+_ERF32_Q = (-1.42647390514189e-02, -7.37332916720468e-03, -1.68282697438203e-03, -2.13374055278905e-04,
+            -1.45660718464996e-05)
+
+
+def _erf32_core(z, out, s, p, q):
+    np.clip(z, -4.0, 4.0, out=out)  # erf(4) rounds to 1 in float32
+    np.multiply(out, out, out=s)
+    np.multiply(s, _ERF32_P[6], out=p)
+    for c in _ERF32_P[5:0:-1]:
+        p += c
+        p *= s
+    p += _ERF32_P[0]
+    p *= out
+    np.multiply(s, _ERF32_Q[4], out=q)
+    for c in _ERF32_Q[3:0:-1]:
+        q += c
+        q *= s
+    q += _ERF32_Q[0]
+    np.divide(p, q, out=out)
+
+
+def _erf_into(z, out, s, p, q):
+    """erf(z) into out (which may be z); s, p, q are float32 work arrays like out (unused in float64)."""
+    if out.dtype == np.float32:
+        _erf32_core(z, out, s, p, q)
+    else:
+        _erf_core(z, out)
+
+
+def erf(x, out=None) -> np.ndarray:
+    """The error function erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt, vectorized without scipy.
+
+    float64 (and other non-float32 inputs): W. J. Cody's rational Chebyshev approximations (Math. Comp. 23
+    (1969) 631-637) in three ranges of |x|, absolute error below 1e-15. float32: the branch-free rational
+    approximation of Eigen/XLA's float32 erf evaluated in float32, absolute error below 5e-7 (8 ulp of 1).
+    """
+    x = _as_float(x)
+    out = _result(out, x.shape, x.dtype)
+    if x.dtype == np.float32:
+        return _chunked(_erf32_core, (x,), out, scratch=3)
+    return _chunked(_erf_core, (x,), out)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Kernels: forward beside backward
+# ---------------------------------------------------------------------------------------------------------
+
+
+def identity_forward(x, out=None):
+    """y = x (the linear control)."""
+    x = _as_float(x)
+    out = _result(out, x.shape, x.dtype)
+    np.copyto(out, x)
+    return out
+
+
+def identity_backward(x, y, g, out=None):
+    """dx = g."""
+    g = _as_float(g)
+    out = _result(out, g.shape, g.dtype)
+    np.copyto(out, g)
+    return out
+
+
+def relu_forward(x, out=None):
+    """y = max(x, 0). Nair & Hinton 2010, "Rectified linear units improve restricted Boltzmann machines"."""
+    x = _as_float(x)
+    return np.maximum(x, 0, out=_result(out, x.shape, x.dtype))
+
+
+def _relu_backward(x, g, out):
+    np.greater(x, 0, out=out)
+    out *= g
+
+
+def relu_backward(x, y, g, out=None):
+    """dx = g * [x > 0] (0 at x = 0, as torch)."""
+    x, g = _as_float(x), _as_float(g)
+    return _chunked(_relu_backward, (x, g), _result(out, g.shape, g.dtype))
+
+
+def _leaky_relu_forward(x, out, *tmp, negative_slope):
+    a = negative_slope
+    if 0 <= a <= 1:
+        np.multiply(x, a, out=out)
+        np.maximum(x, out, out=out)
+    elif a > 1:
+        np.multiply(x, a, out=out)
+        np.minimum(x, out, out=out)
+    else:  # a < 0: neither max nor min picks the branch; add the two exact pieces
+        np.minimum(x, 0, out=out)
+        out *= a
+        np.maximum(x, 0, out=tmp[0])
+        out += tmp[0]
+
+
+def leaky_relu_forward(x, out=None, *, negative_slope=0.01):
+    """y = x for x > 0, a*x otherwise, a = negative_slope (= max(x, a x) for 0 <= a <= 1).
+
+    Maas, Hannun & Ng 2013, "Rectifier nonlinearities improve neural network acoustic models".
+    """
+    x = _as_float(x)
+    core = functools.partial(_leaky_relu_forward, negative_slope=negative_slope)
+    return _chunked(core, (x,), _result(out, x.shape, x.dtype), scratch=int(negative_slope < 0))
+
+
+def _leaky_relu_backward(x, g, out, *tmp, negative_slope):
+    a = negative_slope
+    if 0 <= a <= 1:
+        np.greater(x, 0, out=out)
+        np.maximum(out, a, out=out)  # [x>0] in {0, 1} -> {a, 1}, exactly
+    else:
+        np.less_equal(x, 0, out=out)
+        out *= a
+        if a > 1:
+            np.maximum(out, 1, out=out)
+        else:
+            np.greater(x, 0, out=tmp[0])
+            out += tmp[0]
+    out *= g
+
+
+def leaky_relu_backward(x, y, g, out=None, *, negative_slope=0.01):
+    """dx = g * (1 if x > 0 else a)."""
+    x, g = _as_float(x), _as_float(g)
+    core = functools.partial(_leaky_relu_backward, negative_slope=negative_slope)
+    return _chunked(core, (x, g), _result(out, g.shape, g.dtype), scratch=int(negative_slope < 0))
+
+
+def _in_unit_interval(w) -> bool:
+    return bool(np.all((w >= 0) & (w <= 1)))
+
+
+def prelu_forward(x, weight, out=None):
+    """y = x for x > 0, w*x otherwise, with a learned slope w (one per layer: shape prefix + (1, 1)).
+
+    He, Zhang, Ren & Sun 2015, "Delving deep into rectifiers" (PReLU; torch.nn.PReLU, init 0.25).
+    The result has the broadcast shape of x and w, e.g. (S, N, W) for x (N, W) and w (S, 1, 1).
+    """
+    x, w = _as_float(x), np.asarray(weight)
+    out = _result(out, np.broadcast_shapes(x.shape, w.shape), np.result_type(x, w))
+    if _in_unit_interval(w):
+        np.multiply(x, w, out=out)
+        np.maximum(out, x, out=out)
+    else:
+        np.minimum(x, 0, out=out)
+        out *= w
+        out += np.maximum(x, 0)
+    return out
+
+
+def prelu_backward(x, y, g, weight, out=None):
+    """dx = g * (1 if x > 0 else w)."""
+    x, g, w = _as_float(x), _as_float(g), np.asarray(weight)
+    out = _result(out, np.broadcast_shapes(x.shape, g.shape, w.shape), g.dtype)
+    if _in_unit_interval(w):
+        np.greater(x, 0, out=out)
+        np.maximum(out, w, out=out)
+    else:
+        np.less_equal(x, 0, out=out)
+        out *= w
+        out += x > 0
+    out *= g
+    return out
+
+
+def _sum_to_shape(a: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum a broadcast result back to `shape` (the adjoint of broadcasting)."""
+    lead = a.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1)
+    return a.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+def prelu_param_grads(x, y, g, weight):
+    """(dL/dw,) with dL/dw = sum of g * min(x, 0) over every element that w broadcasts to."""
+    x, g, w = _as_float(x), _as_float(g), np.asarray(weight)
+    t = np.minimum(x, 0) * g
+    return (_sum_to_shape(t, w.shape).astype(w.dtype, copy=False),)
+
+
+def prelu_init_params(prefix_shape, width, dtype=np.float32, *, init=0.25):
+    """(w,) with w = init everywhere, shape prefix_shape + (1, 1): one slope per layer (num_parameters=1)."""
+    return (np.full(tuple(prefix_shape) + (1, 1), init, dtype=dtype),)
+
+
+def _elu_forward(x, out, *tmp, alpha):
+    np.minimum(x, 0, out=out)
+    np.expm1(out, out=out)
+    if 0 <= alpha <= 1:
+        if alpha != 1:
+            out *= alpha
+        # alpha*expm1(x) >= x for x <= 0 when 0 <= alpha <= 1, and it is 0 for x > 0
+        np.maximum(out, x, out=out)
+    else:
+        out *= alpha
+        np.maximum(x, 0, out=tmp[0])
+        out += tmp[0]
+
+
+def elu_forward(x, out=None, *, alpha=1.0):
+    """y = x for x > 0, alpha * (exp(x) - 1) otherwise; = max(x,0) + alpha*expm1(min(x,0)).
+
+    Clevert, Unterthiner & Hochreiter 2015, "Fast and accurate deep network learning by exponential
+    linear units (ELUs)".
+    """
+    x = _as_float(x)
+    core = functools.partial(_elu_forward, alpha=alpha)
+    return _chunked(core, (x,), _result(out, x.shape, x.dtype), scratch=int(not 0 <= alpha <= 1))
+
+
+def _elu_backward(x, y, g, out, *tmp, alpha):
+    if alpha == 1:
+        # 1 for x > 0 (y > 0), y + 1 = exp(x) for x <= 0: no exp, no underflow
+        np.minimum(y, 0, out=out)
+        out += 1
+    else:
+        np.add(y, alpha, out=out)  # alpha * exp(x) for x <= 0
+        np.less_equal(x, 0, out=tmp[0])
+        out *= tmp[0]
+        np.greater(x, 0, out=tmp[0])
+        out += tmp[0]
+    out *= g
+
+
+def elu_backward(x, y, g, out=None, *, alpha=1.0):
+    """dx = g * (1 if x > 0 else alpha*exp(x)), with alpha*exp(x) = y + alpha read from the forward's y."""
+    x, y, g = _as_float(x), _as_float(y), _as_float(g)
+    core = functools.partial(_elu_backward, alpha=alpha)
+    return _chunked(core, (x, y, g), _result(out, g.shape, g.dtype), scratch=int(alpha != 1))
+
+
+#: SELU's constants (Klambauer et al. 2017; torch.nn.SELU): mean 0, variance 1 is a fixed point.
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _selu_forward(x, out, tmp):
+    np.minimum(x, 0, out=tmp)
+    np.expm1(tmp, out=tmp)
+    tmp *= SELU_SCALE * SELU_ALPHA
+    np.maximum(x, 0, out=out)
+    out *= SELU_SCALE
+    out += tmp
+
+
+def selu_forward(x, out=None):
+    """y = scale * (max(x, 0) + alpha * expm1(min(x, 0))), alpha = 1.67326..., scale = 1.05070...
+
+    Klambauer, Unterthiner, Mayr & Hochreiter 2017, "Self-normalizing neural networks".
+    """
+    x = _as_float(x)
+    return _chunked(_selu_forward, (x,), _result(out, x.shape, x.dtype), scratch=1)
+
+
+def _selu_backward(y, g, out, tmp):
+    np.add(y, SELU_SCALE * SELU_ALPHA, out=out)  # scale*alpha*exp(x) for x <= 0
+    np.less_equal(y, 0, out=tmp)  # y <= 0 exactly where x <= 0
+    out *= tmp
+    np.greater(y, 0, out=tmp)
+    tmp *= SELU_SCALE
+    out += tmp
+    out *= g
+
+
+def selu_backward(x, y, g, out=None):
+    """dx = g * scale * (1 if x > 0 else alpha*exp(x)), using scale*alpha*exp(x) = y + scale*alpha (reads y)."""
+    y, g = _as_float(y), _as_float(g)
+    return _chunked(_selu_backward, (y, g), _result(out, g.shape, g.dtype), scratch=1)
+
+
+_SQRT1_2 = 0.70710678118654752440
+_INV_SQRT_2PI = 0.39894228040143267794
+_SQRT_2_OVER_PI = 0.79788456080286535588
+_GELU_KAPPA = 0.044715
+
+
+def _gelu_erf_forward(x, out, s, p, q):
+    np.multiply(x, _SQRT1_2, out=out)
+    _erf_into(out, out, s, p, q)
+    out += 1
+    out *= x
+    out *= 0.5
+
+
+def _gelu_tanh_forward(x, out):
+    np.multiply(x, x, out=out)
+    out *= _GELU_KAPPA
+    out += 1
+    out *= x
+    out *= _SQRT_2_OVER_PI  # u = sqrt(2/pi) * (x + 0.044715 x^3), without pow
+    np.tanh(out, out=out)
+    out += 1
+    out *= x
+    out *= 0.5
+
+
+def gelu_forward(x, out=None, *, approximate="none"):
+    """y = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); approximate="tanh": 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))).
+
+    Hendrycks & Gimpel 2016, "Gaussian error linear units (GELUs)". erf as in `erf` (Cody's in float64).
+    """
+    x = _as_float(x)
+    out = _result(out, x.shape, x.dtype)
+    if approximate == "tanh":
+        return _chunked(_gelu_tanh_forward, (x,), out)
+    return _chunked(_gelu_erf_forward, (x,), out, scratch=3)
+
+
+def _gelu_erf_backward(x, g, out, tmp, s, p, q):
+    np.multiply(x, _SQRT1_2, out=tmp)
+    _erf_into(tmp, tmp, s, p, q)
+    tmp += 1
+    tmp *= 0.5  # Phi(x)
+    np.multiply(x, x, out=out)
+    out *= -0.5
+    np.maximum(out, _tiny_exponent(out.dtype), out=out)
+    np.exp(out, out=out)
+    out *= x
+    out *= _INV_SQRT_2PI  # x * phi(x)
+    out += tmp
+    out *= g
+
+
+def _gelu_tanh_backward(x, g, out, s, t):
+    np.multiply(x, x, out=s)
+    np.multiply(s, _GELU_KAPPA, out=out)
+    out += 1
+    out *= x
+    out *= _SQRT_2_OVER_PI
+    np.tanh(out, out=out)  # T = tanh(u)
+    s *= 3 * _GELU_KAPPA
+    s += 1
+    s *= x
+    s *= 0.5 * _SQRT_2_OVER_PI  # c = 0.5 x du/dx
+    # dy/dx = 0.5 (1 + T) + c (1 - T^2) = (1 + T) (0.5 + c (1 - T))
+    np.subtract(1, out, out=t)
+    t *= s
+    t += 0.5
+    out += 1
+    out *= t
+    out *= g
+
+
+def gelu_backward(x, y, g, out=None, *, approximate="none"):
+    """dx = g * (Phi(x) + x phi(x)); tanh form: g * (0.5 (1 + T) + 0.5 x (1 - T^2) sqrt(2/pi) (1 + 3*0.044715 x^2))."""
+    x, g = _as_float(x), _as_float(g)
+    out = _result(out, g.shape, g.dtype)
+    if approximate == "tanh":
+        return _chunked(_gelu_tanh_backward, (x, g), out, scratch=2)
+    return _chunked(_gelu_erf_backward, (x, g), out, scratch=4)
+
+
+def _silu_forward(x, out, tmp):
+    np.multiply(x, 0.5, out=out)
+    np.tanh(out, out=tmp)
+    tmp *= out
+    out += tmp  # x/2 (1 + tanh(x/2)) = x sigmoid(x)
+
+
+def silu_forward(x, out=None):
+    """y = x * sigmoid(x), computed as (x/2)(1 + tanh(x/2)).
+
+    Elfwing, Uchibe & Doya 2017 (SiLU); Ramachandran, Zoph & Le 2017 (Swish with beta = 1); Hendrycks &
+    Gimpel 2016.
+    """
+    x = _as_float(x)
+    return _chunked(_silu_forward, (x,), _result(out, x.shape, x.dtype), scratch=1)
+
+
+def _sigmoid_into(x, out):
+    np.multiply(x, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+
+
+def _silu_backward(x, g, out, tmp):
+    _sigmoid_into(x, out)
+    np.subtract(1, out, out=tmp)
+    tmp *= x
+    tmp += 1
+    out *= tmp
+    out *= g
+
+
+def silu_backward(x, y, g, out=None):
+    """dx = g * s (1 + x (1 - s)), s = sigmoid(x)."""
+    x, g = _as_float(x), _as_float(g)
+    return _chunked(_silu_backward, (x, g), _result(out, g.shape, g.dtype), scratch=1)
+
+
+def _softplus_forward(x, out, m, mx, *, beta, threshold):
+    np.multiply(x, beta, out=out)
+    np.greater(out, threshold, out=m)
+    # Below the floor exp(beta x) would underflow; above the threshold the log1p branch is not used.
+    floor = _tiny_exponent(out.dtype) + max(0.0, math.log(beta))
+    np.clip(out, min(floor, threshold), threshold, out=out)
+    np.exp(out, out=out)
+    np.log1p(out, out=out)
+    if beta != 1:
+        out /= beta
+    # exact select with the 0/1 mask m: y = log1p-branch * (1 - m) + x * m
+    np.multiply(m, x, out=mx)
+    np.subtract(1, m, out=m)
+    out *= m
+    out += mx
+
+
+def softplus_forward(x, out=None, *, beta=1.0, threshold=20.0):
+    """y = log(1 + exp(beta x)) / beta, and y = x where beta x > threshold (exactly as torch).
+
+    Dugas, Bengio, Belisle, Nadeau & Garcia 2001, "Incorporating second-order functional knowledge for
+    better option pricing"; Glorot, Bordes & Bengio 2011, "Deep sparse rectifier neural networks".
+    """
+    x = _as_float(x)
+    core = functools.partial(_softplus_forward, beta=beta, threshold=threshold)
+    return _chunked(core, (x,), _result(out, x.shape, x.dtype), scratch=2)
+
+
+def _softplus_backward(x, y, g, out, m, *, beta, threshold):
+    np.multiply(y, -beta, out=out)
+    np.expm1(out, out=out)  # -sigmoid(beta x), since exp(-beta y) = 1 - sigmoid(beta x)
+    np.negative(out, out=out)
+    np.multiply(x, beta, out=m)
+    np.greater(m, threshold, out=m)
+    np.maximum(out, m, out=out)  # exactly 1 where beta x > threshold (sigmoid <= 1)
+    out *= g
+
+
+def softplus_backward(x, y, g, out=None, *, beta=1.0, threshold=20.0):
+    """dx = g * sigmoid(beta x), as g * (1 - exp(-beta y)) (reads y: no overflow); g where beta x > threshold."""
+    x, y, g = _as_float(x), _as_float(y), _as_float(g)
+    core = functools.partial(_softplus_backward, beta=beta, threshold=threshold)
+    return _chunked(core, (x, y, g), _result(out, g.shape, g.dtype), scratch=1)
+
+
+def sigmoid_forward(x, out=None):
+    """y = 1 / (1 + exp(-x)), computed as 0.5 tanh(x/2) + 0.5 (no overflow, faster in float32).
+
+    The logistic unit (e.g. Rumelhart, Hinton & Williams 1986). Absolute error ~1 ulp of 1: in the far
+    negative tail (x < -17 in float32, -37 in float64) the result is 0 rather than a tiny positive number.
+    """
+    x = _as_float(x)
+    return _chunked(_sigmoid_into, (x,), _result(out, x.shape, x.dtype))
+
+
+def _sigmoid_backward(y, g, out):
+    np.subtract(1, y, out=out)
+    out *= y
+    out *= g
+
+
+def sigmoid_backward(x, y, g, out=None):
+    """dx = g * y (1 - y) (reads y)."""
+    y, g = _as_float(y), _as_float(g)
+    return _chunked(_sigmoid_backward, (y, g), _result(out, g.shape, g.dtype))
+
+
+def tanh_forward(x, out=None):
+    """y = tanh(x) (LeCun, Bottou, Orr & Muller 1998, "Efficient BackProp", on centred activations)."""
+    x = _as_float(x)
+    return np.tanh(x, out=_result(out, x.shape, x.dtype))
+
+
+def _tanh_backward(y, g, out):
+    np.multiply(y, y, out=out)
+    np.subtract(1, out, out=out)
+    out *= g
+
+
+def tanh_backward(x, y, g, out=None):
+    """dx = g * (1 - y^2) (reads y)."""
+    y, g = _as_float(y), _as_float(g)
+    return _chunked(_tanh_backward, (y, g), _result(out, g.shape, g.dtype))
+
+
+def sin_forward(x, out=None):
+    """y = sin(x): a periodic, non-monotonic activation (Sitzmann et al. 2020, SIREN; Parascandolo et al. 2016)."""
+    x = _as_float(x)
+    return np.sin(x, out=_result(out, x.shape, x.dtype))
+
+
+def _sin_backward(x, g, out):
+    np.cos(x, out=out)
+    out *= g
+
+
+def sin_backward(x, y, g, out=None):
+    """dx = g * cos(x)."""
+    x, g = _as_float(x), _as_float(g)
+    return _chunked(_sin_backward, (x, g), _result(out, g.shape, g.dtype))
+
+
+def _maxout_groups(x, pieces: int) -> np.ndarray:
+    if pieces < 1 or x.shape[-1] % pieces:
+        raise DlbenchError(f"maxout with {pieces} pieces needs a last axis divisible by {pieces}, got {x.shape[-1]}")
+    return x.reshape(*x.shape[:-1], x.shape[-1] // pieces, pieces)
+
+
+def maxout_forward(x, out=None, *, pieces=2):
+    """y_j = max(x_{jk}, ..., x_{jk+k-1}): the last axis W*k -> W, groups of k = pieces consecutive units.
+
+    Goodfellow, Warde-Farley, Mirza, Courville & Bengio 2013, "Maxout networks".
+    """
+    x = _as_float(x)
+    groups = _maxout_groups(x, pieces)
+    out = _result(out, groups.shape[:-1], x.dtype)
+    if pieces == 1:
+        np.copyto(out, x)
+        return out
+    # strided maxima of the k pieces beat a reduction over a short last axis
+    np.maximum(groups[..., 0], groups[..., 1], out=out)
+    for j in range(2, pieces):
+        np.maximum(out, groups[..., j], out=out)
+    return out
+
+
+def maxout_backward(x, y, g, out=None, *, pieces=2):
+    """dx_{jk+i} = g_j where i is the first argmax within group j (as torch's max), 0 elsewhere (reads y)."""
+    x, y, g = _as_float(x), _as_float(y), _as_float(g)
+    groups = _maxout_groups(x, pieces)
+    out = _result(out, x.shape, g.dtype)
+    out_groups = out.reshape(groups.shape) if out.flags.c_contiguous else np.empty(groups.shape, g.dtype)
+    if pieces == 1:
+        np.copyto(out_groups[..., 0], g)
+    else:
+        # piece j wins where it equals the max and no earlier piece did (a short loop over the k pieces)
+        hit = np.empty(y.shape, dtype=bool)
+        free = np.ones(y.shape, dtype=bool)
+        for j in range(pieces):
+            np.equal(groups[..., j], y, out=hit)
+            if j:
+                hit &= free
+            if j < pieces - 1:
+                free &= ~hit
+            np.multiply(g, hit, out=out_groups[..., j])
+    if not out.flags.c_contiguous:
+        np.copyto(out, out_groups.reshape(x.shape))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------------------------
+
+ACTIVATIONS: Registry[Activation] = Registry("activation")
+_BUILDERS: dict[str, Callable[..., Activation]] = {}
+_DEFAULTS: dict[str, dict] = {}
+
+
+def _number(name: str, key: str, value, *, positive: bool = False) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise DlbenchError(f"activation {name}: {key} must be a number, got {value!r}") from None
+    if not math.isfinite(v) or (positive and v <= 0):
+        raise DlbenchError(f"activation {name}: {key} must be a {'positive' if positive else 'finite'} number, got {value!r}")
+    return v
+
+
+def _defines(name: str, **defaults):
+    """Register the builder `fn(**hyper) -> Activation` under name, with its default entry."""
+
+    def register(fn):
+        _BUILDERS[name] = fn
+        _DEFAULTS[name] = defaults
+        ACTIVATIONS.add(name, fn(**defaults))
+        return fn
+
+    return register
+
+
+def _plain(name, forward, backward):
+    return Activation(name, forward, backward, MappingProxyType({}))
+
+
+@_defines("identity")
+def _identity():
+    return _plain("identity", identity_forward, identity_backward)
+
+
+@_defines("relu")
+def _relu():
+    return _plain("relu", relu_forward, relu_backward)
+
+
+@_defines("leaky_relu", negative_slope=0.01)
+def _leaky_relu(negative_slope):
+    a = _number("leaky_relu", "negative_slope", negative_slope)
+    return Activation("leaky_relu", functools.partial(leaky_relu_forward, negative_slope=a),
+                      functools.partial(leaky_relu_backward, negative_slope=a),
+                      MappingProxyType({"negative_slope": a}))
+
+
+@_defines("prelu", init=0.25)
+def _prelu(init):
+    w0 = _number("prelu", "init", init)
+    return Activation("prelu", prelu_forward, prelu_backward, MappingProxyType({"init": w0}),
+                      init_params=functools.partial(prelu_init_params, init=w0), param_grads=prelu_param_grads)
+
+
+@_defines("elu", alpha=1.0)
+def _elu(alpha):
+    a = _number("elu", "alpha", alpha)
+    return Activation("elu", functools.partial(elu_forward, alpha=a), functools.partial(elu_backward, alpha=a),
+                      MappingProxyType({"alpha": a}))
+
+
+@_defines("selu")
+def _selu():
+    return _plain("selu", selu_forward, selu_backward)
+
+
+@_defines("gelu", approximate="none")
+def _gelu(approximate):
+    if approximate not in ("none", "tanh"):
+        raise DlbenchError(f"activation gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return Activation("gelu", functools.partial(gelu_forward, approximate=approximate),
+                      functools.partial(gelu_backward, approximate=approximate),
+                      MappingProxyType({"approximate": approximate}))
+
+
+@_defines("silu")
+def _silu():
+    return _plain("silu", silu_forward, silu_backward)
+
+
+@_defines("softplus", beta=1.0, threshold=20.0)
+def _softplus(beta, threshold):
+    b = _number("softplus", "beta", beta, positive=True)
+    t = _number("softplus", "threshold", threshold)
+    return Activation("softplus", functools.partial(softplus_forward, beta=b, threshold=t),
+                      functools.partial(softplus_backward, beta=b, threshold=t),
+                      MappingProxyType({"beta": b, "threshold": t}))
+
+
+@_defines("sigmoid")
+def _sigmoid():
+    return _plain("sigmoid", sigmoid_forward, sigmoid_backward)
+
+
+@_defines("tanh")
+def _tanh():
+    return _plain("tanh", tanh_forward, tanh_backward)
+
+
+@_defines("sin")
+def _sin():
+    return _plain("sin", sin_forward, sin_backward)
+
+
+@_defines("maxout", pieces=2)
+def _maxout(pieces):
+    k = _number("maxout", "pieces", pieces)
+    if k != int(k) or k < 1:
+        raise DlbenchError(f"activation maxout: pieces must be a positive integer, got {pieces!r}")
+    k = int(k)
+    return Activation("maxout", functools.partial(maxout_forward, pieces=k),
+                      functools.partial(maxout_backward, pieces=k), MappingProxyType({"pieces": k}), pieces=k)
+
+
+#: Ramachandran et al.'s name for silu; the same entry (its .name is "silu").
+ACTIVATIONS.add("swish", ACTIVATIONS["silu"])
+
+
+def get_activation(name: str, **hyper) -> Activation:
+    """The registry entry `name` with the given hyperparameters re-bound (the others keep torch's defaults).
+
+    Raises UnknownName for a name not in ACTIVATIONS and DlbenchError for an unknown or invalid
+    hyperparameter.
+    """
+    entry = ACTIVATIONS[name]
+    if not hyper:
+        return entry
+    defaults = _DEFAULTS[entry.name]
+    unknown = sorted(set(hyper) - set(defaults))
+    if unknown:
+        valid = ", ".join(defaults) or "none"
+        raise DlbenchError(f"activation {name} has no hyperparameter {unknown[0]!r}; valid: {valid}")
+    return _BUILDERS[entry.name](**{**entry.hyper, **hyper})
