@@ -141,3 +141,158 @@ def test_identity_net_is_one_affine_map():
     W, b = collapse_linear(params)
     assert W.shape == (4, 3, 2) and b.shape == (4, 1, 2)
     np.testing.assert_allclose(x @ W + b, h, rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- sizing and batching nets
+
+from dlbench.experiments import depth  # noqa: E402
+
+DIMS = {"sawtooth": (1, 1), "sine": (1, 1), "teacher": (8, 1), "spirals": (2, 2)}
+
+
+@pytest.mark.parametrize("d_in, d_out", sorted(set(DIMS.values())))
+def test_budget_widths_hit_their_budgets(d_in, d_out):
+    from dlbench.nn.mlp import MLP, MLPSpec
+
+    budgets = depth.parse_numbers(depth.Options().budgets)
+    for n_layers in depth.parse_numbers(depth.Options().depths):
+        for budget in budgets:
+            widths = depth.widths_for_budget(budget, n_layers, d_in, d_out)
+            assert len(widths) == n_layers and min(widths) >= 1
+            count = depth.mlp_param_count(widths, d_in, d_out)
+            assert count == MLP(MLPSpec((d_in, *widths, d_out))).n_params
+            assert abs(count - budget) <= 0.05 * budget, (n_layers, budget, widths, count)
+
+
+def test_budget_widths_are_the_closest_of_their_family():
+    for budget in (50, 333, 1000, 4096):
+        widths = depth.widths_for_budget(budget, 3, 1, 1)
+        gap = abs(depth.mlp_param_count(widths, 1, 1) - budget)
+        for w in range(1, 60):
+            for m in range(3):
+                other = (w + 1,) * m + (w,) * (3 - m)
+                assert gap <= abs(depth.mlp_param_count(other, 1, 1) - budget)
+
+
+def test_grouping_covers_every_net_once():
+    sets = [depth.widths_for_budget(b, 2, 1, 1) for b in (64, 128, 256, 512, 1024, 4096)]
+    groups = depth.group_width_sets(sets, replicas=5, batch=128)
+    assert sorted(i for g in groups for i in g) == list(range(len(sets)))
+    tiny = [(2,), (3,), (4,)]                           # call overhead dominates: one group
+    assert depth.group_width_sets(tiny, 5, 128) == [[0, 1, 2]]
+
+
+def test_zero_padded_nets_train_exactly_like_the_small_ones():
+    """Padded units get zero gradients and stay zero; the real units follow the unpadded run."""
+    from dlbench.data import make_dataset
+    from dlbench.nn.mlp import MLP, MLPSpec
+
+    data = depth.standardise(make_dataset("sawtooth", seed=0, k=2, n_train=64, n_test=32))[0]
+    opts = depth.Options(steps=25, batch_size=16, lr=0.01)
+    sets = [(3, 2), (6, 5)]
+    grouped = depth.train_nets(sets, data, [0, 1], opts)
+    assert grouped[0].model is grouped[1].model                     # trained as one padded group
+    alone = [depth.train_nets([s], data, [0, 1], opts)[0] for s in sets]
+    for g, a, widths in zip(grouped, alone, sets):
+        sizes = (1, *widths, 1)
+        for p, q, (fi, fo) in zip(g.params[0::2], a.params[0::2], zip(sizes[:-1], sizes[1:])):
+            np.testing.assert_allclose(p[:, :fi, :fo], q[:, :fi, :fo], rtol=1e-4, atol=1e-6)
+            assert not p[:, fi:, :].any() and not p[:, :, fo:].any()
+        np.testing.assert_allclose(g.test_loss, a.test_loss, rtol=1e-4)
+    sizes = (1, *sets[0], 1)
+    unpadded = []
+    for W, b, fi, fo in zip(grouped[0].params[0::2], grouped[0].params[1::2], sizes[:-1], sizes[1:]):
+        unpadded += [W[:, :fi, :fo], b[:, :, :fo]]
+    out_small, _ = MLP(MLPSpec(sizes)).forward(unpadded, data.X_test, train=False)
+    out_padded, _ = grouped[0].model.forward(grouped[0].params, data.X_test, train=False)
+    np.testing.assert_allclose(out_padded, out_small, rtol=1e-5, atol=1e-6)
+
+
+def test_tent_loss_fits_each_replica_its_own_composition():
+    from dlbench.data import tent_map
+    from dlbench.nn.losses import mse
+
+    ks = np.array([1, 1, 2, 3])
+    x = np.random.default_rng(0).uniform(0, 1, (50, 1)).astype(np.float32)
+    out = np.random.default_rng(1).standard_normal((4, 50, 1)).astype(np.float32)
+    loss, grad = depth.tent_mse(ks)(out, x)
+    for r, k in enumerate(ks):
+        want = ((tent_map(x, k) - 0.5) * np.sqrt(12)).astype(np.float32)
+        ref_loss, ref_grad = mse(out[r:r + 1], want)
+        np.testing.assert_allclose(loss[r], ref_loss[0], rtol=1e-5)
+        np.testing.assert_allclose(grad[r], ref_grad[0], rtol=1e-5, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------- through the CLI
+
+from typer.testing import CliRunner  # noqa: E402
+
+from dlbench import cli  # noqa: E402
+from dlbench.results import read_results  # noqa: E402
+
+
+def _invoke(*args):
+    return CliRunner().invoke(cli.app, list(args), env={"COLUMNS": "200", "NO_COLOR": "1"})
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("depth") / "depth.parquet"
+    r = _invoke("depth", "--quick", "--out", str(out), "-q")
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_quick_run_writes_every_claim_and_table(quick_run):
+    res = read_results(quick_run)
+    claims = res.claims.set_index("claim")
+    assert set(claims.index) == set(depth.CLAIMS)
+    assert set(claims["verdict"]) <= {"supported", "refuted", "inconclusive"}
+    assert all(claims["evidence"].str.contains("n="))
+    assert claims.loc["D4", "verdict"] in ("supported", "inconclusive")  # the collapse is exact; see evidence
+    rows = res.rows
+    sections = set(rows["section"])
+    for s in ("test error", "linear pieces", "step time (D5)", "linear nets vs least squares (D4)",
+              "Telgarsky construction (width 2, depth k)"):
+        assert s in sections
+    built = rows[rows["section"] == "Telgarsky construction (width 2, depth k)"].set_index("metric")["value"]
+    k = res.meta["options"]["depth"]["k"]
+    assert built["pieces"] == 2**k and built["params"] == 6 * k + 1 and built["max_abs_error"] < 1e-12
+    err = rows[(rows["metric"] == "test_error") & (rows["section"] == "test error")]
+    assert len(err) == 2 * 2 * 3                                       # quick: 2 depths x 2 budgets x 3 seeds
+    assert err["value"].between(0, 2).all()
+    timing = rows[rows["kind"] == "timing"]
+    assert set(timing["p_depth"]) == {1, 4} and (timing["value"] > 0).all()
+
+
+def test_show_renders_the_quick_run(quick_run):
+    for fmt in ("table", "markdown"):
+        r = _invoke("show", str(quick_run), "--format", fmt)
+        assert r.exit_code == 0, r.output
+        assert "D3" in r.output and "linear pieces" in r.output
+
+
+def test_plot_is_written(tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "depth.png"
+    r = _invoke("depth", "--quick", "--steps", "20", "--target", "sawtooth,spirals", "--no-save", "-q",
+                "--plot", str(png))
+    assert r.exit_code == 0, r.output
+    assert png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--target", "cosine"], "unknown target 'cosine'"),
+    (["--depths", "0,2"], "--depths"),
+    (["--budgets", "1o0"], "--budgets"),
+    (["--budgets", "10", "--depths", "1,8"], "below the smallest"),
+    (["--k", "0"], "--k"),
+    (["--optimizer", "lbfgs"], "lbfgs"),
+    (["--target-error", "0"], "--target-error"),
+])
+def test_bad_options_are_one_line_errors(args, fragment):
+    r = _invoke("depth", "--quick", "--no-save", *args)
+    assert r.exit_code == 2, r.output
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("dlbench: error:"), r.output
+    assert fragment in lines[0]
