@@ -13,6 +13,7 @@ from dlbench.errors import UnknownName
 
 MODULES = {
     # name: module
+    "optimizers": "dlbench.experiments.optimizers",
 }
 
 
