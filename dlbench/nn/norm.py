@@ -174,6 +174,8 @@ def _partial_sums(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
 
 def _reduce_to(a: np.ndarray, shape: tuple, dtype) -> np.ndarray:
     """Sum a over the leading axes and size-1 axes of ``shape`` it was broadcast along; cast to dtype."""
+    if a.shape == shape:
+        return a.astype(dtype, copy=False)
     extra = a.ndim - len(shape)
     if extra > 0:
         a = a.sum(axis=tuple(range(extra)))
@@ -241,7 +243,9 @@ def _param_width(kind: str, geometry: tuple) -> int:
 
 
 def _prefix(x: np.ndarray, pshape: tuple) -> tuple:
-    return np.broadcast_shapes(x.shape[:-2], pshape[:-2])
+    """Leading (replica) axes of y: x's and the parameters', broadcast."""
+    lead, plead = x.shape[:-2], pshape[:-2]
+    return lead if lead == plead else np.broadcast_shapes(lead, plead)
 
 
 def _params(kind: str, params: Mapping, width: int):
@@ -293,7 +297,7 @@ def _backward_none(g, cache, *, out=None):
 def _update_running(h: Mapping, state: Mapping, mean: np.ndarray, var: np.ndarray, m: int) -> None:
     """torch.nn.BatchNorm1d's update, in place; mean, var (biased) per channel, float64."""
     rm, rv, nbt = state["running_mean"], state["running_var"], state["num_batches_tracked"]
-    if np.broadcast_shapes(rm.shape, mean.shape) != rm.shape:
+    if mean.shape != rm.shape and np.broadcast_shapes(rm.shape, mean.shape) != rm.shape:
         raise DlbenchError(f"batch norm: statistics of shape {mean.shape} do not fit running_mean {rm.shape}")
     nbt += 1
     momentum = h["momentum"]
@@ -328,12 +332,19 @@ class _ChannelBlocks:
             return [a[k] for a in arrays], self.consts
         rows, width = blk.stop - blk.start, arrays[0].shape[-2]
         t = 1
-        while rows % (2 * t) == 0 and 2 * t * width <= WIDE_ELEMS:
+        while rows % (2 * t) == 0 and 2 * t * width <= WIDE_ELEMS and rows * width >= WIDE_ELEMS:
             t *= 2
         if t not in self.tiled:
-            self.tiled[t] = [np.tile(c[..., 0], t) for c in self.consts]
+            self.tiled[t] = [c[..., 0] if t == 1 else _repeat_row(c[..., 0], t) for c in self.consts]
         views = [a[..., blk, :, 0] for a in arrays]
         return [v.reshape(v.shape[:-2] + (rows // t, t * width)) for v in views], self.tiled[t]
+
+
+def _repeat_row(c: np.ndarray, t: int) -> np.ndarray:
+    """(..., 1, C) -> (..., 1, t C): c repeated t times along the last axis (np.tile, without its overhead)."""
+    out = np.empty(c.shape[:-1] + (t, c.shape[-1]), dtype=c.dtype)
+    out[...] = c[..., None, :]
+    return out.reshape(c.shape[:-1] + (t * c.shape[-1],))
 
 
 def _rows(blk: slice, trailing: int) -> tuple:
@@ -476,6 +487,11 @@ def _views(kind: str, geometry: tuple, n: int, f: int) -> tuple[tuple, tuple]:
     return (n, g_, cg * l_), (n, g_, cg, l_)
 
 
+def _per_feature(kind: str, geometry: tuple) -> bool:
+    """True when the weight varies along F only (layer norm, group norm with L = 1): widened broadcasts."""
+    return kind == "layer" or geometry[-1] == 1
+
+
 def _forward_unfolded(kind, h, x, params, state, train=True, *, out=None, reuse=None):
     """layer / group: x_hat stored, y = x_hat * weight + bias (weight varies inside a statistics group)."""
     x = _as_input(x)
@@ -493,6 +509,10 @@ def _forward_unfolded(kind, h, x, params, state, train=True, *, out=None, reuse=
     inv_std = np.empty(xs.shape[:-1] + (1,))
     y = _check_out(out, lead + (n, f), dt)
     yv = y.reshape(lead + affine_tail)
+    per_feature = _per_feature(kind, geometry)
+    if per_feature:
+        affine = _ChannelBlocks(1, [w[..., None].astype(dt), b[..., None].astype(dt)])
+        xh_f, y_f = xh.reshape(x.shape[:-2] + (n, f, 1)), y.reshape(lead + (n, f, 1))
     tiny = np.finfo(dt).eps
     for blk in _blocks(n, f * int(np.prod(lead))):
         ks, ka = _rows(blk, len(stats_tail) - 1), _rows(blk, len(affine_tail) - 1)
@@ -506,8 +526,13 @@ def _forward_unfolded(kind, h, x, params, state, train=True, *, out=None, reuse=
         fix[np.abs(fix) <= tiny] = 0.0                               # row by row, so samples stay independent
         if fix.any():
             np.subtract(hb, fix.astype(dt), out=hb)
-        yb = np.multiply(hb.reshape(hb.shape[:hb.ndim - len(stats_tail) + 1] + affine_tail[1:]), wv, out=yv[ka])
-        np.add(yb, bv, out=yb)
+        if per_feature:
+            (hw, yb), (ww, bw) = affine(blk, xh_f, y_f)
+            np.multiply(hw, ww, out=yb)
+            np.add(yb, bw, out=yb)
+        else:
+            yb = np.multiply(hb.reshape(hb.shape[:hb.ndim - len(stats_tail) + 1] + affine_tail[1:]), wv, out=yv[ka])
+            np.add(yb, bv, out=yb)
     cache = NormCache(kind, xh, inv_std, 0.0, wv, w.shape, y.shape, True, geometry,
                       scratch=getattr(reuse, "scratch", None))
     return y, cache
@@ -535,11 +560,19 @@ def _backward_unfolded(g, cache: NormCache, *, out=None):
     want = lead + (rows,) + stats_tail[1:]
     if tmp is None or tmp.shape != want or tmp.dtype != dt:
         tmp = cache.scratch = np.empty(want, dtype=dt)
+    per_feature = _per_feature(cache.kind, cache.geometry)
+    if per_feature:
+        g_hat = _ChannelBlocks(1, [cache.weight.reshape(cache.param_shape)[..., None].astype(dt)])
+        g_f, dx_f = ga.reshape(lead + (n, f, 1)), dx.reshape(lead + (n, f, 1))
     dw = db = 0.0
     for blk in blocks:
         ks, ka = _rows(blk, len(stats_tail) - 1), _rows(blk, len(affine_tail) - 1)
         gb, hb, ds = ga[ka], xh[ks], dxs[ks]
-        np.multiply(gb, cache.weight, out=dxa[ka])                 # g_hat
+        if per_feature:
+            (gw, dxw), (ww,) = g_hat(blk, g_f, dx_f)
+            np.multiply(gw, ww, out=dxw)
+        else:
+            np.multiply(gb, cache.weight, out=dxa[ka])
         s1 = _row_sum(ds) / dt.type(k_)
         s2 = _row_dot(ds, hb) / dt.type(k_)
         tb = tmp[_rows(slice(0, blk.stop - blk.start), len(stats_tail) - 1)]
