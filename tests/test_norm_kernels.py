@@ -411,6 +411,13 @@ def test_user_errors_are_one_line(name, hyper, f, match):
         get_norm(name, **hyper).init(f)
 
 
+def test_replica_axes_the_state_lacks_are_an_error():
+    norm = get_norm("batch")
+    params, state = norm.init(4)
+    with pytest.raises(DlbenchError, match="do not fit running_mean"):
+        norm.forward(np.ones((3, 5, 4), np.float32), params, state)
+
+
 def test_batch_norm_training_needs_two_values_per_channel():
     norm = get_norm("batch")
     params, state = norm.init(3)

@@ -23,7 +23,8 @@ and GroupNorm (feature f = c * L + l):
   instance  per (n, c), over l: M = L. weight, bias: prefix + (1, C). Needs channels with L = F // C > 1:
             on plain (N, F) features each group would hold one element and x_hat would be identically 0
             (torch raises "Expected more than 1 spatial element"), so channels=None (or L = 1) is an error.
-  group     per (n, group of C / G consecutive channels), over (c, l): M = (C / G) L, G = num_groups.
+  group     per (n, group of C / G consecutive channels), over (c, l): M = (C / G) L, G = num_groups
+            (default 32, Wu & He's choice; it must divide C).
             weight, bias: prefix + (1, C), per channel (GroupNorm(G, C)). channels=None: C = F, L = 1 —
             the F features split into G groups of F / G.
 
@@ -41,12 +42,17 @@ default, track_running_stats=False).
 
 Numerics. Batch norm reduces over the batch axis, where NumPy and BLAS add naively; for float32 that loses
 ~sqrt(N) eps |mu| / sigma. Its statistics therefore use shifted data (c = x - rough mean, then
-mu = rough + mean(c), var = mean(c^2) - mean(c)^2, exact in real arithmetic) with the sums of squares and
-the backward's sums accumulated in float64 over blocks of 32 rows. Layer, instance and group norm reduce along
-contiguous axes (BLAS dot products, several accumulators) and stay in the input dtype. Batch and instance
-norm store the centred input and fold weight * inv_std into per-channel constants (y = c * scale + shift,
-x_hat is never materialised); layer and group norm, whose weight varies inside a statistics group, store
-x_hat. Parameters' gradients are sums over the batch and over any replica axis they are shared along.
+mu = rough + mean(c), var = mean(c^2) - mean(c)^2, exact in real arithmetic), with the sums of squares and
+the backward's sums accumulated in float64 over blocks of BLOCK_ROWS rows. Layer, instance and group norm
+reduce along contiguous axes (BLAS, several accumulators) in the input dtype, and take the mean of the
+centred values as a correction too. Batch and instance norm store the centred input and fold
+weight * inv_std into per-channel constants (y = c * scale + shift; x_hat is never materialised); layer and
+group norm, whose weight varies inside a statistics group, store x_hat. The parameters' gradients are sums
+over the batch and over any replica axis along which the parameters are shared.
+
+Speed. An array larger than 2 BLOCK_ELEMS elements is processed in blocks of rows, so that the several
+passes over a block hit the cache rather than memory. Per-feature constants are broadcast against rows
+widened to ~WIDE_ELEMS elements (NumPy pays per broadcast row). ``out=`` and ``reuse=`` spare allocations.
 
 References: Ioffe & Szegedy 2015 (batch, arXiv:1502.03167); Ba, Kiros & Hinton 2016 (layer,
 arXiv:1607.06450); Ulyanov, Vedaldi & Lempitsky 2016 (instance, arXiv:1607.08022); Wu & He 2018 (group,
@@ -294,10 +300,18 @@ def _backward_none(g, cache, *, out=None):
     return g, {}
 
 
+def _fits(shape: tuple, target: tuple) -> bool:
+    """True when an array of ``shape`` broadcasts into ``target`` unchanged."""
+    try:
+        return np.broadcast_shapes(target, shape) == target
+    except ValueError:
+        return False
+
+
 def _update_running(h: Mapping, state: Mapping, mean: np.ndarray, var: np.ndarray, m: int) -> None:
     """torch.nn.BatchNorm1d's update, in place; mean, var (biased) per channel, float64."""
     rm, rv, nbt = state["running_mean"], state["running_var"], state["num_batches_tracked"]
-    if mean.shape != rm.shape and np.broadcast_shapes(rm.shape, mean.shape) != rm.shape:
+    if mean.shape != rm.shape and not _fits(mean.shape, rm.shape):
         raise DlbenchError(f"batch norm: statistics of shape {mean.shape} do not fit running_mean {rm.shape}")
     nbt += 1
     momentum = h["momentum"]
