@@ -16,6 +16,7 @@ exactly (6k + 1 parameters) while one hidden layer of w relu units has at most w
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,7 @@ TARGETS = {
     "spirals": "two interleaved spirals (classification)",
 }
 MAX_K = 12
+D2_MAX_K = 6             # the D2 sweep stops at k = 6 (shallow widths up to 2^9 = 512 units)
 ERROR_FLOOR = 1e-6       # errors below this count as this in log ratios (a perfect fit gives 0)
 D4_MARGIN = 0.01         # D4: a linear net "does better" than least squares only by more than 1 % of its error
 D5_THRESHOLD = 0.1       # D5: deep must cost at least 10 % more time per parameter to count
@@ -51,11 +53,11 @@ FIT_POINTS = 256
 class Options:
     target: str = option("sawtooth", help="Target(s), comma-separated: sawtooth, sine, teacher, spirals.",
                          metavar="NAMES")
-    k: int = option(4, help="Sawtooth: tent map composed k times (2^k pieces); D2 sweeps k = 1..K.",
-                    min=1, max=MAX_K, quick=3)
+    k: int = option(3, help="Sawtooth: tent map composed k times (2^k pieces); D2 sweeps k = 1..K.",
+                    min=1, max=MAX_K)
     depths: str = option("1,2,4,8", help="Hidden-layer counts to compare (comma-separated).", metavar="LIST",
                          quick="1,4")
-    budgets: str = option("64,128,256,512,1024", help="Parameter budgets (comma-separated).", metavar="LIST",
+    budgets: str = option("64,128,256,512", help="Parameter budgets (comma-separated).", metavar="LIST",
                           quick="64,256")
     steps: int = option(2000, help="Training steps of every net.", min=1, quick=300)
     batch_size: int = option(128, help="Minibatch size.", min=1)
@@ -185,8 +187,8 @@ def parse_targets(text: str) -> list[str]:
 
 # ----------------------------------------------------------------------------- training
 
-STEP_OVERHEAD = 5e-5      # seconds per layer per step: the kernel calls of forward, backward and update
-ELEMENT_COST = 4e-9       # seconds per activation element per step (forward, backward, relu)
+LAYER_OVERHEAD = 7e-5     # seconds per linear layer per step: the kernel calls of forward, backward, update
+ELEMENT_COST = 5e-9       # seconds per hidden activation element per step (forward, backward, relu)
 
 
 @dataclass
@@ -205,15 +207,16 @@ class Trained:
 def group_width_sets(width_sets: list[tuple[int, ...]], replicas: int, batch: int) -> list[list[int]]:
     """Partition same-depth nets into padded groups that minimise the estimated time of one training step.
 
-    A group costs STEP_OVERHEAD per layer (one set of kernel calls) plus ELEMENT_COST per activation element of
-    its padded widths; nets sorted by size are split into contiguous groups by dynamic programming.
+    A group costs LAYER_OVERHEAD per linear layer (one set of kernel calls) plus ELEMENT_COST per hidden
+    activation element of its padded widths (measured on a 2-core box); nets sorted by size are split into
+    contiguous groups by dynamic programming.
     """
     order = sorted(range(len(width_sets)), key=lambda i: (sum(width_sets[i]), width_sets[i]))
     depth = len(width_sets[0])
 
     def cost(idx):
         padded = [max(width_sets[i][l] for i in idx) for l in range(depth)]
-        return depth * STEP_OVERHEAD + len(idx) * replicas * batch * sum(padded) * ELEMENT_COST
+        return (depth + 1) * LAYER_OVERHEAD + len(idx) * replicas * batch * sum(padded) * ELEMENT_COST
 
     best = [0.0] + [math.inf] * len(order)
     cut = [0] * (len(order) + 1)
@@ -235,7 +238,8 @@ def train_nets(width_sets: list[tuple[int, ...]], data, seeds: list[int], opts: 
 
     Width sets are batched into zero-padded groups (group_width_sets); within a group, replica c * S + s is
     width set c with seed s. Every net trains the same steps with the same optimizer settings. The loss is
-    the data set's default, or loss_factory(n_sets) for a group of n_sets width sets (a loss per replica).
+    the data set's default, or loss_factory(group) for a group (the indices of its width sets, in replica
+    order), for losses that differ per replica.
     """
     from dlbench.nn.mlp import MLP, MLPSpec
     from dlbench.nn.optim import get_optimizer
@@ -252,7 +256,7 @@ def train_nets(width_sets: list[tuple[int, ...]], data, seeds: list[int], opts: 
         nets = [MLP(MLPSpec((d_in, *w, d_out), activation=activation)).init(seeds) for w in sets]
         padded = tuple(max(w[l] for w in sets) for l in range(len(sets[0])))
         model = MLP(MLPSpec((d_in, *padded, d_out), activation=activation))
-        group_loss = None if loss_factory is None else loss_factory(len(sets))
+        group_loss = None if loss_factory is None else loss_factory(group)
         hist = train(model, data, np.tile(np.asarray(seeds), len(sets)),
                      optimizer=get_optimizer(opts.optimizer, lr=opts.lr), loss=group_loss, epochs=epochs,
                      batch_size=batch, max_steps=opts.steps, params=pad_stack(nets), eval_every=0)
@@ -362,13 +366,17 @@ def _grid(name: str, depths, budgets, opts: Options, ctx: RunContext, advance) -
             n_params = mlp_param_count(widths, d_in, d_out)
             err = target.errors(tr)
             errors[depth, budget], params_of[depth, budget], nets[depth, budget] = err, n_params, tr
-            pieces = count_pieces(tr.params, 0.0, 1.0, start=target.start, end=target.end)
+            finite = np.all([np.isfinite(p).all(axis=(1, 2)) for p in tr.params], axis=0)
+            with np.errstate(all="ignore"):  # a diverged net's pieces are not counted
+                pieces = np.where(finite, count_pieces(tr.params, 0.0, 1.0, start=target.start, end=target.end),
+                                  np.nan)
             ctx.record.metric("params", n_params, case=case, section="test error")
             ctx.record.metric("width", widths[0], case=case, section="test error")
             ctx.record.metric("test_error", err, case=case, better="lower", seeds=seeds, section="test error")
             ctx.record.metric("diverged", tr.diverged, case=case, unit="bool", better="lower", seeds=seeds,
                               section="test error")
-            with np.errstate(all="ignore"):
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)  # steps where every seed diverged are NaN
                 steps, curve = _downsample(np.nanmedian(tr.loss, axis=0))
             ctx.record.curve("train_loss", curve, case=case, steps=steps, section="test error")
             ctx.record.metric("pieces", pieces, case=case, better="none", seeds=seeds, section="linear pieces")
@@ -376,7 +384,9 @@ def _grid(name: str, depths, budgets, opts: Options, ctx: RunContext, advance) -
             # the fitted function of the median-error seed at the largest budget, along the target's segment
             tr = trained[-1]
             s = int(np.argsort(target.errors(tr))[n_seeds // 2])
-            out, _ = tr.model.forward([p[s:s + 1] for p in tr.params], line.astype(tr.model.dtype), train=False)
+            with np.errstate(all="ignore"):
+                out, _ = tr.model.forward([p[s:s + 1] for p in tr.params], line.astype(tr.model.dtype),
+                                          train=False)
             ctx.record.curve("fit", out[0, :, 0], case={"target": name, "depth": depth, "budget": budgets[-1]},
                              better="none", section="fitted functions")
         advance()
@@ -431,42 +441,47 @@ def _record_construction(target: Target, k: int, ctx: RunContext) -> None:
 # ----------------------------------------------------------------------------- D2: width needed as k grows
 
 def _width_sweep(opts: Options, ctx: RunContext, seeds: list[int]) -> Claim:
-    """Train one-hidden-layer nets of widths 1, 2, 4, ... 2^(K+3) on t^k for k = 1..K; the width needed.
+    """Train one-hidden-layer nets of widths 2^(k-2) .. 2^(k+3) on t^k for k = 1..min(K, 6); the width needed.
 
     Per seed and k, the width needed is the smallest width whose net reaches the target error (twice the
-    widest tried when none does, a lower bound). The claim's effect is the slope of log2(width needed)
+    widest tried when none does, a lower bound). The narrowest width tried gives at most 2^(k-2) + 1 of the
+    2^k pieces, too few to reach any sensible error. The claim's effect is the slope of log2(width needed)
     against k per seed: 1 is the doubling of pieces, 0 no growth.
     """
     from dlbench.data import Dataset, make_dataset, tent_map
 
-    K = opts.k
+    K = min(opts.k, D2_MAX_K)
     base = make_dataset("sawtooth", seed=ctx.seed, k=1)
     scaled, _, _ = standardise(base)
     carrier = Dataset("sawtooth-x", scaled.X_train, base.X_train.copy(), scaled.X_test, base.X_test.copy(),
                       "regression")
     n_seeds = len(seeds)
-    ks = np.repeat(np.arange(1, K + 1), n_seeds)                        # replica k * S + s fits t^(k+1)
     X = base.X_test.astype(np.float64)
-    var = np.array([tent_map(X, k).var() * 12.0 for k in range(1, K + 1)])
-    widths = [2**j for j in range(K + 4)]
-    trained = train_nets([(w,) for w in widths], carrier, list(np.tile(seeds, K)), opts,
-                         loss_factory=lambda n_sets: tent_mse(np.tile(ks, n_sets)))
-    err = np.stack([tr.test_loss.reshape(K, n_seeds) / var[:, None] for tr in trained])   # (widths, K, S)
-    reached = err <= opts.target_error
-    censor = 2 * widths[-1]
-    first = np.where(reached.any(axis=0), np.argmax(reached, axis=0), -1)      # (K, seeds)
-    needed = np.where(first >= 0, np.asarray(widths)[first], censor)
+    windows = {k: [2**j for j in range(max(0, k - 2), k + 4)] for k in range(1, K + 1)}
+    configs = [(k, w) for k in windows for w in windows[k]]
+    ks = np.array([k for k, _ in configs])
+    trained = train_nets([(w,) for _, w in configs], carrier, seeds, opts,
+                         loss_factory=lambda group: tent_mse(np.repeat(ks[group], n_seeds)))
+    needed = np.empty((K, n_seeds))
+    reached_any = np.empty((K, n_seeds), dtype=bool)
+    for k in range(1, K + 1):
+        var = tent_map(X, k).var() * 12.0
+        err = np.stack([tr.test_loss / var for (kk, _), tr in zip(configs, trained) if kk == k])  # (widths, S)
+        reached = err <= opts.target_error
+        reached_any[k - 1] = reached.any(axis=0)
+        widths = np.asarray(windows[k])
+        needed[k - 1] = np.where(reached_any[k - 1], widths[np.argmax(reached, axis=0)], 2 * widths[-1])
     section = f"shallow width needed for error {opts.target_error:g} on the sawtooth (D2)"
     for k in range(1, K + 1):
         case = {"k": k}
         ctx.record.metric("width_needed", needed[k - 1], case=case, better="lower", seeds=seeds, section=section)
         ctx.record.metric("params_needed", 3 * needed[k - 1] + 1, case=case, better="lower", seeds=seeds,
                           section=section)
-        ctx.record.metric("reached", reached[:, k - 1].any(axis=0), case=case, unit="bool", seeds=seeds,
-                          section=section)
+        ctx.record.metric("reached", reached_any[k - 1], case=case, unit="bool", seeds=seeds, section=section)
+        ctx.record.metric("widest_tried", windows[k][-1], case=case, section=section)
         ctx.record.metric("exact_fit_units_min", 2**k - 1, case=case, section=section)
         ctx.record.metric("deep_construction_params", 6 * k + 1, case=case, section=section)
-    note = (f"widths tried 1..{widths[-1]} (never reached: counted as {censor}); exact fit needs >= 2^k-1 units "
+    note = (f"width never reached: counted as twice the widest tried; exact fit needs >= 2^k-1 units "
             f"(slope 1); deep construction 6k+1 params, at k={K}: {6 * K + 1} vs shallow median "
             f"{np.median(3 * needed[-1] + 1):.0f}")
     if K < 2:
@@ -499,6 +514,7 @@ def _claim_d1(found: dict, depths) -> Claim:
         wins = int((np.median(per, axis=1) > 0).sum())
         notes.append(f"{name}: deeper lower at {wins}/{len(budgets)} budgets")
     v = np.concatenate(values)
+    v = v[np.isfinite(v)]                      # a diverged net has no error to compare
     lo, hi = bootstrap_ci(v)
     return claim_from_interval("D1", CLAIMS["D1"], float(np.median(v)), lo, hi, n=v.size, method="bootstrap",
                                direction="greater", label=f"log10(error depth {shallow} / depth {deep})",
@@ -513,6 +529,10 @@ def _claim_d3(f: dict, depths, budgets, ctx: RunContext) -> Claim:
     shallow, deep = depths[0], depths[-1]
     a = f["errors"][shallow, budgets[-1]]
     b = f["errors"][deep, budgets[-2]]
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size == 0 or b.size == 0:
+        return claim_from_interval("D3", CLAIMS["D3"], math.nan, math.nan, math.nan, n=0, method="bootstrap",
+                                   note="every run of one of the two nets diverged")
     rng = np.random.default_rng([ctx.seed, 3])
     boot = _log_ratio(a[rng.integers(0, a.size, (2000, a.size))].min(axis=1),
                       b[rng.integers(0, b.size, (2000, b.size))].min(axis=1))
@@ -565,8 +585,10 @@ def _linear_collapse(targets, found, depths, budgets, opts: Options, ctx: RunCon
     exact = exact_claim("D4", CLAIMS["D4"], gap, 1e-10, n=len(seeds) * len(Xt),
                         what="max |net - product of weights| / max |net|")
     excess = (err - ls_err) / ls_err
+    excess = excess[np.isfinite(excess)]
     lo, hi = bootstrap_ci(excess, seed=ctx.seed)
-    trained = claim_from_interval("D4", CLAIMS["D4"], float(np.median(excess)), lo, hi, n=len(seeds),
+    trained = claim_from_interval("D4", CLAIMS["D4"], float(np.median(excess)) if excess.size else math.nan,
+                                  lo, hi, n=excess.size,
                                   method="bootstrap", direction="greater", null=-D4_MARGIN,
                                   label=f"{name}: (linear depth-{depth} net error - least squares) / least squares")
     verdicts = {exact.verdict, trained.verdict}
@@ -605,7 +627,8 @@ def _step_times(target: Target, depths, budgets, opts: Options, ctx: RunContext)
             state[0] = opt.step(params, grads, state[0])
 
         case = {"target": target.name, "depth": depth, "budget": budget, "params": model.n_params}
-        t = ctx.time("train_step", step, case=case, items=model.n_params, section="step time (D5)")
+        with np.errstate(all="ignore"):  # a learning rate that diverges still gives a step to time
+            t = ctx.time("train_step", step, case=case, items=model.n_params, section="step time (D5)")
         per_param[depth] = t.samples / model.n_params
     if len(depths) < 2:
         return claim_from_interval("D5", CLAIMS["D5"], math.nan, math.nan, math.nan, n=0, method="bootstrap",
