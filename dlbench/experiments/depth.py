@@ -67,9 +67,6 @@ class Options:
                                  "misclassification rate).", min=0, max=1)
 
 
-SUITE_OPTIONS: dict = {}
-
-
 def _optimizer_names() -> list[str]:
     from dlbench.nn.optim import OPTIMIZERS
 
@@ -316,10 +313,10 @@ def run(opts: Options, ctx: RunContext) -> None:
     if not 0 < opts.target_error < 1:
         raise DlbenchError(f"--target-error must be between 0 and 1, got {opts.target_error}")
     _optimizer_check(opts.optimizer)
-    for name in targets:
-        dims = (1, 1) if name in ("sawtooth", "sine") else (8, 1) if name == "teacher" else (2, 2)
+    made = {name: make_target(name, opts.k, ctx.seed) for name in targets}
+    for name, target in made.items():
         for depth in depths:
-            smallest = mlp_param_count((1,) * depth, *dims)
+            smallest = mlp_param_count((1,) * depth, target.data.n_features, target.data.n_outputs)
             if budgets[0] < smallest:
                 raise DlbenchError(f"--budgets: {budgets[0]} is below the smallest {depth}-layer net on "
                                    f"{name} ({smallest} parameters)")
@@ -328,7 +325,7 @@ def run(opts: Options, ctx: RunContext) -> None:
     found = {}
     with ctx.progress.task("depth: training", total=len(targets) * len(depths) + 1) as advance:
         for name in targets:
-            found[name] = _grid(name, depths, budgets, opts, ctx, advance)
+            found[name] = _grid(made[name], depths, budgets, opts, ctx, advance)
         d2 = _width_sweep(opts, ctx, seeds)
         advance()
     d4 = _linear_collapse(targets, found, depths, budgets, opts, ctx)
@@ -347,13 +344,12 @@ def _optimizer_check(name: str) -> None:
     OPTIMIZERS[name]
 
 
-def _grid(name: str, depths, budgets, opts: Options, ctx: RunContext, advance) -> dict:
+def _grid(target: Target, depths, budgets, opts: Options, ctx: RunContext, advance) -> dict:
     """Train every (depth, budget) net on one target; record errors, pieces, curves, fits."""
-    target = make_target(name, opts.k, ctx.seed)
-    data, seeds = target.data, ctx.seed_list
+    name, data, seeds = target.name, target.data, ctx.seed_list
     d_in, d_out = data.n_features, data.n_outputs
     n_seeds = len(seeds)
-    errors, params_of, nets = {}, {}, {}
+    errors, params_of = {}, {}
     fit_x = np.linspace(0.0, 1.0, FIT_POINTS)
     line = target.start[None, :] + fit_x[:, None] * (target.end - target.start)[None, :]
     if name == "sawtooth":
@@ -365,7 +361,7 @@ def _grid(name: str, depths, budgets, opts: Options, ctx: RunContext, advance) -
             case = {"target": name, "depth": depth, "budget": budget}
             n_params = mlp_param_count(widths, d_in, d_out)
             err = target.errors(tr)
-            errors[depth, budget], params_of[depth, budget], nets[depth, budget] = err, n_params, tr
+            errors[depth, budget], params_of[depth, budget] = err, n_params
             finite = np.all([np.isfinite(p).all(axis=(1, 2)) for p in tr.params], axis=0)
             with np.errstate(all="ignore"):  # a diverged net's pieces are not counted
                 pieces = np.where(finite, count_pieces(tr.params, 0.0, 1.0, start=target.start, end=target.end),
@@ -403,9 +399,9 @@ def _grid(name: str, depths, budgets, opts: Options, ctx: RunContext, advance) -
         case = {"target": name, "depth": depth}
         ctx.record.metric("min_params", ok[0] if ok else math.nan, case=case, better="lower",
                           section=f"smallest net reaching error {opts.target_error:g}")
-        ctx.record.metric("best_error", med.min(), case=case, better="lower",
+        ctx.record.metric("best_error", np.fmin.reduce(med), case=case, better="lower",
                           section=f"smallest net reaching error {opts.target_error:g}")
-    return {"target": target, "errors": errors, "params": params_of, "nets": nets}
+    return {"target": target, "errors": errors, "params": params_of}
 
 
 def _truth(target: Target, x: np.ndarray, k: int) -> np.ndarray:
