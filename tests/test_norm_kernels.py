@@ -328,16 +328,20 @@ def test_shared_input_broadcasts_to_every_replica():
 
 @pytest.mark.parametrize(("name", "hyper", "f"), CASES, ids=IDS)
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
-def test_row_blocked_passes_match_one_block(monkeypatch, name, hyper, f, train):
+@pytest.mark.parametrize("layout", ["blocks", "wide", "both"])
+def test_row_blocks_and_widened_rows_match_the_plain_passes(monkeypatch, name, hyper, f, train, layout):
     rng = np.random.default_rng(13)
     norm = get_norm(name, **hyper)
     params, state = random_params(norm, f, rng, prefix=(2,))
-    x = rng.standard_normal((2, 203, f)) + 3.0                      # 203 rows: full blocks and a ragged tail
-    g = rng.standard_normal((2, 203, f))
+    x = rng.standard_normal((2, 204, f)) + 3.0                      # 204 rows: 6 blocks of 32 and a tail of 12
+    g = rng.standard_normal((2, 204, f))
     state2 = {k: v.copy() for k, v in state.items()}
+    monkeypatch.setattr(norm_module, "WIDE_ELEMS", 10**9)           # rows never widened
     y, cache = norm.forward(x, params, state, train)
     dx, grads = norm.backward(g, cache)
-    monkeypatch.setattr(norm_module, "BLOCK_ELEMS", 2 * f * 10)     # blocks of 32 rows
+    monkeypatch.setattr(norm_module, "WIDE_ELEMS", 64 if layout != "blocks" else 10**9)
+    if layout != "wide":
+        monkeypatch.setattr(norm_module, "BLOCK_ELEMS", 2 * f * 10)  # blocks of 32 rows
     yb, cb = norm.forward(x, params, state2, train)
     dxb, gb = norm.backward(g, cb)
     np.testing.assert_allclose(yb, y, rtol=0, atol=1e-12)
