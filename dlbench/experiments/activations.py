@@ -73,7 +73,7 @@ MAX_SIZE = 1 << 25
 
 @dataclass
 class Options:
-    activations: str | None = option("all", help="Activations to measure (comma-separated, or all).",
+    activations: str | None = option("all", help="Activations to measure, or all.",
                                      choices=lambda: list(ACTIVATIONS), metavar="NAMES")
     depth: int = option(20, help="Hidden layers of the deep net at init (A5-A7).", min=1, max=500)
     width: int = option(64, help="Hidden width of every net, and of A1's layer.", min=2, max=1024, quick=32)
