@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -77,7 +78,9 @@ def root(
 def _console(quiet: bool = False):
     from rich.console import Console
 
-    return Console(quiet=quiet, highlight=False, soft_wrap=False)
+    # Piped output is read in a file or a pager: give tables room rather than 80 columns.
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(quiet=quiet, highlight=False, soft_wrap=False, width=200 if wide else None)
 
 
 def emit(results: Results, fmt: str, quiet: bool = False) -> None:

@@ -23,7 +23,7 @@ SPARKS = "▁▂▃▄▅▆▇█"
 VERDICT_STYLE = {"supported": "green", "refuted": "red", "inconclusive": "yellow"}
 
 
-def sparkline(values, width: int = 24) -> str:
+def sparkline(values, width: int = 16) -> str:
     """A one-line picture of a curve; log-scaled when positive and spanning more than 10x."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
@@ -50,14 +50,23 @@ def fmt(v, unit: str = "") -> str:
         return "yes" if v >= 0.5 else "no"
     if isinstance(v, float) and math.isinf(v):
         return "∞" if v > 0 else "-∞"
-    return f"{v:.3g}"
+    return num(v)
 
 
-def fmt_time(seconds: float) -> str:
+def num(v: float, digits: int = 3) -> str:
+    """`digits` significant figures with a compact exponent: 1.12e7, 3.8e-13."""
+    text = f"{v:.{digits}g}"
+    if "e" in text:
+        mant, exp = text.split("e")
+        text = f"{mant}e{int(exp)}"
+    return text
+
+
+def fmt_time(seconds: float, digits: int = 3) -> str:
     for scale, suffix in ((1, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns")):
         if abs(seconds) >= scale:
-            return f"{seconds / scale:.3g} {suffix}"
-    return f"{seconds / 1e-9:.3g} ns"
+            return f"{seconds / scale:.{digits}g} {suffix}"
+    return f"{seconds / 1e-9:.{digits}g} ns"
 
 
 def summarize(results: Results) -> pd.DataFrame:
@@ -118,6 +127,7 @@ class Table:
     kind: str  # results | timings | claims
     columns: list[str]
     rows: list[list[str]] = field(default_factory=list)
+    labels: int = 1  # leading columns that name the case
 
 
 def tables(results: Results, summary: pd.DataFrame | None = None) -> list[Table]:
@@ -162,7 +172,7 @@ def _result_table(exp: str, section: str, ss: pd.DataFrame) -> Table:
     headers = [m + (" (curve)" if k == "curve" else f" ({u})" if u and u not in ("bool", "s") else "")
                for m, k, u in metrics]
     title = f"{exp} · {section}" + (f"  [{fixed}]" if fixed else "")
-    t = Table(title, "results", [*varying, *headers])
+    t = Table(title, "results", [*varying, *headers], labels=len(varying))
     for case, cs in ss.groupby("case", sort=False):
         params = cs.iloc[0]["params"]
         cells = {(r["metric"], r["kind"]): _cell(r) for _, r in cs.iterrows()}
@@ -178,16 +188,23 @@ def _cell(r) -> str:
         return f"{r['mean']:.0%} yes"
     text = fmt(r["median"], r["unit"])
     if r["n"] > 1 and np.isfinite(r["low"]) and r["unit"] != "bool" and r["low"] != r["high"]:
-        text += f" [{fmt(r['low'], r['unit'])}, {fmt(r['high'], r['unit'])}]"
+        text += f" [{_bound(r['low'], r['unit'])}, {_bound(r['high'], r['unit'])}]"
     return text
+
+
+def _bound(v: float, unit: str) -> str:
+    if unit == "s":
+        return fmt_time(v, 2)
+    return num(v, 3 if 1 <= abs(v) < 1e4 else 2)
 
 
 def _timing_table(exp: str, section: str, ts: pd.DataFrame) -> Table:
     varying, fixed = _split_params(ts)
     title = f"{exp} · {section}" + (f"  [{fixed}]" if fixed else "")
-    t = Table(title, "timings", [*varying, "kernel", "time/call [95% CI]", "items/s", "GB/s", "% copy bw", "n"])
+    t = Table(title, "timings", [*varying, "kernel", "time/call [95% CI]", "items/s", "GB/s", "% copy bw", "n"],
+              labels=len(varying) + 1)
     for _, r in ts.iterrows():
-        ci = f" [{fmt_time(r['low'])}, {fmt_time(r['high'])}]" if np.isfinite(r["low"]) else ""
+        ci = f" [{fmt_time(r['low'], 2)}, {fmt_time(r['high'], 2)}]" if np.isfinite(r["low"]) else ""
         frac = r["bandwidth_fraction"]
         t.rows.append([_fmt_param(r["params"].get(k, "")) for k in varying] + [
             r["metric"], fmt_time(r["median"]) + ci, fmt(r["items_per_s"]), fmt(r["gbps"]),
@@ -260,6 +277,7 @@ def render_rich(results: Results, console) -> None:
         for i, c in enumerate(t.columns):
             wide = t.kind == "claims" and c in ("statement", "evidence")
             rt.add_column(Text(c), overflow="fold", ratio=2 if wide else None,
+                          no_wrap=t.kind != "claims" and i < t.labels,
                           justify="left" if wide or i == 0 else "right" if t.kind != "claims" else "left")
         for row in t.rows:
             cells = [Text(str(c)) for c in row]
