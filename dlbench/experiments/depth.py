@@ -431,7 +431,7 @@ def _record_construction(target: Target, k: int, ctx: RunContext) -> None:
     ctx.record.metric("max_abs_error", float(err.max()), case=case, better="lower", section=section)
     ctx.record.metric("pieces", int(count_pieces(params, 0.0, 1.0)[0]), case=case, section=section)
     ctx.record.metric("pieces_target", 2**k, case=case, section=section)
-    ctx.record.metric("shallow_units_needed", 2**k - 1, case=case, section=section)
+    ctx.record.metric("shallow_units_lower_bound", 2**k - 1, case=case, section=section)
 
 
 # ----------------------------------------------------------------------------- D2: width needed as k grows
@@ -475,7 +475,7 @@ def _width_sweep(opts: Options, ctx: RunContext, seeds: list[int]) -> Claim:
                           section=section)
         ctx.record.metric("reached", reached_any[k - 1], case=case, unit="bool", seeds=seeds, section=section)
         ctx.record.metric("widest_tried", windows[k][-1], case=case, section=section)
-        ctx.record.metric("exact_fit_units_min", 2**k - 1, case=case, section=section)
+        ctx.record.metric("exact_fit_units_lower_bound", 2**k - 1, case=case, section=section)
         ctx.record.metric("deep_construction_params", 6 * k + 1, case=case, section=section)
     note = (f"width never reached: counted as twice the widest tried; exact fit needs >= 2^k-1 units "
             f"(slope 1); deep construction 6k+1 params, at k={K}: {6 * K + 1} vs shallow median "
