@@ -193,7 +193,7 @@ def test_chunked_path_gives_the_same_values_and_gradients(monkeypatch):
         act = _act(case[1], case[2])
         y = act.forward(x, *_theta(act))
         whole[case[0]] = (y, act.backward(x, y, g[..., : y.shape[-1]], *_theta(act)))
-    monkeypatch.setattr(A, "_CHUNK", 64)  # 720 elements -> 12 chunks, the last one partial
+    monkeypatch.setattr(A, "_CHUNK_BYTES", 8 * 64)  # 720 float64 elements -> 12 chunks, the last one partial
     for case in CASES:
         act = _act(case[1], case[2])
         y = act.forward(x, *_theta(act))

@@ -12,7 +12,7 @@ Definitions, hyperparameter names and defaults are those of torch.nn.functional.
   exponentials' arguments are clamped where the result would not be a normal number).
 
 Speed (see the project's PERF-NOTES): piecewise kernels write a 0/1 mask into the output and multiply in
-place instead of np.where; multi-pass kernels work through arrays of more than `_CHUNK` elements in
+place instead of np.where; multi-pass kernels work through arrays of more than `_CHUNK_BYTES` in
 contiguous chunks of that size, so their intermediate passes stay in cache.
 """
 
@@ -49,8 +49,9 @@ class Activation:
     param_grads: Callable | None = None
 
 
-#: Arrays larger than this many elements are processed in contiguous chunks of this size.
-_CHUNK = 1 << 15
+#: Multi-pass kernels process arrays larger than this many bytes in contiguous chunks of this size
+#: (64k float32 elements), so a chunk's passes stay in L2.
+_CHUNK_BYTES = 1 << 18
 
 
 def _as_float(a) -> np.ndarray:
@@ -67,19 +68,20 @@ def _result(out, shape, dtype) -> np.ndarray:
 
 
 def _chunked(core: Callable, arrays: tuple, out: np.ndarray, scratch: int = 0) -> np.ndarray:
-    """core(*arrays, out, *tmp) over aligned chunks of _CHUNK elements (whole arrays when small or strided).
+    """core(*arrays, out, *tmp) over aligned chunks of _CHUNK_BYTES (whole arrays when small or strided).
 
     tmp are `scratch` work arrays of out's dtype and of the chunk's size.
     """
     n = out.size
-    if n > _CHUNK and out.flags.c_contiguous and all(
+    chunk = max(1, _CHUNK_BYTES // out.itemsize)
+    if n > chunk and out.flags.c_contiguous and all(
         a.shape == out.shape and a.flags.c_contiguous for a in arrays
     ):
         flat = [a.reshape(-1) for a in arrays]
         flat_out = out.reshape(-1)
-        tmp = [np.empty(_CHUNK, dtype=out.dtype) for _ in range(scratch)]
-        for start in range(0, n, _CHUNK):
-            stop = min(start + _CHUNK, n)
+        tmp = [np.empty(chunk, dtype=out.dtype) for _ in range(scratch)]
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
             core(*(a[start:stop] for a in flat), flat_out[start:stop], *(t[: stop - start] for t in tmp))
     else:
         core(*arrays, out, *(np.empty_like(out) for _ in range(scratch)))
