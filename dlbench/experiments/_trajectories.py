@@ -378,18 +378,25 @@ def measure(traj: Trajectories, target: float) -> RunMetrics:
 
 
 def contraction_rate(dist: np.ndarray, start: int | None = None, floor: float = 1e-150) -> np.ndarray:
-    """Per-run geometric-mean contraction of a distance curve dist (T+1, R) from `start` (default T//4)
-    to the last step still above `floor` (so underflow does not bias it): (d_t1 / d_t0)^(1/(t1 - t0))."""
+    """Per-run contraction of a distance curve dist (T+1, R) per step: exp of the least-squares slope of
+    log(dist) from `start` (default T//4) to the last step still above `floor` (so underflow does not bias
+    it). The fit averages out the rotation of momentum's complex eigenvalues; nan with fewer than 3 points."""
     T1, R = dist.shape
     t0 = (T1 - 1) // 4 if start is None else start
+    t = np.arange(T1, dtype=float)[:, None]
     with np.errstate(all="ignore"):
-        above = (dist > floor) & np.isfinite(dist)
-        last = np.where(above.any(axis=0), T1 - 1 - np.argmax(above[::-1], axis=0), -1)
-        cols = np.arange(R)
-        ok = (last > t0) & above[t0]
-        t1 = np.where(ok, last, t0 + 1)
-        rate = (dist[np.minimum(t1, T1 - 1), cols] / dist[t0]) ** (1.0 / (t1 - t0))
-    return np.where(ok, rate, np.nan)
+        logd = np.log(dist)
+        ok = (dist > floor) & np.isfinite(logd) & (t >= t0)
+        # only the leading stretch of usable points: stop at the first drop below the floor
+        ok &= np.cumsum(~ok & (t >= t0), axis=0) == 0
+        n = ok.sum(axis=0)
+        w = ok.astype(float)
+        tm = (w * t).sum(axis=0) / n
+        lm = np.where(ok, logd, 0.0).sum(axis=0) / n
+        dt = np.where(ok, t - tm, 0.0)
+        slope = (dt * np.where(ok, logd - lm, 0.0)).sum(axis=0) / (dt * dt).sum(axis=0)
+        rate = np.exp(slope)
+    return np.where(n >= 3, rate, np.nan)
 
 
 # --------------------------------------------------------------------------- learning-rate search

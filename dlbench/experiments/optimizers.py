@@ -79,8 +79,8 @@ class Options:
     noise: float = option(0.0, help="Std of Gaussian noise added to every gradient coordinate.", min=0.0)
     clip_norm: float | None = option(None, help="Clip each run's gradient to this norm (torch clip_grad_norm_).")
     clip_value: float | None = option(None, help="Clip each gradient coordinate to [-C, C].")
-    target: float | None = option(None, help="Target loss for steps-to-target; unset: minimum + 1e-3 "
-                                             "(saddle: -1, an escape; mlp: 0.05).")
+    target: float | None = option(None, help="Target loss for steps-to-target on --surface; unset: minimum + "
+                                             "1e-3 (saddle: -1, an escape; mlp: 0.05).")
     kappa: float | None = option(None, help="Condition number of canyon/quadratic (unset: the surface's).")
     all_claims: bool = option(False, help="Also run every claim on its own surface (saddle, cliff, canyon, mlp).")
 
@@ -300,7 +300,7 @@ class Runner:
             path = run.traj.path
             if path is None:
                 continue
-            idx = _downsample(path.shape[0], CURVE_POINTS)
+            idx = _downsample(path.shape[0], CURVE_POINTS, head=60)
             case = {"surface": sr.name, "optimizer": name}
             for j in range(min(PATH_STARTS, path.shape[2])):
                 for k, axis in enumerate(("x", "y")):
@@ -316,11 +316,14 @@ def _nanmedian(x, axis=None):
         return np.nanmedian(x, axis=axis)
 
 
-def _downsample(n: int, points: int) -> np.ndarray:
-    """At most `points` evenly spaced indices of range(n), always keeping the first and the last."""
+def _downsample(n: int, points: int, head: int = 0) -> np.ndarray:
+    """At most about `points` indices of range(n): the first `head` all kept (early oscillation shows
+    there), then evenly spaced ones, always keeping the last."""
     if n <= points:
         return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, points).round().astype(int))
+    head = min(head, points // 2)
+    rest = np.linspace(head, n - 1, points - head).round().astype(int)
+    return np.unique(np.concatenate([np.arange(head), rest]))
 
 
 def _trajectory_step(surface, opt, Z0: np.ndarray):
@@ -584,8 +587,9 @@ def claims_o5_o6(runner: Runner, home: str) -> tuple[Claim, Claim]:
     for name in ("sgd", "adagrad", "rmsprop"):
         run = sr.runs[name]
         ds, df, gs, gf, ef = _coordinate_steps(run, steep, flat)
-        spread[name] = _scale_removed(ds, df, gs, gf, k)
-        ratio[name] = _early_late(ef)
+        # rounded to 1e-12: plain descent's exact 0 would otherwise print as rounding noise
+        spread[name] = np.round(_scale_removed(ds, df, gs, gf, k), 12)
+        ratio[name] = np.round(_early_late(ef), 12)
         progress[name] = _late_progress(run.traj, surf.min_value)
         case = {"surface": sr.name, "optimizer": name, "lr": run.lr}
         ctx.record.metric("scale decades removed (step 1)", spread[name], case=case, better="higher",
