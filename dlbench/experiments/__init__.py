@@ -13,6 +13,7 @@ from dlbench.errors import UnknownName
 
 MODULES = {
     # name: module
+    "depth": "dlbench.experiments.depth",
     "optimizers": "dlbench.experiments.optimizers",
 }
 
