@@ -338,7 +338,10 @@ def prelu_forward(x, weight, out=None):
     The result has the broadcast shape of x and w, e.g. (S, N, W) for x (N, W) and w (S, 1, 1).
     """
     x, w = _as_float(x), np.asarray(weight)
-    out = _result(out, np.broadcast_shapes(x.shape, w.shape), np.result_type(x, w))
+    shape = np.broadcast_shapes(x.shape, w.shape)
+    if w.size == 1 and shape == x.shape and w.dtype == x.dtype:  # one slope: leaky relu's chunked kernel
+        return leaky_relu_forward(x, out, negative_slope=float(w.reshape(())))
+    out = _result(out, shape, np.result_type(x, w))
     if _in_unit_interval(w):
         np.multiply(x, w, out=out)
         np.maximum(out, x, out=out)
@@ -352,7 +355,10 @@ def prelu_forward(x, weight, out=None):
 def prelu_backward(x, y, g, weight, out=None):
     """dx = g * (1 if x > 0 else w)."""
     x, g, w = _as_float(x), _as_float(g), np.asarray(weight)
-    out = _result(out, np.broadcast_shapes(x.shape, g.shape, w.shape), g.dtype)
+    shape = np.broadcast_shapes(x.shape, g.shape, w.shape)
+    if w.size == 1 and shape == x.shape == g.shape and w.dtype == g.dtype:
+        return leaky_relu_backward(x, y, g, out, negative_slope=float(w.reshape(())))
+    out = _result(out, shape, g.dtype)
     if _in_unit_interval(w):
         np.greater(x, 0, out=out)
         np.maximum(out, w, out=out)
@@ -721,19 +727,17 @@ def maxout_backward(x, y, g, out=None, *, pieces=2):
     groups = _maxout_groups(x, pieces)
     out = _result(out, x.shape, g.dtype)
     out_groups = out.reshape(groups.shape) if out.flags.c_contiguous else np.empty(groups.shape, g.dtype)
-    if pieces == 1:
-        np.copyto(out_groups[..., 0], g)
-    else:
-        # piece j wins where it equals the max and no earlier piece did (a short loop over the k pieces)
-        hit = np.empty(y.shape, dtype=bool)
-        free = np.ones(y.shape, dtype=bool)
-        for j in range(pieces):
-            np.equal(groups[..., j], y, out=hit)
-            if j:
-                hit &= free
-            if j < pieces - 1:
-                free &= ~hit
-            np.multiply(g, hit, out=out_groups[..., j])
+    # piece j wins where it equals the max and no earlier piece did; the last one wherever none did
+    # (a short loop over the k pieces)
+    hit = np.empty(y.shape, dtype=bool)
+    free = np.ones(y.shape, dtype=bool)
+    for j in range(pieces - 1):
+        np.equal(groups[..., j], y, out=hit)
+        hit &= free
+        np.multiply(g, hit, out=out_groups[..., j])
+        np.logical_not(hit, out=hit)
+        free &= hit
+    np.multiply(g, free, out=out_groups[..., pieces - 1])
     if not out.flags.c_contiguous:
         np.copyto(out, out_groups.reshape(x.shape))
     return out
