@@ -24,7 +24,8 @@ from dlbench.surfaces import SURFACES, Surface, get_surface
 
 #: Above this many bytes the full path (T+1, d, R) is not kept; per-step quantities are tracked in the loop.
 PATH_BUDGET = 64 * 2**20
-#: A run diverged once its loss is non-finite or exceeds loss_0 + DIVERGE_FACTOR * (|loss_0| + 1).
+#: A run diverged once its loss is NaN or exceeds loss_0 + DIVERGE_FACTOR * (|loss_0| + 1) (+inf included);
+#: -inf is the limit of a surface unbounded below (an escape from the saddle), not a divergence.
 DIVERGE_FACTOR = 1e3
 #: The largest number of elements evaluated by one post-hoc `value` call over a stored path.
 VALUE_CHUNK = 2**20
@@ -311,10 +312,10 @@ def path_values(surface: Surface, path: np.ndarray) -> np.ndarray:
 
 
 def diverged_step(loss: np.ndarray, factor: float = DIVERGE_FACTOR) -> np.ndarray:
-    """First t whose loss is non-finite or above loss_0 + factor * (|loss_0| + 1), per run; -1 if none."""
+    """First t whose loss is NaN or above loss_0 + factor * (|loss_0| + 1), per run; -1 if none."""
     l0 = loss[0]
     with np.errstate(all="ignore"):
-        bad = ~np.isfinite(loss) | (loss > l0 + factor * (np.abs(l0) + 1.0))
+        bad = np.isnan(loss) | (loss > l0 + factor * (np.abs(l0) + 1.0))
     first = np.argmax(bad, axis=0)
     return np.where(bad.any(axis=0), first, -1)
 
@@ -431,7 +432,8 @@ def search_lr(surface: Surface, name: str, Z: np.ndarray, lrs: Sequence[float], 
     """Run every lr of the grid from every start in Z (d, P) in one engine call; pick the best lr.
 
     Best = lowest median final loss over the starts (a diverged run counts as +inf); ties go to the lower
-    median steps to target, then to the smaller lr.
+    median steps to target, then to the smaller lr. On a surface unbounded below (min_value -inf, the
+    saddle) the final loss only says how far a run fled, so the median steps to target decides first.
     """
     lrs = np.asarray(sorted(lrs), dtype=float)
     P = Z.shape[1]
@@ -445,7 +447,11 @@ def search_lr(surface: Surface, name: str, Z: np.ndarray, lrs: Sequence[float], 
     stt = np.where(np.isnan(m.steps_to_target), np.inf, m.steps_to_target).reshape(L, P)
     med_steps = np.median(stt, axis=1)
     div = m.diverged.reshape(L, P).mean(axis=1)
-    order = np.lexsort((lrs, med_steps, np.nan_to_num(med_final, nan=np.inf)))
+    med_final_key = np.nan_to_num(med_final, nan=np.inf)
+    if math.isinf(surface.min_value) and surface.min_value < 0:
+        order = np.lexsort((lrs, med_final_key, med_steps))
+    else:
+        order = np.lexsort((lrs, med_steps, med_final_key))
     best = float(lrs[order[0]])
     return LrSearch(lrs, med_final, div, med_steps, best, traj.seconds, traj.runs * traj.steps)
 
