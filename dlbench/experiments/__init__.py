@@ -13,6 +13,7 @@ from dlbench.errors import UnknownName
 
 MODULES = {
     # name: module
+    "init": "dlbench.experiments.init",
     "depth": "dlbench.experiments.depth",
     "optimizers": "dlbench.experiments.optimizers",
 }
