@@ -56,10 +56,12 @@ def naive(label: str, act):
         "selu": (lambda x: lam * np.where(x > 0, x, al * (np.exp(x) - 1)),
                  lambda x, y, g: lam * np.where(x > 0, g, g * al * np.exp(x))),
         "gelu": (lambda x: 0.5 * x * (1 + A.erf(x / math.sqrt(2))),
-                 lambda x, y, g: g * (0.5 * (1 + A.erf(x / math.sqrt(2))) + x * np.exp(-x**2 / 2) / math.sqrt(2 * math.pi))),
+                 lambda x, y, g: g * (0.5 * (1 + A.erf(x / math.sqrt(2)))
+                                      + x * np.exp(-x**2 / 2) / math.sqrt(2 * math.pi))),
         "gelu(tanh)": (lambda x: 0.5 * x * (1 + np.tanh(c * (x + 0.044715 * x**3))),
                        lambda x, y, g: g * (0.5 * (1 + np.tanh(c * (x + 0.044715 * x**3)))
-                                            + 0.5 * x * (1 - np.tanh(c * (x + 0.044715 * x**3))**2) * c * (1 + 3 * 0.044715 * x**2))),
+                                            + 0.5 * x * (1 - np.tanh(c * (x + 0.044715 * x**3))**2)
+                                            * c * (1 + 3 * 0.044715 * x**2))),
         "silu": (lambda x: x * sig(x), lambda x, y, g: g * sig(x) * (1 + x * (1 - sig(x)))),
         "softplus": (lambda x: np.where(x > 20, x, np.log1p(np.exp(x))), lambda x, y, g: g * sig(x)),
         "sigmoid": (lambda x: sig(x), lambda x, y, g: g * y * (1 - y)),
@@ -89,7 +91,8 @@ def torch_pair(label: str, act):
         "elu": (F.elu, lambda x, y, g: aten.elu_backward(g, 1.0, 1.0, 1.0, False, x)),
         "selu": (F.selu, lambda x, y, g: aten.elu_backward(g, A.SELU_ALPHA, A.SELU_SCALE, 1.0, False, x)),
         "gelu": (F.gelu, lambda x, y, g: aten.gelu_backward(g, x)),
-        "gelu(tanh)": (lambda x: F.gelu(x, approximate="tanh"), lambda x, y, g: aten.gelu_backward(g, x, approximate="tanh")),
+        "gelu(tanh)": (lambda x: F.gelu(x, approximate="tanh"),
+                       lambda x, y, g: aten.gelu_backward(g, x, approximate="tanh")),
         "silu": (F.silu, lambda x, y, g: aten.silu_backward(g, x)),
         "softplus": (F.softplus, lambda x, y, g: aten.softplus_backward(g, x, 1.0, 20.0)),
         "sigmoid": (torch.sigmoid, lambda x, y, g: aten.sigmoid_backward(g, y)),
@@ -168,7 +171,8 @@ def render(rows, bw) -> str:
         torch_ns = "-" if r["torch_ns"] is None else f"{r['torch_ns']:8.2f}"
         lines.append(
             f"{r['activation']:<11} {r['n']:>5.0e} | {r['fwd_ns']:9.3f} {r['fwd_gelem']:6.2f} {r['fwd_gbps']:6.1f} | "
-            f"{r['fb_ns']:9.3f} {r['fb_gelem']:6.2f} {r['fb_gbps']:6.1f} {100 * r['fb_copy']:5.0f}% {r['fb_faults']:8.1f} | "
+            f"{r['fb_ns']:9.3f} {r['fb_gelem']:6.2f} {r['fb_gbps']:6.1f} {100 * r['fb_copy']:5.0f}% "
+            f"{r['fb_faults']:8.1f} | "
             f"{r['naive_ns']:8.2f} {r['naive_ns'] / r['fb_ns']:5.1f} | {torch_ns:>8}")
     for r in rows:
         if r["activation"] in ("relu", "leaky_relu") and r["n"] >= 10**7:

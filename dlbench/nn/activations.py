@@ -758,7 +758,8 @@ def _number(name: str, key: str, value, *, positive: bool = False) -> float:
     except (TypeError, ValueError):
         raise DlbenchError(f"activation {name}: {key} must be a number, got {value!r}") from None
     if not math.isfinite(v) or (positive and v <= 0):
-        raise DlbenchError(f"activation {name}: {key} must be a {'positive' if positive else 'finite'} number, got {value!r}")
+        kind = "positive" if positive else "finite"
+        raise DlbenchError(f"activation {name}: {key} must be a {kind} number, got {value!r}")
     return v
 
 

@@ -245,7 +245,8 @@ def _check(name: str, hyper: dict) -> dict:
     for key, value in hyper.items():
         if isinstance(defaults[key], str):
             if value not in _CHOICES[key]:
-                raise DlbenchError(f"initializer {name}: {key} must be one of {', '.join(_CHOICES[key])}, got {value!r}")
+                choices = ", ".join(_CHOICES[key])
+                raise DlbenchError(f"initializer {name}: {key} must be one of {choices}, got {value!r}")
             out[key] = value
             continue
         try:
