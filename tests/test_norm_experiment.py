@@ -279,3 +279,28 @@ def test_combine_is_supported_only_when_every_part_is():
 def test_options_are_checked_before_any_work():
     with pytest.raises(DlbenchError, match="--groups"):
         ne.parse_options(ne.Options(channels=8, groups=3))
+
+
+def test_a_comma_list_of_norms_reaches_the_experiment(tmp_path):
+    out = tmp_path / "n.parquet"
+    r = invoke("norm", "--quick", "--norms", "layer,batch", "--batch-sizes", "4,32", "--lr-grid", "0.03,0.3",
+               "--features", "16,32", "--train-size", "64", "--epochs", "2", "--seeds", "2", "--out", str(out), "-q")
+    assert r.exit_code == 0, r.output
+    res = read_results(out)
+    assert set(res.rows["p_norm"].dropna()) == {"layer", "batch"}
+    claims = res.claims.set_index("claim")
+    for c in ("N1", "N2", "N3", "N4"):
+        assert claims.loc[c, "verdict"] == "inconclusive" and "--norms" in claims.loc[c, "evidence"]
+
+
+def test_drift_recorder_samples_the_layer_input_during_training():
+    model = ne.make_model("none", ne.Options(depth=2, width=8, channels=4), 2, 2)
+    params = model.init([0, 1])
+    X = np.random.default_rng(0).standard_normal((32, 2)).astype(np.float32)
+    rec = ne.DriftRecorder(model, params, X, 1, total_steps=10, points=5)
+    for step in range(10):
+        params[0] += 0.1                                   # the first layer's weights move every step
+        rec(SimpleNamespace(step=step, params=params))
+    assert rec.steps == [0, 2, 4, 6, 8, 10]
+    mean = np.stack(rec.mean, axis=1)
+    assert mean.shape == (2, 6) and (mean[:, 0] == 0).all() and (np.diff(mean, axis=1) > 0).all()
