@@ -268,13 +268,19 @@ def test_fixed_lr_skips_the_search_and_divergence_is_a_row(tmp_path):
     assert show.exit_code == 0 and "Traceback" not in show.output
 
 
-def test_plot_writes_trajectories_over_contours(tmp_path):
+def test_plot_writes_trajectories_over_contours_and_loss_curves(tmp_path):
     pytest.importorskip("matplotlib")
-    for surface in ("canyon", "quadratic"):
-        png = tmp_path / f"{surface}.png"
-        r = invoke("optimizers", "--quick", "--surface", surface, *SMALL, "--no-save", "-q", "--plot", str(png))
-        assert r.exit_code == 0, r.output
-        assert png.stat().st_size > 1000
+    png = tmp_path / "rosenbrock.png"
+    r = invoke("optimizers", "--quick", "--surface", "rosenbrock", *SMALL, "--optimizers", "sgd,adam", "--no-save",
+               "-q", "--plot", str(png))
+    assert r.exit_code == 0, r.output
+    assert png.stat().st_size > 1000
+    from dlbench.runner import run
+
+    res = run("optimizers", quick=True, surface="quadratic", steps=20, starts=2, optimizers="sgd", lr=0.01)
+    svg = tmp_path / "quadratic.svg"
+    ox.plot(res, svg)  # 10-d: median loss curves instead of paths
+    assert svg.read_text().startswith("<?xml")
 
 
 @pytest.mark.parametrize("args, fragment", [

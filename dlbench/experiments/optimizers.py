@@ -20,7 +20,7 @@ import numpy as np
 from dlbench import timing
 from dlbench.errors import DlbenchError
 from dlbench.experiments._trajectories import (
-    LrSearch, ModelSurface, RunMetrics, Trajectories, build_optimizer, contraction_rate, first_at_or_below,
+    PATH_BUDGET, LrSearch, ModelSurface, RunMetrics, Trajectories, build_optimizer, contraction_rate, first_at_or_below,
     gd_rate, make_surface, measure, momentum_rate, newcombe_difference, optimal_gd, optimal_heavy_ball,
     run_trajectories, sample_starts, search_lr, surface_names, wilson,
 )
@@ -169,7 +169,8 @@ class SurfaceRuns:
     runs: dict
 
 
-def default_target(surface, starts: np.ndarray) -> float:
+def default_target(surface) -> float:
+    """The target loss when --target is not given (see Options.target)."""
     if surface.name == "saddle":
         return SADDLE_TARGET
     if isinstance(surface, ModelSurface):
@@ -199,7 +200,7 @@ class Runner:
         starts = sample_starts(surf, self.ctx.rng("starts", name), P)
         tune = sample_starts(surf, self.ctx.rng("tune", name), P_tune)
         target = self.cfg.target if (self.cfg.target is not None and name == self.main) else \
-            default_target(surf, starts)
+            default_target(surf)
         sr = SurfaceRuns(name, surf, float(target), int(steps), starts, tune, {})
         self.surfaces[name] = sr
         return sr
@@ -242,7 +243,9 @@ class Runner:
         elif lr is None:
             lr = self.cfg.lr
         opt = build_optimizer(name, lr, **hyper)
-        traj = run_trajectories(sr.surface, opt, sr.starts, sr.steps, keep_grads=sr.surface.dim <= 16,
+        # O5-O7 read each step's gradient; kept like the path, only when it fits the budget
+        keep = sr.surface.dim <= 16 and (sr.steps + 1) * sr.starts.nbytes <= PATH_BUDGET
+        traj = run_trajectories(sr.surface, opt, sr.starts, sr.steps, keep_grads=keep,
                                 **self.engine_options(sr, "eval", label or name))
         return OptimizerRun(label or name, float(lr), hyper, search, traj, measure(traj, sr.target))
 
@@ -580,9 +583,17 @@ def _late_progress(traj: Trajectories, fmin: float) -> np.ndarray:
         return np.log10(gap[T // 2] / gap[T])
 
 
+def _without_steps(claim_id: str, sr: SurfaceRuns) -> Claim:
+    return Claim(claim_id, CLAIMS[claim_id], "inconclusive", math.nan, math.nan, math.nan, 0, "not measured",
+                 f"{sr.steps} steps x {sr.starts.shape[1]} starts on {sr.name} exceed the memory kept for paths "
+                 f"and gradients ({PATH_BUDGET // 2**20} MB); use fewer --steps or --starts")
+
+
 def claims_o5_o6(runner: Runner, home: str) -> tuple[Claim, Claim]:
     ctx = runner.ctx
     sr = runner.ensure(home, ["sgd", "adagrad", "rmsprop"])
+    if any(sr.runs[n].traj.grads is None for n in ("sgd", "adagrad", "rmsprop")):
+        return _without_steps("O5", sr), _without_steps("O6", sr)
     surf = sr.surface
     lam = _curvatures(surf)
     steep, flat = int(np.argmax(lam)), int(np.argmin(lam))
@@ -649,6 +660,8 @@ def claim_o7(runner: Runner, home: str) -> Claim:
         sr.runs[run.name] = run
         runner.record(sr, run)
     raw = sr.runs["adam (no bias correction)"]
+    if adam.traj.grads is None or raw.traj.grads is None:
+        return _without_steps("O7", sr)
     b1, b2 = 0.9, 0.999
     eps = 1e-8
     worst, checks = 0.0, 0
