@@ -32,7 +32,7 @@ from dlbench.stats import Claim, bootstrap_ci, claim_from_interval, exact_claim
 NAME = "norm"
 HELP = "Batch, layer, instance and group norm: what they fix and where each breaks (claims N1-N9)."
 CLAIMS = {
-    "N1": "normalization reduces internal covariate shift (drift of a hidden layer's input mean and variance)",
+    "N1": "batch norm reduces internal covariate shift (drift of a hidden layer's input mean and variance)",
     "N2": "batch norm allows larger learning rates",
     "N3": "batch norm makes training less sensitive to the scale of the init (BN(a W x) = BN(W x), a > 0)",
     "N4": "batch norm regularizes a little (smaller train/test gap)",
