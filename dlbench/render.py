@@ -97,7 +97,8 @@ def summarize(results: Results) -> pd.DataFrame:
             row["n"] = int(v.size)
             if finite.size:
                 row["median"] = float(np.median(finite))
-                row["mean"] = float(finite.mean())
+                with np.errstate(over="ignore", invalid="ignore"):  # huge finite values (a divergent surface)
+                    row["mean"] = float(finite.mean())
                 if finite.size > 1:
                     row["low"], row["high"] = bootstrap_ci(finite, seed=0)
             if kind == "timing":
