@@ -14,6 +14,8 @@ from dlbench.errors import UnknownName
 MODULES = {
     # name: module
     "init": "dlbench.experiments.init",
+    "norm": "dlbench.experiments.norm",
+    "activations": "dlbench.experiments.activations",
     "depth": "dlbench.experiments.depth",
     "optimizers": "dlbench.experiments.optimizers",
 }
