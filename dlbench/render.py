@@ -164,7 +164,10 @@ def _split_params(ss: pd.DataFrame) -> tuple[list[str], str]:
 
 
 def _fmt_param(v) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
+    # Integer parameters come back from Parquet as floats when the column has gaps.
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:g}"
+    return str(v)
 
 
 def _result_table(exp: str, section: str, ss: pd.DataFrame) -> Table:
