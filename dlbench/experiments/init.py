@@ -2,7 +2,7 @@
 init and its cost; claims I1-I5.
 
 The per-layer profile. A plain net of `depth` square layers (width W, no bias) z_l = h_{l-1} W_l,
-h_l = f(z_l), h_0 = x ~ N(0, 1) of shape (128, W), is read out by the loss L = sum(h_L * g) with g ~ N(0, 1).
+h_l = f(z_l), h_0 = x ~ N(0, 1) of shape (64, W), is read out by the loss L = sum(h_L * g) with g ~ N(0, 1).
 For each layer the profile is std(h_l) over the batch and units (forward) and std(dL/dz_l) (backward,
 the gradient that reaches layer l's pre-activations). The ratios are std(h_L) / std(h_1) and
 std(dL/dz_1) / std(dL/dz_L), each in the direction its signal travels. Every scheme and seed of a run is
@@ -48,7 +48,7 @@ CLAIMS = {
 DEFAULT_SCHEMES = ("normal:std=1,normal:std=0.01,xavier_uniform,xavier_normal,kaiming_uniform,kaiming_normal,"
                    "lecun_normal,orthogonal,torch_default")
 QUICK_SCHEMES = "normal:std=1,normal:std=0.01,xavier_uniform,kaiming_normal,orthogonal"
-PROFILE_BATCH = 128                 # samples pushed through the profile net
+PROFILE_BATCH = 64                  # samples pushed through the profile net
 BAND = 1.1                          # per-layer std drift counted as "near 1"
 HALVING_TOLERANCE = 0.05            # I4: relu + xavier per-layer variance factor within 0.5 +- this
 VARIANCE_TOLERANCE = 0.02           # I4: empirical Var(xavier_uniform) within 2 % of the formula
@@ -58,7 +58,7 @@ LOSS_RATIO_THRESHOLD = 0.5          # I5: a bad init's final loss at least 1.5x 
 SYMMETRY_TOLERANCE = 1e-9           # I1: 1 - cos between units of a constant-init net (float64 training)
 RANK_TOLERANCE = 1e-8               # numerical rank: singular values above this times the largest
 GRAM_TOLERANCE = 1e-10              # I2: max |W^T W - I| of float64 orthogonal weights
-MAX_CHUNK_BYTES = 256 * 2**20       # profile storage per batched chain
+MAX_CHUNK_BYTES = 128 * 2**20       # profile storage per batched chain
 MAX_SCHEME_BYTES = 2 * 2**30        # one scheme's profile must fit in this
 I5_DATA = "spirals"
 SYMMETRY_WIDTH = 16                 # I1's net: 2 hidden layers of this width
@@ -89,7 +89,7 @@ class Options:
     optimizer: str = option("adam", help="I1 and I5: optimizer.", choices=lambda: _optimizer_names())
     time_schemes: str = option("uniform,normal,orthogonal", help="Initializers whose generation time is "
                                "measured (uniform and orthogonal are always added for I2).", metavar="LIST")
-    sizes: str = option("64,128,256,512", help="n of the n x n matrices whose generation is timed.",
+    sizes: str = option("256,512,1024", help="n of the n x n matrices whose generation is timed.",
                         metavar="LIST")
 
 
@@ -651,7 +651,7 @@ def _claim_i2(ortho: dict, times: dict, sizes: list[int], seed: int) -> Claim:
         exact_claim("I2", "", tall, GRAM_TOLERANCE, n=n, what="fan_out <= fan_in: max |W^T W - I|"),
         exact_claim("I2", "", float(np.abs(wide_rank - fan_in).max()), 0, n=n,
                     what=f"fan_out > fan_in ({fan_in}->{fan_out}): W^T W has rank fan_in, not I "
-                         f"(max |W^T W - I| {np.median(wide_err):.2f}, max |W W^T - I| {wide_rows.max():.1e}); "
+                         f"(median max |W^T W - I| {np.median(wide_err):.2f}, max |W W^T - I| {wide_rows.max():.1e}): "
                          "|rank - fan_in|"),
     ]
     return combine("I2", CLAIMS["I2"], parts)
