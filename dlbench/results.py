@@ -8,7 +8,9 @@ One row per observation. Core columns (always present):
 `kind` is `metric` (a measured value), `curve` (one point of a curve; `sample` is
 the step), `timing` (one raw timing sample; `value` is seconds per call, `items` and
 `bytes` are per call) or `claim` (a verdict; `value` is the effect, `low`/`high`
-its interval). The parameters that define a case are typed columns of their own,
+its interval). Metrics derived from timings (ns/element, a fitted time exponent)
+are recorded with `better="none"`: the raw samples in the timing rows are what
+`dlbench compare` judges, and every other metric is bit-identical for the same seed. The parameters that define a case are typed columns of their own,
 named `p_<name>`; `case` is the same parameters as one stable string key.
 The Parquet key-value metadata key `dlbench` holds a JSON object with
 `schema_version`, `run_id`, `experiments`, `fingerprint`, `bandwidth`, `seeds`

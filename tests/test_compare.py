@@ -360,7 +360,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, make_new, extra, fragment):
 def test_suite_files_compare_end_to_end(tmp_path, monkeypatch):
     from dlbench import experiments
 
-    monkeypatch.setitem(experiments.MODULES, "toy", "toy_experiment")
+    monkeypatch.setattr(experiments, "MODULES", {"toy": "toy_experiment"})
     outs = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
     for out in outs:
         r = runner.invoke(cli.app, ["suite", "--quick", "--out", str(out), "-q"])

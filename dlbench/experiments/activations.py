@@ -158,13 +158,13 @@ def record_costs(ctx: RunContext, timings: dict, names: list[str], sizes: list[i
         for n in sizes:
             tf, tb = timings[(name, n)]
             case = {"activation": name, "n": int(tf.items)}
-            ctx.record.metric("forward", tf.samples / tf.items * 1e9, case=case, unit="ns/elem", better="lower",
+            ctx.record.metric("forward", tf.samples / tf.items * 1e9, case=case, unit="ns/elem", better="none",
                               section="A9 cost per element (float32)")
-            ctx.record.metric("fwd+bwd", tb.samples / tb.items * 1e9, case=case, unit="ns/elem", better="lower",
+            ctx.record.metric("fwd+bwd", tb.samples / tb.items * 1e9, case=case, unit="ns/elem", better="none",
                               section="A9 cost per element (float32)")
             per_elem_relu = relu[n].median / relu[n].items
             ctx.record.metric("fwd+bwd / relu", tb.samples / tb.items / per_elem_relu, case=case, unit="x",
-                              better="lower", section="A9 cost per element (float32)")
+                              better="none", section="A9 cost per element (float32)")
         # the fastest samples: the category should not flip with the machine's load
         tb, tr = timings[(name, sizes[0])][1], relu[sizes[0]]
         ratios[name] = (tb.samples.min() / tb.items) / (tr.samples.min() / tr.items)
@@ -224,7 +224,7 @@ def property_table(ctx: RunContext, names: list[str], cost_ratio: dict[str, floa
         rec("f' max", p.d_high, case=case, section=section)
         rec("hyperparameters", p.hyper, case=case, section=section)
         rec("learned", p.learned, case=case, section=section)
-        rec("cost vs relu", math.nan if ratio is None else ratio, case=case, unit="x", better="lower",
+        rec("cost vs relu", math.nan if ratio is None else ratio, case=case, unit="x", better="none",
             section=section)
 
     disagreements, checked = [], 0

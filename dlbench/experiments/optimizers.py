@@ -267,14 +267,14 @@ class Runner:
         if run.search is not None:
             s = run.search
             rec.metric("point-steps/s", s.point_steps / s.seconds if s.seconds > 0 else math.nan, case=case,
-                       unit="1/s", better="higher", section="trajectory shape")
+                       unit="1/s", better="none", section="trajectory shape")
             for lr, med in zip(s.lrs, s.median_final):
                 rec.metric(f"lr={lr:g}", med, case=case, better="lower", section="lr search")
             rec.metric("best lr", s.best, case=case, section="lr search")
             rec.metric("best at grid edge", float(s.best in (s.lrs[0], s.lrs[-1]) and len(s.lrs) > 1), case=case,
                        unit="bool", better="lower", section="lr search")
         else:
-            rec.metric("point-steps/s", run.traj.point_steps_per_s, case=case, unit="1/s", better="higher",
+            rec.metric("point-steps/s", run.traj.point_steps_per_s, case=case, unit="1/s", better="none",
                        section="trajectory shape")
 
     def record_timings(self, sr: SurfaceRuns) -> None:
@@ -294,7 +294,7 @@ class Runner:
                                        bytes=4 * WORDS_PER_PARAM.get(name, 3) * UPDATE_PARAMS, **cfg)
                 self.ctx.record.timing("update", t, case={"optimizer": name, "params": UPDATE_PARAMS})
                 self.ctx.record.metric("update ns/param", t.median / UPDATE_PARAMS * 1e9, case=self.case(sr, name),
-                                       unit="ns", better="lower", section="trajectory shape")
+                                       unit="ns", better="none", section="trajectory shape")
             step = _trajectory_step(sr.surface, build_optimizer(name, run.lr, **run.hyper), sr.starts)
             t = timing.time_kernel(step, items=sr.starts.shape[1], **cfg)
             self.ctx.record.timing("trajectory step", t, case={"surface": sr.name, "optimizer": name,
