@@ -10,10 +10,17 @@ from __future__ import annotations
 import numpy as np
 
 
+def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """a @ b; an inner dimension of 1 is an outer product, which a broadcast multiply does ~3x faster than BLAS."""
+    if a.shape[-1] == 1:
+        return np.multiply(a, b, out=out)
+    return np.matmul(a, b, out=out)
+
+
 def dense_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None,
                   out: np.ndarray | None = None) -> np.ndarray:
     """y = x @ W + b over the last two axes (batched BLAS gemm per replica); b None means no bias."""
-    y = np.matmul(x, W, out=out)
+    y = _matmul(x, W, out=out)
     if b is not None:
         np.add(y, b, out=y)
     return y
@@ -35,7 +42,7 @@ def dense_backward(
     db = sum_n g, shaped like b ((S, 1, fan_out) when W has a replica axis, else (fan_out,)).
     Returns (dx, dW, db); dx is None when need_dx is False (a net's first layer needs none).
     """
-    dx = np.matmul(g, np.swapaxes(W, -1, -2), out=dx_out) if need_dx else None
+    dx = _matmul(g, np.swapaxes(W, -1, -2), out=dx_out) if need_dx else None
     extra = g.ndim - W.ndim
     if extra <= 0:
         dW = np.matmul(np.swapaxes(x, -1, -2), g, out=dW_out)
