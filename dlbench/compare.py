@@ -9,7 +9,7 @@ rule, `judge`:
    could not reach p < alpha (the smallest two-sided Mann-Whitney p-value for
    n1 and n2 values is 2 / C(n1 + n2, n1)), the row is `n/a`: too few values.
 2. p = the two-sided Mann-Whitney U p-value (exact for small samples, ties
-   included; see `mann_whitney_p`).
+   included; see `dlbench.stats.mann_whitney_u`).
 3. When every value is positive the effect is the ratio of medians r = new/base
    with a 95 % percentile bootstrap interval [lo, hi] (2000 resamples of each
    side, seed 0). NEW is larger when p < alpha, lo > 1 and r >= 1 + threshold;
@@ -33,7 +33,6 @@ the time of one call, so two machines compare as fractions of what each can move
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -83,33 +82,9 @@ def smallest_p(n1: int, n2: int) -> float:
     return min(1.0, 2.0 / math.comb(n1 + n2, n1))
 
 
-#: Largest number of splits the exact tie-aware test enumerates (C(10, 5) = 252, C(16, 8) = 12870).
-EXACT_SPLITS = 20_000
-
-
 def mann_whitney_p(base: np.ndarray, new: np.ndarray) -> float:
-    """Two-sided Mann-Whitney p-value; exact even with ties when the samples are small.
-
-    Without ties, or with more than EXACT_SPLITS ways to split the pooled values,
-    this is `dlbench.stats.mann_whitney_u`. With ties it enumerates every split of
-    the pooled values into groups of the two sizes and counts those whose U (ties
-    counting one half) lies at least as far from n1*n2/2 as the observed one, so
-    tied seeds (accuracies, yes/no metrics) keep the exact test's small-sample power.
-    """
-    pooled = np.concatenate([base, new])
-    n1, total = base.size, math.comb(pooled.size, base.size)
-    if np.unique(pooled).size == pooled.size or total > EXACT_SPLITS:
-        return mann_whitney_u(base, new)[1]
-    # score[i, j] = 1 if value i beats value j, 1/2 if they tie
-    score = (pooled[:, None] > pooled[None, :]) + 0.5 * (pooled[:, None] == pooled[None, :])
-    member = np.zeros((total, pooled.size), dtype=float)
-    rows = np.repeat(np.arange(total), n1)
-    member[rows, np.fromiter(itertools.chain.from_iterable(itertools.combinations(range(pooled.size), n1)),
-                             dtype=np.int64, count=total * n1)] = 1.0
-    u = np.einsum("ki,ij,kj->k", member, score, 1.0 - member)
-    centre = n1 * new.size / 2
-    observed = abs(u[0] - centre)  # the first combination is the observed split
-    return float(np.mean(np.abs(u - centre) >= observed - 1e-9))
+    """Two-sided Mann-Whitney p-value, exact for small samples even with ties (`dlbench.stats`)."""
+    return mann_whitney_u(base, new)[1]
 
 
 def judge(base, new, *, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA,

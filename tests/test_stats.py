@@ -34,13 +34,30 @@ def test_mann_whitney_exact_matches_enumeration():
     assert p == pytest.approx(expected)
 
 
-def test_mann_whitney_with_ties_uses_normal_approximation():
-    # Textbook example with ties (average ranks): U for x is the count of x > y plus half the ties.
+def test_mann_whitney_with_ties_is_exact_for_small_samples():
+    import itertools
+
+    # U for x counts x > y plus half the ties; p enumerates every split of the pooled values.
     x, y = [1, 2, 2, 3, 4], [2, 3, 3, 5, 6]
     u, p = mann_whitney_u(x, y)
-    expected_u = sum((a > b) + 0.5 * (a == b) for a in x for b in y)
-    assert u == expected_u
-    assert 0.1 < p < 1.0
+    assert u == sum((a > b) + 0.5 * (a == b) for a in x for b in y)
+    pooled = x + y
+    far = 0
+    splits = list(itertools.combinations(range(10), 5))
+    for idx in splits:
+        xs = [pooled[i] for i in idx]
+        ys = [pooled[i] for i in range(10) if i not in idx]
+        us = sum((a > b) + 0.5 * (a == b) for a in xs for b in ys)
+        far += abs(us - 12.5) >= abs(u - 12.5) - 1e-9
+    assert p == pytest.approx(far / len(splits))
+
+
+def test_mann_whitney_large_samples_with_ties_use_the_normal_approximation():
+    rng = np.random.default_rng(2)
+    a, b = rng.integers(0, 5, 40), rng.integers(1, 6, 40)
+    u, p = mann_whitney_u(a, b)
+    assert u == sum((i > j) + 0.5 * (i == j) for i in a for j in b)
+    assert 0 < p < 0.05
 
 
 def test_mann_whitney_large_shift_is_significant_and_null_is_not():
