@@ -418,3 +418,24 @@ def test_prelu_param_grads_match_torch():
     y = A.prelu_forward(x, w)
     np.testing.assert_allclose(A.prelu_param_grads(x, y, g, w)[0].ravel(), tw.grad.numpy(), rtol=1e-12)
     np.testing.assert_allclose(A.prelu_backward(x, y, g, w), tx.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("chunk_bytes", [None, 8 * 64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_and_leaky_relu_backward_are_bit_identical_to_g_times_slope(dtype, chunk_bytes, monkeypatch):
+    if chunk_bytes is not None:
+        monkeypatch.setattr(A, "_CHUNK_BYTES", chunk_bytes)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((9, 130)).astype(dtype)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    x.flat[:6] = (0.0, -0.0, np.nan, np.inf, -np.inf, 1e-45)
+    g.flat[:12] = (-1.0, -2.0, -3.0, 4.0, -5.0, 6.0, np.inf, -np.inf, np.nan, -0.0, 0.0, -7.0)
+    x.flat[6:12] = -1.0  # the non-finite and signed-zero gradients on the slope side
+    bits = lambda a: a.view(np.uint32 if a.dtype == np.float32 else np.uint64)  # noqa: E731
+    with np.errstate(invalid="ignore"):
+        want = g * (x > 0).astype(dtype)
+        np.testing.assert_array_equal(bits(A.relu_backward(x, None, g)), bits(want))
+        for a in (0.01, 0.0, 0.2, 1.0):  # the max-of-mask branch; NaN x takes slope a there
+            want = g * np.where(x > 0, dtype(1), dtype(a))
+            got = A.leaky_relu_backward(x, None, g, negative_slope=a)
+            np.testing.assert_array_equal(bits(got), bits(want), err_msg=str(a))

@@ -67,24 +67,30 @@ def _result(out, shape, dtype) -> np.ndarray:
     return out
 
 
-def _chunked(core: Callable, arrays: tuple, out: np.ndarray, scratch: int = 0) -> np.ndarray:
+def _chunked(core: Callable, arrays: tuple, out: np.ndarray, scratch: int = 0, masks: int = 0,
+             fills: tuple = ()) -> np.ndarray:
     """core(*arrays, out, *tmp) over aligned chunks of _CHUNK_BYTES (whole arrays when small or strided).
 
-    tmp are `scratch` work arrays of out's dtype and of the chunk's size.
+    tmp are `scratch` work arrays of out's dtype, then `masks` boolean work arrays, all of the chunk's size,
+    then each value of `fills` as an array of out's dtype. Unchunked, masks are None and fills are the values
+    themselves (on a small array one ufunc call fewer beats a faster inner loop).
     """
     n = out.size
     chunk = max(1, _CHUNK_BYTES // out.itemsize)
-    if n > chunk and out.flags.c_contiguous and all(
+    chunked = n > chunk and out.flags.c_contiguous and all(
         a.shape == out.shape and a.flags.c_contiguous for a in arrays
-    ):
-        flat = [a.reshape(-1) for a in arrays]
-        flat_out = out.reshape(-1)
-        tmp = [np.empty(chunk, dtype=out.dtype) for _ in range(scratch)]
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            core(*(a[start:stop] for a in flat), flat_out[start:stop], *(t[: stop - start] for t in tmp))
-    else:
-        core(*arrays, out, *(np.empty_like(out) for _ in range(scratch)))
+    )
+    if not chunked:
+        core(*arrays, out, *(np.empty_like(out) for _ in range(scratch)), *(None,) * masks, *fills)
+        return out
+    tmp = ([np.empty(chunk, dtype=out.dtype) for _ in range(scratch)]
+           + [np.empty(chunk, dtype=np.bool_) for _ in range(masks)]
+           + [np.full(chunk, v, dtype=out.dtype) for v in fills])
+    flat = [a.reshape(-1) for a in arrays]
+    flat_out = out.reshape(-1)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        core(*(a[start:stop] for a in flat), flat_out[start:stop], *(t[: stop - start] for t in tmp))
     return out
 
 
@@ -268,15 +274,19 @@ def relu_forward(x, out=None):
     return np.maximum(x, 0, out=_result(out, x.shape, x.dtype))
 
 
-def _relu_backward(x, g, out):
-    np.greater(x, 0, out=out)
+def _relu_backward(x, g, out, mask):
+    if mask is None:
+        np.greater(x, 0, out=out)
+    else:  # a bool compare plus a bool->float copy beats comparing straight into float (a buffered cast)
+        np.greater(x, 0, out=mask)
+        np.copyto(out, mask)
     out *= g
 
 
 def relu_backward(x, y, g, out=None):
     """dx = g * [x > 0] (0 at x = 0, as torch)."""
     x, g = _as_float(x), _as_float(g)
-    return _chunked(_relu_backward, (x, g), _result(out, g.shape, g.dtype))
+    return _chunked(_relu_backward, (x, g), _result(out, g.shape, g.dtype), masks=1)
 
 
 def _leaky_relu_forward(x, out, *tmp, negative_slope):
@@ -307,8 +317,14 @@ def leaky_relu_forward(x, out=None, *, negative_slope=0.01):
 def _leaky_relu_backward(x, g, out, *tmp, negative_slope):
     a = negative_slope
     if 0 <= a <= 1:
-        np.greater(x, 0, out=out)
-        np.maximum(out, a, out=out)  # [x>0] in {0, 1} -> {a, 1}, exactly
+        mask, slope = tmp
+        if mask is None:
+            np.greater(x, 0, out=out)
+        else:  # as in _relu_backward
+            np.greater(x, 0, out=mask)
+            np.copyto(out, mask)
+        # [x>0] in {0, 1} -> {a, 1}, exactly; an array operand, as maximum with a scalar is not vectorized
+        np.maximum(out, slope, out=out)
     else:
         np.less_equal(x, 0, out=out)
         out *= a
@@ -324,7 +340,10 @@ def leaky_relu_backward(x, y, g, out=None, *, negative_slope=0.01):
     """dx = g * (1 if x > 0 else a)."""
     x, g = _as_float(x), _as_float(g)
     core = functools.partial(_leaky_relu_backward, negative_slope=negative_slope)
-    return _chunked(core, (x, g), _result(out, g.shape, g.dtype), scratch=int(negative_slope < 0))
+    out = _result(out, g.shape, g.dtype)
+    if 0 <= negative_slope <= 1:
+        return _chunked(core, (x, g), out, masks=1, fills=(negative_slope,))
+    return _chunked(core, (x, g), out, scratch=int(negative_slope < 0))
 
 
 def _in_unit_interval(w) -> bool:
