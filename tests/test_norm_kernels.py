@@ -477,3 +477,34 @@ def test_matches_torch(name, hyper, f):
         x = rng.standard_normal((4, f))
         want = module(as_torch(torch.from_numpy(x))).reshape(4, f).detach().numpy()
         np.testing.assert_allclose(norm.forward(x, params, state, train=False)[0], want, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------- layer norm fast path
+
+def test_layer_norm_float32_at_a_large_offset_matches_float64():
+    rng = np.random.default_rng(16)
+    x = (100.0 + rng.standard_normal((64, 4096))).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    norm = get_norm("layer")
+    params, state = random_params(norm, 4096, rng, dtype=np.float32)
+    y, cache = norm.forward(x, params, state)
+    dx, grads = norm.backward(g, cache)
+    p64 = {k: v.astype(np.float64) for k, v in params.items()}
+    y64, c64 = norm.forward(x.astype(np.float64), p64, {})
+    dx64, grads64 = norm.backward(g.astype(np.float64), c64)
+    # Inputs near 100 carry ulp(100) / 2 = 3.8e-6 of rounding, i.e. ~4e-6 in x_hat at unit spread.
+    assert np.abs(y - y64).max() < 2e-5 * np.abs(params["weight"]).max()
+    assert np.abs(dx - dx64).max() < 2e-5 * np.abs(dx64).max()
+    for key in grads:
+        np.testing.assert_allclose(grads[key], grads64[key], rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize(("name", "hyper", "f"), CASES, ids=IDS)
+def test_kernels_leave_numpy_ufunc_settings_alone(name, hyper, f):
+    rng = np.random.default_rng(17)
+    norm = get_norm(name, **hyper)
+    params, state = random_params(norm, f, rng, dtype=np.float32)
+    before = np.getbufsize(), np.geterr()
+    _, cache = norm.forward(rng.standard_normal((8, f)).astype(np.float32), params, state)
+    norm.backward(np.ones((8, f), np.float32), cache)
+    assert (np.getbufsize(), np.geterr()) == before
