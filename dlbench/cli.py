@@ -46,7 +46,8 @@ class OneLineGroup(TyperGroup):
 
 
 def _fail(message: str, code: int):
-    typer.echo(f"dlbench: error: {' '.join(str(message).split())}", err=True)
+    text = " ".join(str(message).split()).replace("Value error, ", "")
+    typer.echo(f"dlbench: error: {text}", err=True)
     sys.exit(code)
 
 
@@ -164,7 +165,7 @@ def _null():
 # Options every experiment command shares, as (name, annotation, typer.Option).
 def _shared_options() -> list[tuple[str, object, object]]:
     return [
-        ("seed", int, typer.Option(0, "--seed", help="Base seed; replica i uses seed + i.")),
+        ("seed", int, typer.Option(0, "--seed", min=0, help="Base seed (0 or more); replica i uses seed + i.")),
         ("seeds", Optional[int], typer.Option(None, "--seeds", min=1, help="Number of seeds (default: 5; quick: 3).")),
         ("quick", bool, typer.Option(False, "--quick", help="The small size used by tests and CI.")),
         ("out", Optional[Path], typer.Option(None, "--out", "-o",
@@ -252,24 +253,32 @@ def _run_and_emit(plan, name: str, shared: dict, plot: Path | None = None, plot_
     from dlbench.runner import default_out, run_many
 
     fmt, quiet = shared["fmt"], shared["quiet"]
+    if shared["no_save"] and shared["out"] is not None:
+        raise DlbenchError("--out and --no-save contradict each other: pass one of them")
     out = None if shared["no_save"] else (shared["out"] or default_out(name))
     if plot is not None:
-        _check_plot(plot)
+        _check_plot(plot, shared["force"])
     results = run_many(plan, seed=shared["seed"], seeds=shared["seeds"], quick=shared["quick"],
                        threads=shared["threads"], out=out, force=shared["force"],
                        progress=_progress(quiet, fmt), argv=["dlbench", *sys.argv[1:]])
     if not quiet:
         emit(results, fmt)
     if plot is not None and plot_module is not None:
-        plot_module.plot(results, plot)
+        try:
+            plot_module.plot(results, plot)
+        except OSError as e:
+            raise DlbenchError(f"cannot write the plot {plot}: {e.strerror or e}") from None
         typer.echo(f"plot written to {plot}", err=True)
     if results.path is not None:
         typer.echo(f"results written to {results.path}", err=True)
 
 
-def _check_plot(path: Path) -> None:
-    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+def _check_plot(path: Path, force: bool) -> None:
+    from dlbench.results import check_writable
+
+    if path.suffix.lower() not in (".png", ".svg", ".pdf") or not path.stem:
         raise DlbenchError(f"--plot {path}: the file name must end in .png, .svg or .pdf")
+    check_writable(path, force, what="--plot")
     try:
         import matplotlib  # noqa: F401
     except ImportError:

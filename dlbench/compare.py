@@ -149,11 +149,16 @@ def parse_threshold(text) -> float:
 
 
 def parse_fail_on(text: str | None) -> tuple[str, ...]:
-    """'timing,verdict' -> ('timing', 'verdict'); 'none' or '' -> () (report only); 'all' -> all three."""
+    """'timing,verdict' -> ('timing', 'verdict'); 'none' -> () (report only); 'all' -> all three.
+
+    An empty value or an empty item is an error: a blank CI variable must not switch every check off.
+    """
     if text is None or text.strip() == "all":
         return FAIL_ON
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if names in ([], ["none"]):
+    names = [t.strip() for t in text.split(",")]
+    if "" in names:
+        raise DlbenchError(f"--fail-on {text!r}: an empty category; say 'none' to only report")
+    if names == ["none"]:
         return ()
     bad = [t for t in names if t not in FAIL_ON]
     if bad:
@@ -327,13 +332,17 @@ def _judged_row(key, gb, gn, base: Results, new: Results, *, threshold, alpha, n
 def _claim_row(key, gb, gn, fail_on) -> dict:
     b, n = gb.iloc[0], gn.iloc[0]
     changed = b["verdict"] != n["verdict"]
+    # A verdict that rests on wall time moves with the machine's load: it fails under `timing`.
+    category = "timing" if "timing" in (b.get("basis"), n.get("basis")) else "verdict"
     return {"experiment": key[0], "claim": key[3], "statement": n["statement"], "base_verdict": b["verdict"],
-            "new_verdict": n["verdict"], "changed": bool(changed), "regression": bool(changed and "verdict" in fail_on),
+            "new_verdict": n["verdict"], "changed": bool(changed), "regression": bool(changed and category in fail_on),
             "base_evidence": b["evidence"], "new_evidence": n["evidence"]}
 
 
 def _warnings(base: Results, new: Results, normalize: bool) -> list[str]:
     out = []
+    if base.meta.get("run_id") and base.meta.get("run_id") == new.meta.get("run_id"):
+        out.append(f"both files hold the same run ({base.meta['run_id']}): nothing can have changed")
     diffs = significant_differences(base.meta.get("fingerprint", {}), new.meta.get("fingerprint", {}))
     if diffs:
         hint = "" if normalize else "; --normalize compares them as fractions of each machine's copy bandwidth"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Generic, TypeVar
 
-from dlbench.errors import UnknownName
+from dlbench.errors import DlbenchError, UnknownName
 
 T = TypeVar("T")
 
@@ -42,9 +42,13 @@ class Registry(Mapping[str, T], Generic[T]):
         """'a,b' -> ['a', 'b'] after checking each name; None or '' or 'all' -> every name."""
         if not text or text.strip() == "all":
             return list(self._entries)
-        names = [n.strip() for n in text.split(",") if n.strip()]
+        names = [n.strip() for n in text.split(",")]
+        if "" in names:
+            raise DlbenchError(f"{text!r}: an empty {self.kind} name in the list")
         for n in names:
             self[n]
+        if len(set(names)) != len(names):
+            raise DlbenchError(f"{text!r}: a {self.kind} is named twice")
         return names
 
     def __iter__(self) -> Iterator[str]:

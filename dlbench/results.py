@@ -3,12 +3,14 @@
 One row per observation. Core columns (always present):
 
     run_id, experiment, kind, section, case, metric, value, unit, better, seed, sample,
-    items, bytes, loops, claim, verdict, low, high, n, method, statement, evidence
+    items, bytes, loops, claim, verdict, low, high, n, method, statement, evidence, basis
 
 `kind` is `metric` (a measured value), `curve` (one point of a curve; `sample` is
 the step), `timing` (one raw timing sample; `value` is seconds per call, `items` and
 `bytes` are per call) or `claim` (a verdict; `value` is the effect, `low`/`high`
-its interval). Metrics derived from timings (ns/element, a fitted time exponent)
+its interval; `basis` says what the verdict rests on: `exact`, `measured` or `timing`,
+the last for verdicts that depend on wall time and so may move with the machine's load).
+Metrics derived from timings (ns/element, a fitted time exponent)
 are recorded with `better="none"`: the raw samples in the timing rows are what
 `dlbench compare` judges, and every other metric is bit-identical for the same seed. The parameters that define a case are typed columns of their own,
 named `p_<name>`; `case` is the same parameters as one stable string key.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -61,6 +64,7 @@ CORE_SCHEMA = pa.schema([
     ("method", pa.string()),
     ("statement", pa.string()),
     ("evidence", pa.string()),
+    ("basis", pa.string()),
 ])
 CORE_COLUMNS = tuple(CORE_SCHEMA.names)
 PARAM_PREFIX = "p_"
@@ -114,10 +118,12 @@ class Recorder:
         self._add(n, case, kind="timing", section=section, metric=metric, value=t.samples, unit="s",
                   better="lower", sample=np.arange(n), items=t.items, bytes=t.bytes, loops=t.loops)
 
-    def claim(self, c: Claim) -> Claim:
+    def claim(self, c: Claim, *, timing: bool = False) -> Claim:
+        """A verdict; `timing=True` when it rests on wall-time measurements."""
+        basis = "timing" if timing else "exact" if c.method == "exact" else "measured"
         self._add(1, {}, kind="claim", section="claims", metric=c.id, claim=c.id, verdict=c.verdict,
                   value=c.effect, low=c.low, high=c.high, n=c.n, method=c.method,
-                  statement=c.statement, evidence=c.evidence, unit=c.unit, better="none")
+                  statement=c.statement, evidence=c.evidence, unit=c.unit, better="none", basis=basis)
         return c
 
 
@@ -205,18 +211,43 @@ def _json_default(o):
     raise TypeError(f"cannot store {type(o).__name__} in the results metadata")
 
 
+def check_writable(path: Path, force: bool = False, *, what: str = "--out") -> None:
+    """Fail early, in one line, when `path` cannot be written: before a run, not after it."""
+    path = Path(path)
+    if path.is_dir():
+        raise DlbenchError(f"{what} {path} is a directory; give a file name")
+    if path.exists() and not force:
+        raise DlbenchError(f"{path} exists; pass --force to overwrite it or choose another {what}")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DlbenchError(f"{what} {path}: {parent} is not a directory")
+    try:  # a real probe: permission bits say little to root or on special file systems
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError:
+        raise DlbenchError(f"{what} {path}: {parent} is not writable") from None
+
+
+def check_out_path(path: Path, force: bool = False) -> None:
+    path = Path(path)
+    if path.suffix != ".parquet" or not path.stem:
+        raise DlbenchError(f"--out {path}: a results file name must end in .parquet, e.g. run.parquet")
+    check_writable(path, force)
+
+
 def write_table(table: pa.Table, path: Path, *, force: bool = False) -> Path:
     """Write atomically: a temporary file beside `path`, then a rename. Never overwrites unless `force`."""
     path = Path(path)
-    if path.exists() and not force:
-        raise DlbenchError(f"{path} exists; pass --force to overwrite it or choose another --out")
-    if path.suffix != ".parquet":
-        raise DlbenchError(f"{path}: a results file name must end in .parquet")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_out_path(path, force)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, path)
+    except OSError as e:
+        raise DlbenchError(f"cannot write {path}: {e.strerror or e}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -263,6 +294,10 @@ def read_results(path) -> Results:
     missing = [c for c in CORE_COLUMNS if c not in table.column_names]
     if missing:
         raise ResultsFileError(f"{path} is a damaged dlbench results file (missing columns: {', '.join(missing)})")
+    wrong = [f"{c} is {table.schema.field(c).type}, not {CORE_SCHEMA.field(c).type}" for c in CORE_COLUMNS
+             if table.schema.field(c).type not in (CORE_SCHEMA.field(c).type, pa.null())]
+    if wrong:
+        raise ResultsFileError(f"{path} is a damaged dlbench results file ({'; '.join(wrong)})")
     return Results(table.to_pandas(), meta, path)
 
 

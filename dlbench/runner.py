@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import warnings
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 from dlbench import experiments
 from dlbench.env import fingerprint
 from dlbench.errors import DlbenchError
 from dlbench.experiments.base import Progress, RunContext
-from dlbench.results import Recorder, Results, make_results, write_table
+from dlbench.results import Recorder, Results, check_out_path, make_results, write_table
 from dlbench.timing import copy_bandwidth
 
 DEFAULT_SEEDS, QUICK_SEEDS = 5, 3
@@ -69,11 +72,11 @@ def run_many(
     """Run each (module, options) pair in one process and return (and write, if `out`) one Results."""
     if seeds is not None and seeds < 1:
         raise DlbenchError("--seeds must be at least 1")
-    if threads is not None and threads < 1:
-        raise DlbenchError("--threads must be at least 1")
+    if threads is not None and not 1 <= threads <= (os.cpu_count() or 1):
+        raise DlbenchError(f"--threads must be between 1 and the {os.cpu_count()} cores this machine has")
     n_seeds = seeds or (QUICK_SEEDS if quick else DEFAULT_SEEDS)
-    if out is not None and Path(out).exists() and not force:
-        raise DlbenchError(f"{out} exists; pass --force to overwrite it or choose another --out")
+    if out is not None:
+        check_out_path(Path(out), force)
     limits = threadpool_limits(limits=threads) if threads else contextlib.nullcontext()
     recorders = []
     with limits:
@@ -83,7 +86,10 @@ def run_many(
             rec = Recorder(module.NAME)
             ctx = RunContext(seed=seed, seeds=n_seeds, quick=quick, record=rec,
                              bandwidth=bandwidth, progress=progress or Progress())
-            module.run(opts, ctx)
+            # Divergence is a measured outcome: the tables report it, NumPy's warnings would only add noise.
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                module.run(opts, ctx)
             recorders.append(rec)
     meta = {
         "fingerprint": fp,

@@ -78,6 +78,13 @@ def test_option_values_reach_the_experiment(toy_app, tmp_path):
     (["show", "/no/such/file.parquet"], "no such file"),
     (["show"], "Missing argument"),
     (["toy", "--quick", "--plot", "x.png"], "No such option"),
+    (["toy", "--seed", "-1"], "--seed"),
+    (["toy", "--threads", "4096"], "--threads must be between 1"),
+    (["toy", "--out", "x.csv"], "must end in .parquet"),
+    (["toy", "--out", ".parquet"], "must end in .parquet"),
+    (["toy", "--out", "/"], "must end in .parquet"),
+    (["toy", "--out", "/proc/x.parquet"], "not writable"),
+    (["toy", "--out", "a.parquet", "--no-save"], "contradict"),
 ])
 def test_bad_input_is_one_line_and_exit_2(toy_app, args, fragment):
     r = invoke(toy_app, *args)
@@ -109,3 +116,14 @@ def test_python_dash_m_runs_the_same_app():
 
     r = subprocess.run([sys.executable, "-m", "dlbench", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("dlbench ")
+
+
+def test_out_is_checked_before_the_run(toy_app, tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    r = invoke(toy_app, "toy", "--quick", "--out", str(blocker / "x.parquet"))
+    assert r.exit_code == 2 and "is not a directory" in r.output
+    folder = tmp_path / "dir.parquet"
+    folder.mkdir()
+    r = invoke(toy_app, "toy", "--quick", "--out", str(folder), "--force")
+    assert r.exit_code == 2 and "is a directory" in r.output

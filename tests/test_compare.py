@@ -334,6 +334,8 @@ def _foreign(p):
     ("same", ["--threshold", "lots"], "--threshold"),
     ("same", ["--alpha", "1.5"], "--alpha"),
     ("same", ["--fail-on", "speed"], "unknown category 'speed'"),
+    ("same", ["--fail-on", ""], "empty category"),
+    ("same", ["--fail-on", "timing,,verdict"], "empty category"),
     ("same", ["--format", "xml"], "--format"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, make_new, extra, fragment):

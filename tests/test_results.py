@@ -75,9 +75,28 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(results_mod.pq, "write_table", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(DlbenchError, match="cannot write .*disk full"):
         write_results([_recorder()], {}, path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_wrong_column_type_is_damaged(tmp_path):
+    path = tmp_path / "r.parquet"
+    write_results([_recorder()], {}, path)
+    table = pq.read_table(path)
+    i = table.schema.get_field_index("value")
+    bad = table.set_column(i, "value", pa.array(["x"] * len(table)))
+    pq.write_table(bad.replace_schema_metadata(table.schema.metadata), path)
+    with pytest.raises(ResultsFileError, match="value is string"):
+        read_results(path)
+
+
+def test_claim_basis_is_recorded(tmp_path):
+    rec = Recorder("demo")
+    rec.claim(exact_claim("X1", "exact", 0.0, 1e-9))
+    rec.claim(exact_claim("X2", "timed", 0.0, 1e-9), timing=True)
+    back = write_results([rec], {}, tmp_path / "r.parquet")
+    assert list(back.claims["basis"]) == ["exact", "timing"]
 
 
 @pytest.mark.parametrize("make, message", [

@@ -132,3 +132,23 @@ def test_claim_from_interval_and_exact_claim():
     assert exact_claim("X", "s", 1e-9, 1e-6).verdict == "supported"
     assert exact_claim("X", "s", 1e-3, 1e-6).verdict == "refuted"
     assert exact_claim("X", "s", float("nan"), 1e-6).verdict == "refuted"
+
+
+def test_lists_reject_empty_items_duplicates_and_unknown_names():
+    from dlbench.errors import DlbenchError, UnknownName
+    from dlbench.experiments.base import parse_numbers
+    from dlbench.registry import Registry
+
+    reg = Registry("optimizer")
+    for name in ("sgd", "adam"):
+        reg.add(name, name)
+    assert reg.parse_list("") == ["sgd", "adam"] and reg.parse_list("adam") == ["adam"]
+    for bad, exc in (("sgd,,adam", DlbenchError), ("sgd,sgd", DlbenchError), ("nope", UnknownName)):
+        with pytest.raises(exc):
+            reg.parse_list(bad)
+    assert parse_numbers("1,2,4") == [1, 2, 4]
+    for bad in ("1,,2", "1,1", "x", "0", "-3", ""):
+        with pytest.raises(DlbenchError):
+            parse_numbers(bad)
+    with pytest.raises(DlbenchError, match="finite"):
+        parse_numbers("1,inf", float)

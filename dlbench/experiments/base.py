@@ -21,6 +21,7 @@ line in `dlbench/experiments/__init__.py`. It imports neither typer nor rich.
 from __future__ import annotations
 
 import contextlib
+import math
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -85,18 +86,23 @@ class RunContext:
         self.record.timing(metric, t, case=case, section=section)
         return t
 
-    def claim(self, c: Claim) -> Claim:
-        return self.record.claim(c)
+    def claim(self, c: Claim, *, timing: bool = False) -> Claim:
+        """Record a verdict; `timing=True` when it rests on wall-time measurements (compare then
+        treats a change of it as a timing result, not as a change of what the claim measures)."""
+        return self.record.claim(c, timing=timing)
 
 
 def parse_numbers(text: str, kind: type = int, *, what: str = "value", positive: bool = True) -> list:
     """'1,2,4' -> [1, 2, 4], with one clear error line for anything else."""
+    items = str(text).replace(" ", "").split(",")
     try:
-        values = [kind(t) for t in str(text).replace(" ", "").split(",") if t]
+        values = [kind(t) for t in items]
     except ValueError:
         raise DlbenchError(f"{what}: expected comma-separated {kind.__name__}s, got {text!r}") from None
-    if not values:
-        raise DlbenchError(f"{what}: expected at least one value")
+    if not all(math.isfinite(v) for v in values):
+        raise DlbenchError(f"{what}: every value must be finite, got {text!r}")
+    if len(set(values)) != len(values):
+        raise DlbenchError(f"{what}: a value is given twice in {text!r}")
     if positive and any(v <= 0 for v in values):
         raise DlbenchError(f"{what}: every value must be positive, got {text!r}")
     return values
