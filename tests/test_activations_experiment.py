@@ -205,6 +205,22 @@ def test_quick_run_records_every_claim(quick_run):
     assert res.meta["options"]["activations"]["sizes"] == "8192,1500000"
 
 
+def test_timing_claims_are_marked_timing(quick_run):
+    basis = read_results(quick_run).claims.set_index("claim")["basis"]
+    assert set(basis[basis == "timing"].index) == {"A1", "A2", "A9"}
+
+
+def test_a8_counts_only_units_that_die_in_training(quick_run):
+    res = read_results(quick_run)
+    rows = res.rows[res.rows["section"].str.startswith("A8")]
+    assert {"dead at init", "dead after", "died in training"} <= set(rows["metric"])
+    a8 = res.claims.set_index("claim").loc["A8"]
+    died = rows[(rows["metric"] == "died in training") & (rows["p_activation"] == "relu")]["value"]
+    assert "dead at init" in a8["evidence"] and "after - at init" in a8["evidence"]
+    if not (died > 0.01).any():
+        assert a8["verdict"] != "supported"
+
+
 def test_show_renders_the_quick_run(app, quick_run):
     for fmt in ("table", "markdown"):
         r = invoke(app, "show", str(quick_run), "--format", fmt)
