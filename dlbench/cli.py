@@ -334,17 +334,17 @@ def _suite_command():
 
 @app.command("compare")
 def compare(
-    base: Path = typer.Argument(..., help="The reference results file (.parquet)."),
-    new: Path = typer.Argument(..., help="The results file to judge against BASE."),
+    base: Path = typer.Argument(..., metavar="BASE", help="The reference results file (.parquet)."),
+    new: Path = typer.Argument(..., metavar="NEW", help="The results file to judge against BASE."),
     threshold: str = typer.Option("10%", "--threshold", "-t",
-                                  help="Smallest change that counts, as 10% or 0.1 (default: 10%)."),
-    alpha: float = typer.Option(0.01, "--alpha", help="Significance level of the Mann-Whitney test (default: 0.01)."),
+                                  help="Smallest change that counts, as 10% or 0.1."),
+    alpha: float = typer.Option(0.01, "--alpha", help="Significance level of the Mann-Whitney test."),
     normalize: bool = typer.Option(False, "--normalize",
                                    help="Divide each file's timings by its own copy-bandwidth probe "
                                         "(compare two machines)."),
     fail_on: str = typer.Option("timing,quality,verdict", "--fail-on",
                                 help="What makes the exit status 1: comma list of timing, quality, verdict; "
-                                     "or all, none (default: timing,quality,verdict)."),
+                                     "or all, none."),
     fmt: Literal["table", "markdown", "json"] = typer.Option("table", "--format", "-f",
                                                              help="Output: a Rich table, Markdown or JSON."),
     only_changed: bool = typer.Option(False, "--only-changed", help="Hide rows and claims that did not change."),
