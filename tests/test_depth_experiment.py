@@ -267,6 +267,25 @@ def test_quick_run_writes_every_claim_and_table(quick_run):
     assert set(timing["p_depth"]) == {1, 4} and (timing["value"] > 0).all()
 
 
+def test_only_d5_rests_on_timing_and_d2_marks_censored_cells(quick_run):
+    res = read_results(quick_run)
+    basis = res.claims.set_index("claim")["basis"]
+    assert set(basis[basis == "timing"].index) == {"D5"}
+    d2 = res.rows[res.rows["section"].str.contains("(D2", regex=False)]
+    assert {"width_needed (>= if censored)", "censored"} <= set(d2["metric"])
+
+
+def test_d2_evidence_names_censored_cells_as_lower_bounds():
+    windows = {1: [1, 2, 4, 8, 16], 2: [1, 2, 4, 8, 16, 32], 3: [2, 4, 8, 16, 32, 64]}
+    needed = np.array([[2, 2], [4, 4], [128, 16]], dtype=float)
+    reached = np.array([[True, True], [True, True], [False, True]])
+    note = depth._d2_note(needed, reached, windows, 3)
+    assert "k=3: 1/2 seeds >= 128" in note and "conservative" in note
+    assert "none censored" in depth._d2_note(needed, np.ones_like(reached), windows, 3)
+    low = depth._d2_note(needed[::-1], reached[::-1], windows, 3)
+    assert "can raise the slope" in low
+
+
 def test_show_renders_the_quick_run(quick_run):
     for fmt in ("table", "markdown"):
         r = _invoke("show", str(quick_run), "--format", fmt)
@@ -291,6 +310,8 @@ def test_plot_is_written(tmp_path):
     (["--k", "0"], "--k"),
     (["--optimizer", "lbfgs"], "lbfgs"),
     (["--target-error", "0"], "--target-error"),
+    (["--target-error", "1"], "--target-error"),
+    (["--lr", "0"], "--lr must be positive"),
 ])
 def test_bad_options_are_one_line_errors(args, fragment):
     r = _invoke("depth", "--quick", "--no-save", *args)
