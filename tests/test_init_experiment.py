@@ -278,6 +278,12 @@ def test_quick_run_records_every_table_and_claim(quick_run):
     assert evidence.startswith("exponent orthogonal - uniform")
 
 
+def test_only_i2_rests_on_timing(quick_run):
+    out, _ = quick_run
+    basis = read_results(out).claims.set_index("claim")["basis"]
+    assert set(basis[basis == "timing"].index) == {"I2"}
+
+
 def test_show_renders_the_quick_run(quick_run):
     out, _ = quick_run
     for fmt in ("table", "markdown", "json", "csv"):
@@ -301,6 +307,7 @@ def test_plot_is_a_png(quick_run):
     (["--activation", "nope"], "'nope' is not one of"),
     (["--time-schemes", "nope"], "unknown initializer 'nope'"),
     (["--width", "8192", "--depth", "30"], "lower --width"),
+    (["--lr", "0"], "--lr must be a positive number"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, fragment, tmp_path):
     r = invoke("init", "--quick", "--out", str(tmp_path / "x.parquet"), *args)

@@ -85,7 +85,7 @@ class Options:
     train_depth: int = option(20, help="I5: hidden layers of the trained net.", min=1, quick=12)
     train_width: int = option(32, help="I5: width of the trained net.", min=1, quick=24)
     steps: int = option(200, help="I1 and I5: training steps (the fixed budget).", min=1, quick=80)
-    lr: float = option(5e-3, help="I1 and I5: learning rate.", min=0)
+    lr: float = option(5e-3, help="I1 and I5: learning rate (positive).")
     optimizer: str = option("adam", help="I1 and I5: optimizer.", choices=lambda: _optimizer_names())
     time_schemes: str = option("uniform,normal,orthogonal", help="Initializers whose generation time is "
                                "measured (uniform and orthogonal are always added for I2).", metavar="LIST")
@@ -478,7 +478,7 @@ def run(opts: Options, ctx: RunContext) -> None:
         times = _generation_time(plan, ctx)
         advance()
     ctx.claim(i1)
-    ctx.claim(_claim_i2(i2, times, plan.sizes, ctx.seed))
+    ctx.claim(_claim_i2(i2, times, plan.sizes, ctx.seed), timing=True)  # its time-exponent part
     ctx.claim(_claim_i3(opts, plan, profiles))
     ctx.claim(_claim_i4(opts, profiles, i4_var))
     ctx.claim(i5)
