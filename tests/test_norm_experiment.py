@@ -88,6 +88,7 @@ def test_quick_records_every_table(quick_run):
     (["--features", "1,16"], "--features"),
     (["--data", "sine"], "sine"),
     (["--depth", "0"], "--depth"),
+    (["--base-lr", "0"], "--base-lr must be positive"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, fragment):
     r = invoke("norm", "--quick", "--no-save", *args)
@@ -100,7 +101,7 @@ def test_bad_input_is_one_line_and_exit_2(args, fragment):
 # ----------------------------------------------------------------------------- options
 
 def test_parse_options_orders_norms_and_picks_the_reference_batch():
-    cfg = ne.parse_options(ne.Options(norms="group,none,batch", batch_sizes="64,2,8,2"))
+    cfg = ne.parse_options(ne.Options(norms="group,none,batch", batch_sizes="64,2,8"))
     assert cfg.norms == ("none", "batch", "group")
     assert cfg.batch_sizes == (2, 8, 64)
     assert cfg.ref_batch == 64            # |log2(64/32)| = 1 < |log2(8/32)| = 2
@@ -250,6 +251,23 @@ def test_claim_n2_follows_the_largest_stable_lr():
     assert "lower bound" in ne.claim_n2(_grid(low, high), cfg, 0).evidence
     missing = ne.claim_n2({"batch": _grid(low, high)["batch"]}, cfg, 0)
     assert missing.verdict == "inconclusive" and "--norms" in missing.evidence
+
+
+def test_claim_n2_effect_and_evidence_agree_when_a_seed_has_no_stable_lr():
+    cfg = ne.Config(("none", "batch"), (2, 32), (0.01, 0.1, 1.0), (16, 32), 32)
+    none = [[False, False, False], [True, False, False], [False, False, False], [True, True, False]]
+    batch = [[True, True, True], [True, True, False], [True, True, True], [True, True, True]]
+    c = ne.claim_n2(_grid(none, batch), cfg, 0)
+    # steps none (-1, 0, -1, 1) -> lower median -1; batch (2, 1, 2, 2) -> 2; effect 2 - (-1)
+    assert c.effect == 3
+    assert "none step -1 = none (step -1, below 0.01), 2/4 seeds with no stable lr" in c.evidence
+    assert "batch step 2 = 1" in c.evidence
+    np.testing.assert_array_equal(ne.grid_median([0, 1, 2, 3]), 1)
+
+
+def test_only_n9_rests_on_timing(quick_run):
+    basis = read_results(quick_run[0]).claims.set_index("claim")["basis"]
+    assert set(basis[basis == "timing"].index) == {"N9"}
 
 
 def _sweep(acc_by_norm_batch, S=5):
