@@ -138,6 +138,32 @@ def test_rates_at_the_optimal_parameters():
     assert tj.momentum_rate(lr, beta, [mu, 10.0, L]) == pytest.approx(rate, rel=1e-6)
 
 
+def test_analytic_rates_are_nan_not_an_error_for_non_finite_inputs():
+    with np.errstate(all="raise"):
+        assert math.isnan(tj.gd_rate(1e308, [1.0, 1e8]))
+        assert math.isnan(tj.momentum_rate(1e308, 0.9, [1.0, 1e8]))
+        assert math.isnan(tj.momentum_rate(math.inf, 0.9, [1.0, 2.0], nesterov=True))
+        assert math.isnan(tj.optimal_gd(0.0, 1.0)[1]) and math.isnan(tj.optimal_heavy_ball(1.0, math.inf)[2])
+
+
+@pytest.mark.parametrize("name", ["adagrad", "adamw"])
+def test_default_grid_brackets_the_best_lr_on_the_canyon(name):
+    surf = get_surface("canyon")
+    Z = tj.sample_starts(surf, np.random.default_rng(0), 8)
+    grid = ox.configure(ox.Options(), False).grid
+    assert grid[0] == 1e-4 and grid[-1] == 100
+    for steps in (150, 500):
+        best = tj.search_lr(surf, name, Z, grid, steps, surf.min_value + 1e-3).best
+        assert grid[0] < best < grid[-1], (steps, best)
+
+
+def test_out_of_range_values_are_refused_without_the_cli_too():
+    for opts in (ox.Options(lr=1e308), ox.Options(lr_grid="1,1e4"), ox.Options(kappa=1e9)):
+        with pytest.raises(ox.DlbenchError):
+            ox.configure(opts, False)
+    assert ox.configure(ox.Options(lr=1e3, kappa=1e8), False).lr == 1e3
+
+
 def test_heavy_ball_rate_matches_a_run_on_the_canyon():
     surf = get_surface("canyon", kappa=20)
     Z = tj.sample_starts(surf, np.random.default_rng(5), 4)
@@ -249,6 +275,7 @@ def test_cli_all_claims_quick_measures_every_claim(tmp_path):
     assert set(claims["verdict"]) <= {"supported", "refuted", "inconclusive"}
     assert claims.loc["O8", "verdict"] == "supported"
     assert claims.loc["O7", "verdict"] == "supported"  # exact: Adam's steps rebuilt from momentum and RMSProp
+    assert (claims["basis"] != "timing").all()
     sections = set(res.rows["section"])
     assert {"O1 saddle fraction", "O2 saddle escape", "O3 cliff", "analytic references",
             "O5-O6 per-coordinate steps", "O8 equal-loss families", "O9 spread over seeds", "lr search"} <= sections
@@ -295,7 +322,10 @@ def test_plot_writes_trajectories_over_contours_and_loss_curves(tmp_path):
     (["--clip-norm", "0"], "--clip-norm must be a positive number"),
     (["--noise", "-1"], "--noise"),
     (["--surface", "rosenbrock", "--kappa", "10"], "--kappa applies to canyon and quadratic"),
-    (["--kappa", "0.5"], "--kappa must be a number >= 1"),
+    (["--kappa", "0.5"], "--kappa"),
+    (["--kappa", "1e9"], "--kappa"),
+    (["--lr", "1e308"], "--lr"),
+    (["--lr-grid", "0.1,1e308"], "--lr-grid: every value must be in (0, 1000]"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, fragment):
     r = invoke("optimizers", "--quick", "--no-save", *args)

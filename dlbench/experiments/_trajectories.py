@@ -460,8 +460,12 @@ def search_lr(surface: Surface, name: str, Z: np.ndarray, lrs: Sequence[float], 
 
 
 def gd_rate(lr: float, curvatures: np.ndarray) -> float:
-    """Gradient descent's contraction per step on a quadratic: max_i |1 - lr * lambda_i|."""
-    return float(np.max(np.abs(1.0 - lr * np.asarray(curvatures))))
+    """Gradient descent's contraction per step on a quadratic: max_i |1 - lr * lambda_i|; NaN when an input
+    or the result is not finite."""
+    lam = np.asarray(curvatures, dtype=float)
+    with np.errstate(all="ignore"):
+        rate = float(np.max(np.abs(1.0 - lr * lam)))
+    return rate if math.isfinite(rate) and math.isfinite(lr) else math.nan
 
 
 def momentum_rate(lr: float, beta: float, curvatures: np.ndarray, nesterov: bool = False) -> float:
@@ -469,19 +473,24 @@ def momentum_rate(lr: float, beta: float, curvatures: np.ndarray, nesterov: bool
 
     Heavy ball: buf <- beta buf + lam z;  z <- z - lr buf      -> [[1 - lr lam, -lr beta], [lam, beta]]
     Nesterov:   z <- z - lr (lam z + beta buf_new)              -> [[1 - lr lam (1 + beta), -lr beta^2], [lam, beta]]
-    acting on (z_t, buf_{t-1}).
+    acting on (z_t, buf_{t-1}). NaN when an input or an entry of the iteration matrix is not finite.
     """
     lam = np.asarray(curvatures, dtype=float)
-    if nesterov:
-        a, b = 1.0 - lr * lam * (1.0 + beta), np.full_like(lam, -lr * beta * beta)
-    else:
-        a, b = 1.0 - lr * lam, np.full_like(lam, -lr * beta)
-    M = np.stack([np.stack([a, b], -1), np.stack([lam, np.full_like(lam, beta)], -1)], -2)
+    with np.errstate(all="ignore"):
+        if nesterov:
+            a, b = 1.0 - lr * lam * (1.0 + beta), np.full_like(lam, -lr * beta * beta)
+        else:
+            a, b = 1.0 - lr * lam, np.full_like(lam, -lr * beta)
+        M = np.stack([np.stack([a, b], -1), np.stack([lam, np.full_like(lam, beta)], -1)], -2)
+    if not np.isfinite(M).all():
+        return math.nan
     return float(np.max(np.abs(np.linalg.eigvals(M))))
 
 
 def optimal_gd(mu: float, L: float) -> tuple[float, float]:
     """(lr, rate) of gradient descent's best constant step on a quadratic: 2/(mu+L), (kappa-1)/(kappa+1)."""
+    if not (math.isfinite(mu) and math.isfinite(L) and 0 < mu <= L):
+        return math.nan, math.nan
     kappa = L / mu
     return 2.0 / (mu + L), (kappa - 1.0) / (kappa + 1.0)
 
@@ -489,6 +498,8 @@ def optimal_gd(mu: float, L: float) -> tuple[float, float]:
 def optimal_heavy_ball(mu: float, L: float) -> tuple[float, float, float]:
     """(lr, beta, rate) of Polyak's heavy ball at its best: 4/(sqrt L + sqrt mu)^2,
     ((sqrt kappa - 1)/(sqrt kappa + 1))^2, (sqrt kappa - 1)/(sqrt kappa + 1)  (Polyak 1964)."""
+    if not (math.isfinite(mu) and math.isfinite(L) and 0 < mu <= L):
+        return math.nan, math.nan, math.nan
     sk = math.sqrt(L / mu)
     rate = (sk - 1.0) / (sk + 1.0)
     return 4.0 / (math.sqrt(L) + math.sqrt(mu)) ** 2, rate * rate, rate

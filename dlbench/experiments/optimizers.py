@@ -46,7 +46,9 @@ CLAIM_SURFACES = {"O2": ("saddle",), "O3": ("cliff",), "O4": ("canyon", "quadrat
                   "O6": ("canyon", "quadratic"), "O7": ("canyon", "quadratic"), "O8": ("mlp",), "O9": ("mlp",)}
 SUITE_OPTIONS = {"all_claims": True}
 
-DEFAULT_GRID = "1e-4,3e-4,1e-3,3e-3,0.01,0.03,0.1,0.3,1"
+DEFAULT_GRID = "1e-4,3e-4,1e-3,3e-3,0.01,0.03,0.1,0.3,1,3,10,30,100"
+#: Upper bound of --lr and of every --lr-grid value, and of --kappa: beyond them the runs only overflow.
+MAX_LR, MAX_KAPPA = 1e3, 1e8
 #: (steps, starts, tuning starts) when not given, by (--quick, mlp surface).
 SIZES = {(False, False): (500, 64, 64), (False, True): (200, 16, 8), (True, False): (150, 16, 16),
          (True, True): (60, 8, 4)}
@@ -72,9 +74,11 @@ PATH_STARTS, CURVE_POINTS = 8, 150
 class Options:
     surface: str = option("canyon", help="Loss surface.", choices=surface_names)
     optimizers: str | None = option("all", help="Optimizers to compare, or 'all'.", choices=lambda: list(OPTIMIZERS))
-    lr: float | None = option(None, help="One learning rate for every optimizer (skips the grid search).")
-    lr_grid: str = option(DEFAULT_GRID, help="Learning rates searched per optimizer (comma-separated); "
-                                              "the best has the lowest median final loss on tuning starts.")
+    lr: float | None = option(None, help="One learning rate for every optimizer (skips the grid search), in "
+                                         "(0, 1000].", max=MAX_LR)
+    lr_grid: str = option(DEFAULT_GRID, help="Learning rates searched per optimizer (comma-separated, "
+                                              "each in (0, 1000]); the best has the lowest median final loss on "
+                                              "tuning starts.")
     steps: int | None = option(None, help="Steps per run; unset: 500 (mlp 200, saddle 100), under --quick 150 "
                                           "(mlp and saddle 60).", min=1)
     starts: int | None = option(None, help="Evaluation starts per optimizer (and as many tuning starts); unset: "
@@ -84,7 +88,8 @@ class Options:
     clip_value: float | None = option(None, help="Clip each gradient coordinate to [-C, C].")
     target: float | None = option(None, help="Target loss for steps-to-target on --surface; unset: minimum + "
                                              "1e-3 (saddle: -1, an escape; mlp: 0.05).")
-    kappa: float | None = option(None, help="Condition number of canyon/quadratic (unset: the surface's).")
+    kappa: float | None = option(None, help="Condition number of canyon/quadratic, in [1, 1e8] (unset: the "
+                                             "surface's).", min=1, max=MAX_KAPPA)
     all_claims: bool = option(False, help="Also run every claim on its own surface (saddle, cliff, canyon, mlp).")
 
 
@@ -121,9 +126,11 @@ def configure(opts: Options, quick: bool) -> Config:
         raise UnknownName("surface", opts.surface, surface_names())
     names = OPTIMIZERS.parse_list(opts.optimizers)
     _positive("lr", opts.lr)
+    if opts.lr is not None and opts.lr > MAX_LR:
+        raise DlbenchError(f"--lr must be at most {MAX_LR:g}, got {opts.lr}")
     grid = parse_numbers(opts.lr_grid, float, what="--lr-grid")
-    if not all(math.isfinite(v) for v in grid):
-        raise DlbenchError(f"--lr-grid: every value must be finite, got {opts.lr_grid!r}")
+    if not all(math.isfinite(v) and v <= MAX_LR for v in grid):
+        raise DlbenchError(f"--lr-grid: every value must be in (0, {MAX_LR:g}], got {opts.lr_grid!r}")
     for key in ("steps", "starts"):
         v = getattr(opts, key)
         if v is not None and (int(v) != v or v < 1):
@@ -137,8 +144,8 @@ def configure(opts: Options, quick: bool) -> Config:
     if opts.kappa is not None:
         if opts.surface not in ("canyon", "quadratic") and not opts.all_claims:
             raise DlbenchError(f"--kappa applies to canyon and quadratic, not {opts.surface}")
-        if not math.isfinite(opts.kappa) or opts.kappa < 1:
-            raise DlbenchError(f"--kappa must be a number >= 1, got {opts.kappa}")
+        if not math.isfinite(opts.kappa) or not 1 <= opts.kappa <= MAX_KAPPA:
+            raise DlbenchError(f"--kappa must be a number in [1, {MAX_KAPPA:g}], got {opts.kappa}")
     return Config(names, sorted(set(grid)), opts.lr, opts.steps, opts.starts, float(opts.noise), opts.clip_norm,
                   opts.clip_value, opts.target, opts.kappa, quick)
 
@@ -519,10 +526,11 @@ def claim_o4(runner: Runner, home: str) -> Claim:
             ("nesterov rate at its grid lr", nes.traj, momentum_rate(nes.lr, 0.9, lam, nesterov=True))]
     lr_gd, rate_gd = optimal_gd(mu, L)
     lr_hb, beta_hb, rate_hb = optimal_heavy_ball(mu, L)
-    gd_opt = run_trajectories(surf, build_optimizer("sgd", lr_gd), sr.starts, sr.steps)
-    hb_opt = run_trajectories(surf, build_optimizer("sgd", lr_hb, momentum=beta_hb), sr.starts, sr.steps)
-    rows += [(f"gd at lr=2/(mu+L): (kappa-1)/(kappa+1)", gd_opt, rate_gd),
-             (f"heavy ball at its best: (sqrt(kappa)-1)/(sqrt(kappa)+1)", hb_opt, rate_hb)]
+    if math.isfinite(lr_gd) and math.isfinite(lr_hb):
+        gd_opt = run_trajectories(surf, build_optimizer("sgd", lr_gd), sr.starts, sr.steps)
+        hb_opt = run_trajectories(surf, build_optimizer("sgd", lr_hb, momentum=beta_hb), sr.starts, sr.steps)
+        rows += [(f"gd at lr=2/(mu+L): (kappa-1)/(kappa+1)", gd_opt, rate_gd),
+                 (f"heavy ball at its best: (sqrt(kappa)-1)/(sqrt(kappa)+1)", hb_opt, rate_hb)]
     measured = {}
     for label, traj, analytic in rows:
         r = _rate(traj, surf.min_value)
@@ -543,6 +551,12 @@ def claim_o4(runner: Runner, home: str) -> Claim:
             f"{med(sgd.metrics.steps_to_target):.3g} / {med(mom.metrics.steps_to_target):.3g} / "
             f"{med(nes.metrics.steps_to_target):.3g}; rates measured {med(measured[rows[0][0]]):.4g} (gd) vs "
             f"{med(measured[rows[1][0]]):.4g} (momentum); analytic best {rate_gd:.4g} vs {rate_hb:.4g}")
+    bad = [label for label, _, analytic in rows if not math.isfinite(analytic)]
+    if bad or not math.isfinite(rate_gd):
+        what = ", ".join(bad) if bad else f"the optimal rates (curvatures {mu:.3g}..{L:.3g})"
+        return dataclasses.replace(c, verdict="inconclusive",
+                                   evidence=f"analytic reference not finite ({what}): the lr overflows the "
+                                            f"iteration; {c.evidence}; {note}")
     return dataclasses.replace(c, evidence=f"{c.evidence}; {note}")
 
 
