@@ -85,7 +85,14 @@ def _console(quiet: bool = False):
 
 
 def emit(results: Results, fmt: str, quiet: bool = False) -> None:
-    """Print `results` in the chosen format on stdout."""
+    """Print `results` in the chosen format on stdout (extreme values print as they are, without warnings)."""
+    import numpy as np
+
+    with np.errstate(all="ignore"):
+        _emit(results, fmt, quiet)
+
+
+def _emit(results: Results, fmt: str, quiet: bool) -> None:
     if fmt == "table":
         render.render_rich(results, _console(quiet))
     elif fmt == "markdown":

@@ -31,7 +31,7 @@ def sparkline(values, width: int = 16) -> str:
         return ""
     if v.size > width:  # downsample by taking evenly spaced points, always keeping the last
         v = v[np.linspace(0, v.size - 1, width).round().astype(int)]
-    if (v > 0).all() and v.max() / v.min() > 10:
+    if (v > 0).all() and v.max() > 10 * v.min():
         v = np.log10(v)
     lo, hi = v.min(), v.max()
     if hi - lo < 1e-12 * max(1.0, abs(hi)):

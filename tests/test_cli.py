@@ -127,3 +127,16 @@ def test_out_is_checked_before_the_run(toy_app, tmp_path):
     folder.mkdir()
     r = invoke(toy_app, "toy", "--quick", "--out", str(folder), "--force")
     assert r.exit_code == 2 and "is a directory" in r.output
+
+
+def test_sparkline_of_a_curve_that_reaches_denormals_warns_nothing():
+    import warnings
+
+    import numpy as np
+
+    from dlbench.render import sparkline
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        line = sparkline(np.array([1e300, 1.0, 5e-324]))
+    assert len(line) == 3 and line[0] == "█" and line[-1] == "▁"
