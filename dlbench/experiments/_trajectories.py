@@ -427,11 +427,17 @@ def lr_row(lrs: Sequence[float], P: int, dtype=np.float64) -> np.ndarray:
     return np.repeat(np.asarray(lrs, dtype=dtype), P)[None, :]
 
 
+#: Largest fraction of diverged tuning runs for which a learning rate can still be chosen.
+MAX_DIVERGED = 0.1
+
+
 def search_lr(surface: Surface, name: str, Z: np.ndarray, lrs: Sequence[float], steps: int, target: float, *,
               hyper: dict | None = None, **engine) -> LrSearch:
     """Run every lr of the grid from every start in Z (d, P) in one engine call; pick the best lr.
 
-    Best = lowest median final loss over the starts (a diverged run counts as +inf); ties go to the lower
+    Only lrs whose runs diverge at most MAX_DIVERGED of the time are eligible (all are, if none is): a
+    "best" lr that throws away a third of its runs is not one a user would pick. Among them, best =
+    lowest median final loss over the starts (a diverged run counts as +inf); ties go to the lower
     median steps to target, then to the smaller lr. On a surface unbounded below (min_value -inf, the
     saddle) the final loss only says how far a run fled, so the median steps to target decides first.
     """
@@ -448,10 +454,13 @@ def search_lr(surface: Surface, name: str, Z: np.ndarray, lrs: Sequence[float], 
     med_steps = np.median(stt, axis=1)
     div = m.diverged.reshape(L, P).mean(axis=1)
     med_final_key = np.nan_to_num(med_final, nan=np.inf)
+    unstable = div > MAX_DIVERGED
+    if unstable.all():
+        unstable[:] = False
     if math.isinf(surface.min_value) and surface.min_value < 0:
-        order = np.lexsort((lrs, med_final_key, med_steps))
+        order = np.lexsort((lrs, med_final_key, med_steps, unstable))
     else:
-        order = np.lexsort((lrs, med_steps, med_final_key))
+        order = np.lexsort((lrs, med_steps, med_final_key, unstable))
     best = float(lrs[order[0]])
     return LrSearch(lrs, med_final, div, med_steps, best, traj.seconds, traj.runs * traj.steps)
 
