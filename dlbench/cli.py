@@ -143,6 +143,8 @@ def env_command(
     from dlbench.env import fingerprint
     from dlbench.timing import copy_bandwidth
 
+    if threads is not None and threads > (os.cpu_count() or 1):
+        raise DlbenchError(f"--threads must be between 1 and the {os.cpu_count()} cores this machine has")
     with threadpool_limits(limits=threads) if threads else _null():
         fp = fingerprint()
         bw = copy_bandwidth(quick)

@@ -47,8 +47,9 @@ class Registry(Mapping[str, T], Generic[T]):
             raise DlbenchError(f"{text!r}: an empty {self.kind} name in the list")
         for n in names:
             self[n]
-        if len(set(names)) != len(names):
-            raise DlbenchError(f"{text!r}: a {self.kind} is named twice")
+        twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+        if twice is not None:
+            raise DlbenchError(f"{text!r}: {self.kind} {twice!r} is named twice")
         return names
 
     def __iter__(self) -> Iterator[str]:
