@@ -327,3 +327,23 @@ def test_drift_recorder_samples_the_layer_input_during_training():
     assert rec.steps == [0, 2, 4, 6, 8, 10]
     mean = np.stack(rec.mean, axis=1)
     assert mean.shape == (2, 6) and (mean[:, 0] == 0).all() and (np.diff(mean, axis=1) > 0).all()
+
+
+def test_data_from_a_users_file(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    np.savez(tmp_path / "mine.npz", X=X, y=(X[:, 0] * X[:, 1] > 0).astype(int))
+    out = tmp_path / "n.parquet"
+    r = invoke("norm", "--quick", "--data", str(tmp_path / "mine.npz"), "--batch-sizes", "2,8",
+               "--norms", "none,batch,layer", "--out", str(out), "-q")
+    assert r.exit_code == 0, r.output
+    res = read_results(out)
+    assert res.meta["options"]["norm"]["data"].endswith("mine.npz")
+    assert res.claims.set_index("claim").loc["N8", "verdict"] == "supported"
+
+
+@pytest.mark.parametrize("value, fragment", [("sine", "neither a classification data set"),
+                                             ("missing.csv", "no such file")])
+def test_bad_data_is_one_line(value, fragment):
+    r = invoke("norm", "--quick", "--data", value)
+    assert r.exit_code == 2 and fragment in r.output and "Traceback" not in r.output

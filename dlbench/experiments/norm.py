@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,7 +83,10 @@ class Options:
     channels: int = option(8, help="Channels C the hidden features are viewed as (instance and group norm).",
                            min=1)
     groups: int = option(4, help="Group norm's number of groups G (divides --channels).", min=1)
-    data: str = option("spirals", help="Classification data set.", choices=lambda: _data_names())
+    data: str = option("spirals", metavar="NAME|FILE",
+                       help="Classification data set: spirals, xor, checkerboard, blobs, digits (needs "
+                            "scikit-learn), or your own .npz (arrays X, y), .csv or .parquet (features, then "
+                            "the label column last).")
     features: str = option("16,32,64,128,256", help="Feature sizes F of the N9 whitening timing.",
                            metavar="LIST", quick="16,64,256")
 
@@ -108,6 +112,7 @@ def parse_options(opts: Options) -> Config:
     """Check every option before any work; one-line DlbenchErrors."""
     from dlbench.nn.norm import NORMS
 
+    _check_data(opts.data)
     names = list(dict.fromkeys(NORMS.parse_list(opts.norms)))
     norms = tuple(n for n in NORM_ORDER if n in names) + tuple(n for n in names if n not in NORM_ORDER)
     sizes = sorted(set(parse_numbers(opts.batch_sizes, int, what="--batch-sizes")))
@@ -153,12 +158,36 @@ def make_model(name: str, opts: Options, d_in: int, d_out: int, dtype=np.float32
                        norm_hyper=norm_hyper(name, opts), dtype=dtype))
 
 
-def make_data(opts: Options, seed: int, n_train: int | None = None):
-    """The data set drawn with `seed`; inputs standardised by the training set's mean and std."""
-    from dlbench.data import make_dataset
+def _check_data(name: str) -> None:
+    from dlbench.data import FILE_SUFFIXES
 
-    d = make_dataset(opts.data, seed=seed, n_train=n_train or opts.train_size, n_test=N_TEST,
-                     **DATA_HYPER.get(opts.data, {}))
+    if name in _data_names():
+        return
+    if Path(name).suffix.lower() in FILE_SUFFIXES:
+        if not Path(name).is_file():
+            raise DlbenchError(f"--data {name}: no such file")
+        return
+    raise DlbenchError(f"--data {name!r}: neither a classification data set ({', '.join(_data_names())}) "
+                       f"nor a {'/'.join(FILE_SUFFIXES)} file")
+
+
+def make_data(opts: Options, seed: int, n_train: int | None = None):
+    """The data set drawn with `seed` (a file: its seeded split, the first n_train training rows);
+    inputs standardised by the training set's mean and std."""
+    from dlbench.data import CLASSIFICATION, load_dataset_file, make_dataset
+
+    if opts.data in _data_names():
+        d = make_dataset(opts.data, seed=seed, n_train=n_train or opts.train_size, n_test=N_TEST,
+                         **DATA_HYPER.get(opts.data, {}))
+    else:
+        d = load_dataset_file(opts.data, task=CLASSIFICATION, seed=seed)
+        keep = n_train or opts.train_size
+        largest = max(parse_numbers(opts.batch_sizes, int, what="--batch-sizes"))
+        if len(d.X_train) < keep or len(d.X_test) < largest:
+            raise DlbenchError(f"--data {opts.data}: {len(d.X_train)} training and {len(d.X_test)} test rows; "
+                               f"the run needs at least --train-size {keep} and the largest batch size "
+                               f"{largest} (a bigger file, or smaller --train-size/--batch-sizes)")
+        d = dataclasses.replace(d, X_train=d.X_train[:keep], y_train=d.y_train[:keep])
     m = d.X_train.mean(axis=0)
     s = d.X_train.std(axis=0)
     s = np.where(s > 0, s, 1).astype(np.float32)
