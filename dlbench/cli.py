@@ -175,7 +175,7 @@ def _null():
 def _shared_options() -> list[tuple[str, object, object]]:
     return [
         ("seed", int, typer.Option(0, "--seed", min=0, help="Base seed (0 or more); replica i uses seed + i.")),
-        ("seeds", Optional[int], typer.Option(None, "--seeds", min=1, help="Number of seeds (default: 5; quick: 3).")),
+        ("seeds", Optional[int], typer.Option(None, "--seeds", min=1, help="Number of seeds (default: 6, the fewest a 95% bootstrap interval needs).")),
         ("quick", bool, typer.Option(False, "--quick", help="The small size used by tests and CI.")),
         ("out", Optional[Path], typer.Option(None, "--out", "-o",
                                              help="Results file (default: results/<name>-<time>.parquet).")),

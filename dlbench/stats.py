@@ -17,6 +17,9 @@ import numpy as np
 Direction = Literal["greater", "less"]
 VERDICTS = ("supported", "refuted", "inconclusive")
 
+#: A percentile bootstrap interval of n values covers at most 1 - 2^(1-n): 95 % needs n >= 6.
+MIN_BOOTSTRAP_N = 6
+
 
 def median(x) -> float:
     return float(np.median(np.asarray(x, dtype=float)))
@@ -196,7 +199,8 @@ def _fmt(v: float) -> str:
     return "nan" if v is None or not math.isfinite(v) else f"{v:.3g}"
 
 
-def decide(effect, low, high, *, direction: Direction = "greater", null=0.0, threshold=0.0, n=0, min_n=2) -> str:
+def decide(effect, low, high, *, direction: Direction = "greater", null=0.0, threshold=0.0, n=0, min_n=2,
+           method: str = "") -> str:
     """The verdict rule: which side of `null` the interval lies on, and whether the effect is practical.
 
     supported: the interval lies entirely on the claimed side and the effect is at
@@ -204,6 +208,8 @@ def decide(effect, low, high, *, direction: Direction = "greater", null=0.0, thr
     side; inconclusive otherwise, or with fewer than `min_n` observations.
     """
     if n < min_n or not all(map(math.isfinite, (effect, low, high))):
+        return "inconclusive"
+    if method == "bootstrap" and n < MIN_BOOTSTRAP_N:
         return "inconclusive"
     sign = 1.0 if direction == "greater" else -1.0
     lo, hi = sorted((sign * (low - null), sign * (high - null)))
@@ -295,11 +301,14 @@ def claim_from_interval(
     note: str = "",
 ) -> Claim:
     """A verdict from an interval computed elsewhere (e.g. a Monte Carlo proportion)."""
-    v = decide(effect, low, high, direction=direction, null=null, threshold=threshold, n=n, min_n=min_n)
+    v = decide(effect, low, high, direction=direction, null=null, threshold=threshold, n=n, min_n=min_n,
+               method=method)
     u = f" {unit}" if unit and unit != "x" else ("x" if unit == "x" else "")
     evidence = f"{label} {_fmt(effect)}{u} [95% {method} {_fmt(low)}, {_fmt(high)}], n={n}"
     if n < min_n:
         evidence += f" (fewer than {min_n}: too few)"
+    elif method == "bootstrap" and n < MIN_BOOTSTRAP_N:
+        evidence += f" (a 95% bootstrap interval needs {MIN_BOOTSTRAP_N} values: too few)"
     if note:
         evidence += f"; {note}"
     return Claim(claim_id, statement, v, float(effect), float(low), float(high), int(n), method, evidence, unit)

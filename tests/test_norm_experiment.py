@@ -242,9 +242,9 @@ def _grid(stable_none, stable_batch):
 
 def test_claim_n2_follows_the_largest_stable_lr():
     cfg = ne.Config(("none", "batch"), (2, 32), (0.01, 0.1, 1.0), (16, 32), 32)
-    low = [[True, False, False]] * 3
-    high = [[True, True, True]] * 3
-    mixed = [[True, True, False], [True, True, True], [True, True, False]]
+    low = [[True, False, False]] * 6
+    high = [[True, True, True]] * 6
+    mixed = [[True, True, False], [True, True, True], [True, True, False]] * 2
     assert ne.claim_n2(_grid(low, high), cfg, 0).verdict == "supported"
     assert ne.claim_n2(_grid(high, low), cfg, 0).verdict == "refuted"
     assert ne.claim_n2(_grid(mixed, mixed), cfg, 0).verdict == "inconclusive"
@@ -278,7 +278,7 @@ def _sweep(acc_by_norm_batch, S=5):
 
 def test_claim_n5_needs_batch_norm_to_drop_and_group_and_layer_to_hold():
     cfg = ne.Config(("batch", "layer", "group"), (2, 32), (0.1,), (16,), 32)
-    noise = np.array([0.0, 0.01, -0.01, 0.005, -0.005])
+    noise = np.array([0.0, 0.01, -0.01, 0.005, -0.005, 0.002])
     good = {("batch", 2): 0.55 + noise, ("batch", 32): 0.95 + noise, ("layer", 2): 0.93 + noise,
             ("layer", 32): 0.94 + noise, ("group", 2): 0.95 + noise, ("group", 32): 0.94 + noise}
     assert ne.claim_n5(_sweep(good), cfg, 0).verdict == "supported"

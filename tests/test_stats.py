@@ -112,16 +112,23 @@ def test_verdict_needs_seeds_and_a_practical_effect():
 
 
 def test_verdict_from_samples_carries_its_evidence():
-    c = verdict("X1", "effect is positive", [0.9, 1.1, 1.0, 1.2, 0.95], label="gain", unit="dB")
+    c = verdict("X1", "effect is positive", [0.9, 1.1, 1.0, 1.2, 0.95, 1.05], label="gain", unit="dB")
     assert c.verdict == "supported"
-    assert c.n == 5 and "n=5" in c.evidence and "bootstrap" in c.evidence and "gain" in c.evidence
+    assert c.n == 6 and "n=6" in c.evidence and "bootstrap" in c.evidence and "gain" in c.evidence
     c = verdict("X1", "effect is positive", [0.9, 1.1, 1.0, 1.2, 0.95], direction="less", method="t")
     assert c.verdict == "refuted" and "t" == c.method
 
 
+def test_a_bootstrap_verdict_needs_six_values():
+    # The percentile interval of 5 values covers at most 1 - 2^-4 = 94 %: not a 95 % interval.
+    c = verdict("X1", "effect is positive", [0.9, 1.1, 1.0, 1.2, 0.95])
+    assert c.verdict == "inconclusive" and "needs 6 values" in c.evidence
+    assert verdict("X1", "positive", [0.9, 1.1, 1.0, 1.2, 0.95], method="t").verdict == "supported"
+
+
 def test_two_sample_verdict_ratio_and_difference():
-    a = np.array([10.0, 10.5, 9.8, 10.2, 10.1])
-    b = np.array([5.0, 5.2, 4.9, 5.1, 5.05])
+    a = np.array([10.0, 10.5, 9.8, 10.2, 10.1, 9.9])
+    b = np.array([5.0, 5.2, 4.9, 5.1, 5.05, 4.95])
     assert two_sample_verdict("X", "a > b", a, b).verdict == "supported"
     assert two_sample_verdict("X", "a > b", a, b, ratio=True).verdict == "supported"
     assert two_sample_verdict("X", "a < b", a, b, direction="less").verdict == "refuted"
