@@ -333,3 +333,30 @@ def test_bad_input_is_one_line_and_exit_2(args, fragment):
     lines = [line for line in r.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("dlbench: error:"), r.output
     assert fragment in lines[0]
+
+
+def _slows(verdict):
+    return ox.Claim("O5", ox.CLAIMS["O5"], verdict, -1.0, -1.2, -0.8, 6, "bootstrap", "slows down: ...")
+
+
+def test_o6_needs_adagrad_to_slow_down_in_the_same_run():
+    rms = np.array([0.0, 0.01, -0.01, 0.02, 0.0, 0.01])
+    ada = rms - 1.0
+    fast, slow = np.full(6, 3.0), np.full(6, 1.0)
+    ok = ox.o6_verdict(rms, ada, fast, slow, _slows("supported"))
+    assert ok.verdict == "supported"
+    assert "decades of decrease of f-f* over the second half" in ok.evidence
+    for v in ("inconclusive", "refuted"):
+        c = ox.o6_verdict(rms, ada, slow, fast, _slows(v))
+        assert c.verdict == "inconclusive"
+        assert f"slowdown is not established in this run (O5 'slows down' {v})" in c.evidence
+        assert "adagrad's late progress beats rmsprop's" in c.evidence
+    assert ox.o6_verdict(ada, rms, fast, slow, _slows("supported")).verdict == "refuted"
+
+
+def test_o4_evidence_names_each_optimizers_lr():
+    def run(name, lr, searched):
+        return ox.OptimizerRun(name, lr, {}, object() if searched else None, None, None)
+    note = ox.lr_note([run("sgd", 0.1, True), run("momentum", 0.03, True), run("nesterov", 0.01, True)])
+    assert note == "each at its own best grid lr: sgd 0.1, momentum 0.03, nesterov 0.01"
+    assert ox.lr_note([run("sgd", 0.1, False), run("momentum", 0.1, False)]).startswith("lr fixed by --lr")

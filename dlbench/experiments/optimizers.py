@@ -513,6 +513,14 @@ def _rate(traj: Trajectories, fmin: float) -> np.ndarray:
         return contraction_rate(np.sqrt(np.maximum(traj.loss - fmin, 0.0)))
 
 
+def lr_note(runs: list[OptimizerRun]) -> str:
+    """The learning rate each run used, and whether it is that optimizer's own best on the grid."""
+    lrs = ", ".join(f"{r.name} {r.lr:.3g}" for r in runs)
+    if all(r.search is not None for r in runs):
+        return f"each at its own best grid lr: {lrs}"
+    return f"lr fixed by --lr, not searched: {lrs}"
+
+
 def claim_o4(runner: Runner, home: str) -> Claim:
     ctx = runner.ctx
     sr = runner.ensure(home, ["sgd", "momentum", "nesterov"])
@@ -546,7 +554,7 @@ def claim_o4(runner: Runner, home: str) -> Claim:
         x = np.asarray(x, float)
         return _nanmedian(x) if np.isfinite(x).any() else math.nan
 
-    note = (f"{sr.name} kappa={L / mu:.3g}; oscillation medians sgd {med(sgd.metrics.oscillation):.3g}, momentum "
+    note = (f"{sr.name} kappa={L / mu:.3g}; {lr_note([sgd, mom, nes])}; oscillation medians sgd {med(sgd.metrics.oscillation):.3g}, momentum "
             f"{med(mom.metrics.oscillation):.3g}, nesterov {med(nes.metrics.oscillation):.3g}; steps to target "
             f"{med(sgd.metrics.steps_to_target):.3g} / {med(mom.metrics.steps_to_target):.3g} / "
             f"{med(nes.metrics.steps_to_target):.3g}; rates measured {med(measured[rows[0][0]]):.4g} (gd) vs "
@@ -590,7 +598,7 @@ def _early_late(eff: np.ndarray) -> np.ndarray:
 
 
 def _late_progress(traj: Trajectories, fmin: float) -> np.ndarray:
-    """Per run log10 decrease of f - f* over the second half of the run."""
+    """Per run decades of decrease of f - f* over the second half: log10(gap at T/2 / gap at T)."""
     T = traj.steps
     with np.errstate(all="ignore"):
         gap = np.maximum(traj.loss - fmin, 1e-300)
@@ -625,7 +633,8 @@ def claims_o5_o6(runner: Runner, home: str) -> tuple[Claim, Claim]:
         ctx.record.metric("scale decades removed (step 1)", spread[name], case=case, better="higher",
                           section=section)
         ctx.record.metric("log10 eff. lr late/early (flat)", ratio[name], case=case, section=section)
-        ctx.record.metric("late progress (log10)", progress[name], case=case, better="higher", section=section)
+        ctx.record.metric("late progress (decades of f-f* decrease)", progress[name], case=case, better="higher",
+                          section=section)
         idx = _downsample(ds.shape[0], CURVE_POINTS)
         for label, arr in (("|step| steep", ds), ("|step| flat", df)):
             with np.errstate(all="ignore"):
@@ -640,13 +649,26 @@ def claims_o5_o6(runner: Runner, home: str) -> tuple[Claim, Claim]:
                                     f"that of the steps, at the first step (same starts for both); effective lr = "
                                     f"|step|/|gradient| on the flattest axis, late = last 10% of steps; 'slows down' "
                                     f"needs at least a 2x drop")
-    o6 = verdict("O6", CLAIMS["O6"], ratio["rmsprop"] - ratio["adagrad"], direction="greater",
-                 label="log10 effective-lr late/early, rmsprop - adagrad (paired)", seed=ctx.seed)
-    o6 = dataclasses.replace(o6, evidence=(
-        f"{o6.evidence}; medians: rmsprop {_nanmedian(ratio['rmsprop']):.3g}, adagrad "
-        f"{_nanmedian(ratio['adagrad']):.3g}; late progress (log10 of f-f* over the second half) rmsprop "
-        f"{_nanmedian(progress['rmsprop']):.3g} vs adagrad {_nanmedian(progress['adagrad']):.3g}"))
+    o6 = o6_verdict(ratio["rmsprop"], ratio["adagrad"], progress["rmsprop"], progress["adagrad"], b, ctx.seed)
     return o5, o6
+
+
+def o6_verdict(ratio_rms, ratio_ada, progress_rms, progress_ada, slows: Claim, seed: int = 0) -> Claim:
+    """O6 from per-run effective-lr ratios (log10 late/early) and late progress: supported only when
+    Adagrad's slowdown is established in this run (`slows`, O5's 'slows down' part) and RMSProp keeps a
+    higher effective-lr ratio; inconclusive, with the reason, when there is no slowdown to remove."""
+    o6 = verdict("O6", CLAIMS["O6"], np.asarray(ratio_rms) - np.asarray(ratio_ada), direction="greater",
+                 label="log10 effective-lr late/early, rmsprop - adagrad (paired)", seed=seed)
+    p_rms, p_ada = _nanmedian(progress_rms), _nanmedian(progress_ada)
+    evidence = (f"{o6.evidence}; medians: rmsprop {_nanmedian(ratio_rms):.3g}, adagrad "
+                f"{_nanmedian(ratio_ada):.3g}; late progress (decades of decrease of f-f* over the second half) "
+                f"rmsprop {p_rms:.3g} vs adagrad {p_ada:.3g}")
+    if slows.verdict != "supported":
+        ahead = "; adagrad's late progress beats rmsprop's" if p_ada > p_rms else ""
+        return dataclasses.replace(o6, verdict="inconclusive", evidence=(
+            f"adagrad's slowdown is not established in this run (O5 'slows down' {slows.verdict}), so there is "
+            f"no slowdown for rmsprop to remove{ahead}; {evidence}"))
+    return dataclasses.replace(o6, evidence=evidence)
 
 
 def _adam_steps(grads: np.ndarray, lr: float, beta1: float, beta2: float, eps: float, correct: bool) -> np.ndarray:
