@@ -259,3 +259,24 @@ def test_plot_draws_a10_and_a6(quick_run, tmp_path):
     out = tmp_path / "act.png"
     exp.plot(read_results(quick_run), out)
     assert out.stat().st_size > 10_000
+
+
+def _fake_timings(factor: float, sizes=(1024,)):
+    from types import SimpleNamespace
+    rng = np.random.default_rng(0)
+    out = {}
+    for name in ("relu", "leaky_relu", "tanh", "sigmoid"):
+        scale = 1.0 if name in exp.CHEAP else factor
+        for n in sizes:
+            t = SimpleNamespace(samples=scale * n * (1.0 + 0.01 * rng.random(40)), items=n)
+            out[(name, n)] = (t, t)
+    return out
+
+
+def test_a9_and_a2_share_one_definition_of_costly():
+    assert exp.A9_THRESHOLD == exp.COST_FACTOR - 1.0
+    names = ["relu", "leaky_relu", "tanh", "sigmoid"]
+    slightly = exp.claim_a9(_fake_timings(1.19), names, [1024])
+    assert slightly.low > 1.0 and slightly.verdict == "inconclusive"
+    assert "below 2x, the 'costly' of A2" in slightly.evidence
+    assert exp.claim_a9(_fake_timings(2.5), names, [1024]).verdict == "supported"
