@@ -347,3 +347,15 @@ def test_data_from_a_users_file(tmp_path):
 def test_bad_data_is_one_line(value, fragment):
     r = invoke("norm", "--quick", "--data", value)
     assert r.exit_code == 2 and fragment in r.output and "Traceback" not in r.output
+
+
+def test_stable_means_did_not_diverge_not_fast_convergence():
+    loss = np.array([[1.0, 0.99, 0.98],       # a small lr: barely trains, but stable
+                     [1.0, 0.2, 0.1],         # trains well
+                     [1.0, 5.0, 3.0],         # frozen by the trainer after exploding
+                     [1.0, np.nan, np.nan]])  # non-finite
+    diverged = np.array([False, False, True, False])
+    np.testing.assert_array_equal(ne.stable_runs(loss, diverged), [True, True, False, False])
+    lrs = [0.01, 0.1, 1.0, 10.0]
+    stable = ne.stable_runs(loss, diverged)[None, :]
+    np.testing.assert_array_equal(ne.largest_stable(lrs, stable), [0.1])
