@@ -319,3 +319,25 @@ def test_bad_options_are_one_line_errors(args, fragment):
     lines = [line for line in r.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("dlbench: error:"), r.output
     assert fragment in lines[0]
+
+
+def test_d3_compares_the_widest_shallow_net_with_the_best_smaller_deep_net():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    depths, budgets = [1, 3, 6], [100, 1000, 10000]
+    params = {(d, b): b - d for d in depths for b in budgets}
+    params[3, 10000] = 20000          # over the shallow net's count: not a candidate however good
+    level = {(1, 10000): 0.1, (3, 100): 0.5, (3, 1000): 0.02, (6, 100): 0.3, (6, 1000): 0.04, (3, 10000): 1e-4,
+             (6, 10000): 0.01}
+    errors = {k: level.get(k, 1.0) * (1 + 0.01 * rng.random(6)) for k in params}
+    errors[6, 10000] = np.full(6, np.nan)  # diverged
+    f = {"target": SimpleNamespace(name="sine"), "errors": errors, "params": params}
+    c = depth._claim_d3(f, depths, budgets, SimpleNamespace(seed=0))
+    assert "depth 3, budget 1000, 997 params" in c.evidence
+    assert "best of 4 deeper nets with fewer params" in c.evidence
+    assert c.verdict == "supported" and c.effect > 0
+    params = {k: (10 ** 6 if k[0] > 1 else v) for k, v in params.items()}
+    f = {"target": SimpleNamespace(name="sine"), "errors": errors, "params": params}
+    c = depth._claim_d3(f, depths, budgets, SimpleNamespace(seed=0))
+    assert c.verdict == "inconclusive" and "no deeper net with fewer than 9999 params" in c.evidence

@@ -536,27 +536,38 @@ def _claim_d1(found: dict, depths) -> Claim:
 
 
 def _claim_d3(f: dict, depths, budgets, ctx: RunContext) -> Claim:
+    """The widest shallow net's best-of-seeds error against the best deep net (any depth above the
+    shallowest) with fewer parameters than it."""
     name = f["target"].name
     if len(depths) < 2 or len(budgets) < 2:
         return claim_from_interval("D3", CLAIMS["D3"], math.nan, math.nan, math.nan, n=0, method="bootstrap",
                                    note="needs at least two --depths and two --budgets")
-    shallow, deep = depths[0], depths[-1]
+    shallow = depths[0]
     a = f["errors"][shallow, budgets[-1]]
-    b = f["errors"][deep, budgets[-2]]
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if a.size == 0 or b.size == 0:
+    pa = f["params"][shallow, budgets[-1]]
+    a = a[np.isfinite(a)]
+    smaller = [(d, bud) for d in depths[1:] for bud in budgets if (d, bud) in f["errors"]
+               and f["params"][d, bud] < pa and np.isfinite(f["errors"][d, bud]).any()]
+    if a.size == 0 or not smaller:
+        what = "every run of the widest shallow net diverged" if a.size == 0 else \
+            f"no deeper net with fewer than {pa} params trained without diverging"
         return claim_from_interval("D3", CLAIMS["D3"], math.nan, math.nan, math.nan, n=0, method="bootstrap",
-                                   note="every run of one of the two nets diverged")
+                                   note=what)
+    deep, budget = min(smaller, key=lambda key: np.nanmin(f["errors"][key]))
+    b = f["errors"][deep, budget]
+    b = b[np.isfinite(b)]
     rng = np.random.default_rng([ctx.seed, 3])
     boot = _log_ratio(a[rng.integers(0, a.size, (2000, a.size))].min(axis=1),
                       b[rng.integers(0, b.size, (2000, b.size))].min(axis=1))
     lo, hi = (float(q) for q in np.percentile(boot, [2.5, 97.5]))
-    pa, pb = f["params"][shallow, budgets[-1]], f["params"][deep, budgets[-2]]
+    pb = f["params"][deep, budget]
     return claim_from_interval(
         "D3", CLAIMS["D3"], float(_log_ratio(a.min(), b.min())), lo, hi, n=min(a.size, b.size),
-        method="bootstrap", direction="greater", label="log10(best-of-seeds error, wide shallow / deep)",
-        note=f"{name}: depth {shallow} with {pa} params best {a.min():.3g} vs depth {deep} with {pb} params "
-             f"best {b.min():.3g}, equal steps")
+        method="bootstrap", direction="greater",
+        label="log10(best-of-seeds error, widest shallow / best smaller deep)",
+        note=f"{name}: widest shallow net (depth {shallow}, budget {budgets[-1]}, {pa} params) best {a.min():.3g} "
+             f"vs the best of {len(smaller)} deeper nets with fewer params: depth {deep}, budget {budget}, {pb} "
+             f"params, best {b.min():.3g}; equal steps")
 
 
 # ----------------------------------------------------------------------------- D4: linear collapse

@@ -554,7 +554,8 @@ def claim_o4(runner: Runner, home: str) -> Claim:
         x = np.asarray(x, float)
         return _nanmedian(x) if np.isfinite(x).any() else math.nan
 
-    note = (f"{sr.name} kappa={L / mu:.3g}; {lr_note([sgd, mom, nes])}; oscillation medians sgd {med(sgd.metrics.oscillation):.3g}, momentum "
+    note = (f"{sr.name} kappa={L / mu:.3g}; {lr_note([sgd, mom, nes])}; oscillation medians sgd "
+            f"{med(sgd.metrics.oscillation):.3g}, momentum "
             f"{med(mom.metrics.oscillation):.3g}, nesterov {med(nes.metrics.oscillation):.3g}; steps to target "
             f"{med(sgd.metrics.steps_to_target):.3g} / {med(mom.metrics.steps_to_target):.3g} / "
             f"{med(nes.metrics.steps_to_target):.3g}; rates measured {med(measured[rows[0][0]]):.4g} (gd) vs "
