@@ -902,9 +902,12 @@ def claim_n9(times: dict, cfg: Config, ctx: RunContext) -> Claim:
                                 times["zca", big].samples.size), method="bootstrap", null=1.0,
                                 threshold=N9_RATIO - 1.0, unit="x", label=f"time zca / batch norm at F={big}")
     (kz, lz, hz), (kb, lb, hb) = slopes["zca"], slopes["batch"]
-    grow = claim_from_interval("N9", CLAIMS["N9"], kz - kb, lz - hb, hz - lb, n=len(F), method="bootstrap",
+    # The fit's bootstrap resamples each size's raw timing samples: its n is the samples per size.
+    per_size = min(times[k, f].samples.size for k in ("zca", "batch") for f in F)
+    grow = claim_from_interval("N9", CLAIMS["N9"], kz - kb, lz - hb, hz - lb, n=per_size, method="bootstrap",
                                label="exponent zca - batch norm",
-                               note=f"zca F^{kz:.2f} [{lz:.2f}, {hz:.2f}], batch norm F^{kb:.2f} [{lb:.2f}, {hb:.2f}]")
+                               note=f"fitted over {len(F)} feature sizes; zca F^{kz:.2f} [{lz:.2f}, {hz:.2f}], "
+                                    f"batch norm F^{kb:.2f} [{lb:.2f}, {hb:.2f}]")
     return combine("N9", [ratio, grow], note=f"'far more' means at least {N9_RATIO:g}x")
 
 
