@@ -314,6 +314,11 @@ def claim_from_interval(
     return Claim(claim_id, statement, v, float(effect), float(low), float(high), int(n), method, evidence, unit)
 
 
+def not_measured(claim_id: str, statement: str, *, note: str) -> Claim:
+    """A claim this run could not measure (a needed option, case or run is missing): inconclusive, `note` says why."""
+    return Claim(claim_id, statement, "inconclusive", math.nan, math.nan, math.nan, 0, "not run", note)
+
+
 def exact_claim(claim_id: str, statement: str, error: float, tolerance: float, *, n: int = 1, what: str = "max |diff|") -> Claim:
     """An exact check: supported when `error` is within `tolerance`, refuted otherwise."""
     ok = math.isfinite(error) and error <= tolerance

@@ -350,7 +350,7 @@ class RunMetrics:
 
 def measure(traj: Trajectories, target: float) -> RunMetrics:
     """The per-run measurements of `traj` against a target loss."""
-    T, R = traj.steps, traj.runs
+    T = traj.steps
     dstep = diverged_step(traj.loss)
     diverged = dstep >= 0
     # steps at index >= the divergence step do not count; a run that never diverged keeps all T

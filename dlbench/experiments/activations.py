@@ -32,8 +32,8 @@ from dlbench.nn.layers import dense_forward
 from dlbench.nn.mlp import MLP, MLPSpec
 from dlbench.nn.optim import get_optimizer
 from dlbench.nn.train import StepInfo, train
-from dlbench.stats import (Claim, bootstrap_ratio_ci, claim_from_interval, exact_claim, two_sample_verdict,
-                           verdict)
+from dlbench.stats import (Claim, bootstrap_ratio_ci, claim_from_interval, exact_claim, not_measured,
+                           two_sample_verdict, verdict)
 
 NAME = "activations"
 HELP = "The activation zoo: property table beside the notes', claims A1-A11, kernel timings."
@@ -187,8 +187,8 @@ def claim_a9(timings: dict, names: list[str], sizes: list[int]) -> Claim:
     cheap = [a for a in CHEAP if a in names]
     costly = [a for a in COSTLY if a in names]
     if not cheap or not costly:
-        return claim_from_interval("A9", CLAIMS["A9"], math.nan, math.nan, math.nan, n=0, method="bootstrap",
-                                   note="needs one of relu, leaky_relu and one of elu, sigmoid, tanh, sin")
+        return not_measured("A9", CLAIMS["A9"],
+                            note="needs one of relu, leaky_relu and one of elu, sigmoid, tanh, sin")
     n0 = sizes[0]
     c = two_sample_verdict("A9", CLAIMS["A9"], _group_samples(timings, costly, n0), _group_samples(timings, cheap, n0),
                            ratio=True, threshold=A9_THRESHOLD, label=f"costly/cheap fwd+bwd time at n={n0}")
@@ -265,8 +265,8 @@ def property_table(ctx: RunContext, names: list[str], cost_ratio: dict[str, floa
     ev = (f"{len(disagreements)} of {checked} checkable cells disagree" + (f": {listed}" if listed else "")
           if checked else "no activation of the notes' table in this run")
     if not checked:
-        return claim_from_interval("A2", CLAIMS["A2"], math.nan, math.nan, math.nan, n=0, method="exact",
-                                   note=ev), measured
+        return not_measured("A2", CLAIMS["A2"],
+                            note=ev), measured
     return dataclasses.replace(c, evidence=ev), measured
 
 
@@ -292,8 +292,8 @@ def claim_a1(ctx: RunContext, names: list[str], width: int) -> Claim:
     """Forward time of a dense layer with one activation versus each unit its own (float32)."""
     acts = [ACTIVATIONS[n] for n in names if ACTIVATIONS[n].pieces == 1]
     if len(acts) < 2:
-        return claim_from_interval("A1", CLAIMS["A1"], math.nan, math.nan, math.nan, n=0, method="bootstrap",
-                                   note="needs at least two elementwise activations in --activations")
+        return not_measured("A1", CLAIMS["A1"],
+                            note="needs at least two elementwise activations in --activations")
     rng = ctx.rng("A1 layer")
     x = rng.standard_normal((A1_BATCH, width), dtype=np.float32)
     W = (rng.standard_normal((width, width)) / math.sqrt(width)).astype(np.float32)
@@ -385,8 +385,8 @@ def claim_a5(runs: dict, measured: dict) -> Claim:
                and measured[n][0].pieces == 1]
     unbounded = [n for n in runs if n not in bounded and measured[n][0].pieces == 1]
     if not bounded:
-        return claim_from_interval("A5", CLAIMS["A5"], math.nan, math.nan, math.nan, n=0, method="bootstrap",
-                                   note="no bounded activation (sigmoid, tanh, sin) in --activations")
+        return not_measured("A5", CLAIMS["A5"],
+                            note="no bounded activation (sigmoid, tanh, sin) in --activations")
     big = np.concatenate([runs[n][1]["saturated"] for n in bounded])
     small = np.concatenate([runs[n][0]["saturated"] for n in bounded])
     c = two_sample_verdict("A5", CLAIMS["A5"], big, small, threshold=0.05,
@@ -406,8 +406,8 @@ def claim_a6(runs: dict, measured: dict, depth: int) -> Claim:
     small = min(sup, key=sup.get)
     if sup[small] >= 1 or depth < 2:
         why = "no activation with sup|f'| < 1 in --activations" if depth >= 2 else "needs --depth of at least 2"
-        return claim_from_interval("A6", CLAIMS["A6"], math.nan, math.nan, math.nan, n=0, method="bootstrap",
-                                   note=why)
+        return not_measured("A6", CLAIMS["A6"],
+                            note=why)
     logs = np.log10(runs[small][0]["grad_ratio"])
     c = verdict("A6", CLAIMS["A6"], logs, direction="less", threshold=A6_THRESHOLD,
                 label=f"log10 grad-norm ratio first/last layer, {small} (sup|f'| {sup[small]:.3g})")
@@ -468,8 +468,8 @@ def _cosine_tracker(S: int):
 def claim_a3(ctx: RunContext, names: list[str], width: int, epochs: int) -> Claim:
     """Same-sign weight updates into the second hidden layer, and training loss, sigmoid versus tanh."""
     if "sigmoid" not in names or "tanh" not in names:
-        return claim_from_interval("A3", CLAIMS["A3"], math.nan, math.nan, math.nan, n=0, method="bootstrap",
-                                   note="needs sigmoid and tanh in --activations")
+        return not_measured("A3", CLAIMS["A3"],
+                            note="needs sigmoid and tanh in --activations")
     data = make_dataset("xor", seed=ctx.seed)
     lr = 0.5
     section = f"A3 sign-bound updates (xor, sgd lr {lr}, 2 hidden layers of {width})"
@@ -508,8 +508,8 @@ def claim_a3(ctx: RunContext, names: list[str], width: int, epochs: int) -> Clai
 def claim_a4(ctx: RunContext, names: list[str], width: int, steps: int) -> Claim:
     """Gradient reversals under full-batch gradient descent, sin versus tanh."""
     if "sin" not in names or "tanh" not in names:
-        return claim_from_interval("A4", CLAIMS["A4"], math.nan, math.nan, math.nan, n=0, method="bootstrap",
-                                   note="needs sin and tanh in --activations")
+        return not_measured("A4", CLAIMS["A4"],
+                            note="needs sin and tanh in --activations")
     base = make_dataset("xor", seed=ctx.seed, n_train=500, n_test=100)
     # inputs x3: a sizeable share of sin's first-layer inputs lie past pi/2, where it is not monotonic
     data = dataclasses.replace(base, X_train=base.X_train * 3, X_test=base.X_test * 3)
@@ -552,8 +552,8 @@ def claim_a8(ctx: RunContext, names: list[str], width: int, epochs: int) -> Clai
     (after training - at init), relu versus leaky_relu, prelu, elu; units born dead do not count."""
     family = [n for n in LEAKY_FAMILY if n in names]
     if "relu" not in names or not family:
-        return claim_from_interval("A8", CLAIMS["A8"], math.nan, math.nan, math.nan, n=0, method="bootstrap",
-                                   note="needs relu and one of leaky_relu, prelu, elu in --activations")
+        return not_measured("A8", CLAIMS["A8"],
+                            note="needs relu and one of leaky_relu, prelu, elu in --activations")
     data = make_dataset("spirals", seed=ctx.seed)
     lr = 1.0
     section = f"A8 dead units (spirals, sgd lr {lr}, 3 hidden layers of {width})"
@@ -594,8 +594,8 @@ def claim_a11(ctx: RunContext, names: list[str], width: int, epochs: int) -> Cla
     """Final loss over a grid of alpha (leaky_relu, elu) against relu's seed-to-seed spread."""
     grids = {n: g for n, g in A11_GRIDS.items() if n in names}
     if "relu" not in names or not grids:
-        return claim_from_interval("A11", CLAIMS["A11"], math.nan, math.nan, math.nan, n=0, method="bootstrap",
-                                   note="needs relu and leaky_relu or elu in --activations")
+        return not_measured("A11", CLAIMS["A11"],
+                            note="needs relu and leaky_relu or elu in --activations")
     data = make_dataset("xor", seed=ctx.seed)
     lr = 0.3
     section = f"A11 final train loss over alpha (xor, sgd lr {lr}, 2 hidden layers of {width})"

@@ -24,7 +24,8 @@ import numpy as np
 from dlbench.errors import DlbenchError, UnknownName
 from dlbench.experiments.base import RunContext, option, parse_numbers
 from dlbench.experiments.relu_exact import collapse_linear, count_pieces, tent_net
-from dlbench.stats import Claim, bootstrap_ci, claim_from_interval, exact_claim, two_sample_verdict
+from dlbench.stats import (Claim, bootstrap_ci, claim_from_interval, exact_claim, not_measured,
+                           two_sample_verdict)
 
 NAME = "depth"
 HELP = "Deep versus shallow nets at equal parameter counts (claims D1-D5)."
@@ -481,8 +482,8 @@ def _width_sweep(opts: Options, ctx: RunContext, seeds: list[int]) -> Claim:
         ctx.record.metric("deep_construction_params", 6 * k + 1, case=case, section=section)
     note = _d2_note(needed, reached_any, windows, K)
     if K < 2:
-        return claim_from_interval("D2", CLAIMS["D2"], math.nan, math.nan, math.nan, n=0, method="bootstrap",
-                                   label="log2 width needed per k", note="needs --k >= 2 to see growth; " + note)
+        return not_measured("D2", CLAIMS["D2"],
+                            label="log2 width needed per k", note="needs --k >= 2 to see growth; " + note)
     kc = np.arange(1, K + 1) - (K + 1) / 2
     slopes = (kc @ np.log2(needed)) / (kc @ kc)                                   # per seed
     lo, hi = bootstrap_ci(slopes, seed=ctx.seed)
@@ -517,8 +518,8 @@ def _log_ratio(a, b):
 
 def _claim_d1(found: dict, depths) -> Claim:
     if len(depths) < 2:
-        return claim_from_interval("D1", CLAIMS["D1"], math.nan, math.nan, math.nan, n=0, method="bootstrap",
-                                   note="needs at least two --depths")
+        return not_measured("D1", CLAIMS["D1"],
+                            note="needs at least two --depths")
     shallow, deep = depths[0], depths[-1]
     values, notes = [], []
     for name, f in found.items():
@@ -540,8 +541,8 @@ def _claim_d3(f: dict, depths, budgets, ctx: RunContext) -> Claim:
     shallowest) with fewer parameters than it."""
     name = f["target"].name
     if len(depths) < 2 or len(budgets) < 2:
-        return claim_from_interval("D3", CLAIMS["D3"], math.nan, math.nan, math.nan, n=0, method="bootstrap",
-                                   note="needs at least two --depths and two --budgets")
+        return not_measured("D3", CLAIMS["D3"],
+                            note="needs at least two --depths and two --budgets")
     shallow = depths[0]
     a = f["errors"][shallow, budgets[-1]]
     pa = f["params"][shallow, budgets[-1]]
@@ -551,8 +552,8 @@ def _claim_d3(f: dict, depths, budgets, ctx: RunContext) -> Claim:
     if a.size == 0 or not smaller:
         what = "every run of the widest shallow net diverged" if a.size == 0 else \
             f"no deeper net with fewer than {pa} params trained without diverging"
-        return claim_from_interval("D3", CLAIMS["D3"], math.nan, math.nan, math.nan, n=0, method="bootstrap",
-                                   note=what)
+        return not_measured("D3", CLAIMS["D3"],
+                            note=what)
     deep, budget = min(smaller, key=lambda key: np.nanmin(f["errors"][key]))
     b = f["errors"][deep, budget]
     b = b[np.isfinite(b)]
@@ -656,8 +657,8 @@ def _step_times(target: Target, depths, budgets, opts: Options, ctx: RunContext)
             t = ctx.time("train_step", step, case=case, items=model.n_params, section="step time (D5)")
         per_param[depth] = t.samples / model.n_params
     if len(depths) < 2:
-        return claim_from_interval("D5", CLAIMS["D5"], math.nan, math.nan, math.nan, n=0, method="bootstrap",
-                                   note="needs at least two --depths")
+        return not_measured("D5", CLAIMS["D5"],
+                            note="needs at least two --depths")
     shallow, deep = depths[0], depths[-1]
     return two_sample_verdict("D5", CLAIMS["D5"], per_param[deep], per_param[shallow], ratio=True,
                               direction="greater", threshold=D5_THRESHOLD,

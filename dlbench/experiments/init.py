@@ -30,7 +30,7 @@ import numpy as np
 from dlbench.errors import DlbenchError
 from dlbench.experiments.base import RunContext, option, parse_numbers
 from dlbench.stats import (
-    Claim, bootstrap_ci, claim_from_interval, decide, exact_claim, two_sample_verdict, verdict,
+    Claim, bootstrap_ci, claim_from_interval, decide, exact_claim, not_measured, two_sample_verdict, verdict,
 )
 
 NAME = "init"
@@ -662,8 +662,8 @@ def _claim_i2(ortho: dict, times: dict, sizes: list[int], seed: int) -> Claim:
 def _claim_i3(opts: Options, plan: _Plan, profiles: dict) -> Claim:
     lo, hi = plan.scales[0], plan.scales[-1]
     if not lo < 1 < hi:
-        return claim_from_interval("I3", CLAIMS["I3"], math.nan, math.nan, math.nan, n=0, method="bootstrap",
-                                   note=f"needs a scale below 1 and one above 1, --scales gave {opts.scales}")
+        return not_measured("I3", CLAIMS["I3"],
+                            note=f"needs a scale below 1 and one above 1, --scales gave {opts.scales}")
     small = profiles[(opts.activation, _scale_scheme(plan.act, lo, opts.width).label)]
     large = profiles[(opts.activation, _scale_scheme(plan.act, hi, opts.width).label)]
     L = opts.depth - 1

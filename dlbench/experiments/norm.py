@@ -29,6 +29,7 @@ from dlbench import timing
 from dlbench.errors import DlbenchError
 from dlbench.experiments.base import RunContext, option, parse_numbers
 from dlbench.stats import Claim, bootstrap_ci, claim_from_interval, exact_claim
+from dlbench.stats import not_measured as stats_not_measured
 
 NAME = "norm"
 HELP = "Batch, layer, instance and group norm: what they fix and where each breaks (claims N1-N9)."
@@ -399,7 +400,7 @@ def interval_claim(claim_id: str, values, *, label: str, direction="greater", nu
 
 
 def not_measured(claim_id: str, reason: str) -> Claim:
-    return Claim(claim_id, CLAIMS[claim_id], "inconclusive", math.nan, math.nan, math.nan, 0, "not run", reason)
+    return stats_not_measured(claim_id, CLAIMS[claim_id], note=reason)
 
 
 def _labelled(c: Claim, label: str) -> Claim:

@@ -26,7 +26,8 @@ from dlbench.experiments._trajectories import (
 )
 from dlbench.experiments.base import RunContext, option, parse_numbers
 from dlbench.nn.optim import OPTIMIZERS, get_optimizer
-from dlbench.stats import Claim, bootstrap_ci, claim_from_interval, exact_claim, two_sample_verdict, verdict
+from dlbench.stats import (Claim, bootstrap_ci, claim_from_interval, exact_claim, not_measured, two_sample_verdict,
+                           verdict)
 
 NAME = "optimizers"
 HELP = "Optimizers on saddles, cliffs, canyons and an MLP: best-lr trajectories, metrics, claims O1-O9."
@@ -376,8 +377,8 @@ def _labelled(c: Claim, label: str) -> Claim:
 
 def not_run(claim_id: str, surface: str) -> Claim:
     home = CLAIM_SURFACES[claim_id][0]
-    return Claim(claim_id, CLAIMS[claim_id], "inconclusive", math.nan, math.nan, math.nan, 0, "not run",
-                 f"not measured on {surface}: it runs on {home} (--surface {home} or --all-claims)")
+    return not_measured(claim_id, CLAIMS[claim_id],
+                        note=f"not measured on {surface}: it runs on {home} (--surface {home} or --all-claims)")
 
 
 def saddle_fractions(rng: np.random.Generator, n_max: int, samples: int, goe_samples: int, p: float = 0.5,
@@ -537,8 +538,8 @@ def claim_o4(runner: Runner, home: str) -> Claim:
     if math.isfinite(lr_gd) and math.isfinite(lr_hb):
         gd_opt = run_trajectories(surf, build_optimizer("sgd", lr_gd), sr.starts, sr.steps)
         hb_opt = run_trajectories(surf, build_optimizer("sgd", lr_hb, momentum=beta_hb), sr.starts, sr.steps)
-        rows += [(f"gd at lr=2/(mu+L): (kappa-1)/(kappa+1)", gd_opt, rate_gd),
-                 (f"heavy ball at its best: (sqrt(kappa)-1)/(sqrt(kappa)+1)", hb_opt, rate_hb)]
+        rows += [("gd at lr=2/(mu+L): (kappa-1)/(kappa+1)", gd_opt, rate_gd),
+                 ("heavy ball at its best: (sqrt(kappa)-1)/(sqrt(kappa)+1)", hb_opt, rate_hb)]
     measured = {}
     for label, traj, analytic in rows:
         r = _rate(traj, surf.min_value)
@@ -607,9 +608,9 @@ def _late_progress(traj: Trajectories, fmin: float) -> np.ndarray:
 
 
 def _without_steps(claim_id: str, sr: SurfaceRuns) -> Claim:
-    return Claim(claim_id, CLAIMS[claim_id], "inconclusive", math.nan, math.nan, math.nan, 0, "not measured",
-                 f"{sr.steps} steps x {sr.starts.shape[1]} starts on {sr.name} exceed the memory kept for paths "
-                 f"and gradients ({PATH_BUDGET // 2**20} MB); use fewer --steps or --starts")
+    return not_measured(claim_id, CLAIMS[claim_id],
+                        note=f"{sr.steps} steps x {sr.starts.shape[1]} starts on {sr.name} exceed the memory kept for "
+                             f"paths and gradients ({PATH_BUDGET // 2**20} MB); use fewer --steps or --starts")
 
 
 def claims_o5_o6(runner: Runner, home: str) -> tuple[Claim, Claim]:
@@ -792,7 +793,7 @@ def relu_symmetry_errors(net, params: list, X: np.ndarray, y, loss_fn, rng: np.r
 
 def claim_o8(runner: Runner) -> Claim:
     from dlbench.nn.losses import get_loss
-    from dlbench.nn.mlp import MLP, MLPSpec
+    from dlbench.nn.mlp import MLP
 
     ctx = runner.ctx
     surf = runner.surface("mlp").surface
@@ -851,8 +852,7 @@ def claim_o9(runner: Runner) -> Claim:
         if med < best_med:
             best_name, best_med = name, med
     if best_name is None:
-        return Claim("O9", CLAIMS["O9"], "inconclusive", math.nan, math.nan, math.nan, 0, "bootstrap",
-                     "no optimizer made progress on the mlp surface without diverging")
+        return not_measured("O9", CLAIMS["O9"], note="no optimizer made progress on the mlp surface without diverging")
     value, low, high, n, progress = rel[best_name]
     others = ", ".join(f"{k} {v[0]:.2g}" for k, v in rel.items())
     return claim_from_interval("O9", CLAIMS["O9"], value, low, high, n=n, method="bootstrap", direction="less",
