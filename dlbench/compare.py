@@ -246,8 +246,10 @@ def compare(base: Results, new: Results, *, threshold: float = DEFAULT_THRESHOLD
     rows, claims = [], []
     for key in common:
         gb, gn = groups_b[key], groups_n[key]
-        if key[1] == "claim":
+        if key[1] in ("claim", "check"):
             claims.append(_claim_row(key, gb, gn, fail_on))
+        elif key[1] == "grid":  # a claim's findings: its verdict, control and sensitivity are compared
+            continue
         else:
             rows.append(_judged_row(key, gb, gn, base, new, threshold=threshold, alpha=alpha,
                                     normalize=normalize, fail_on=fail_on))
@@ -332,9 +334,14 @@ def _judged_row(key, gb, gn, base: Results, new: Results, *, threshold, alpha, n
             "min_p": j.min_p, "result": result, "regression": bool(regression)}
 
 
+def _outcome(r) -> tuple:
+    """What a claim row decides: its verdict, its control's outcome and its sensitivity over the grid."""
+    return tuple(None if pd.isna(r.get(c)) else r.get(c) for c in ("verdict", "control", "sensitivity"))
+
+
 def _claim_row(key, gb, gn, fail_on) -> dict:
     b, n = gb.iloc[0], gn.iloc[0]
-    changed = b["verdict"] != n["verdict"]
+    changed = _outcome(b) != _outcome(n)
     # A verdict that rests on wall time moves with the machine's load: it fails under `timing`.
     category = "timing" if "timing" in (b.get("basis"), n.get("basis")) else "verdict"
     return {"experiment": key[0], "claim": key[3], "statement": n["statement"], "base_verdict": b["verdict"],

@@ -3,26 +3,44 @@
 One row per observation. Core columns (always present):
 
     run_id, experiment, kind, section, case, metric, value, unit, better, seed, sample,
-    items, bytes, loops, claim, verdict, low, high, n, method, statement, evidence, basis
+    items, bytes, loops, claim, verdict, low, high, n, method, statement, evidence, basis,
+    control, sensitivity, role, threshold, host, base_seed
 
-`kind` is `metric` (a measured value), `curve` (one point of a curve; `sample` is
-the step), `timing` (one raw timing sample; `value` is seconds per call, `items` and
-`bytes` are per call) or `claim` (a verdict; `value` is the effect, `low`/`high`
-its interval; `basis` says what the verdict rests on: `exact`, `measured` or `timing`,
-the last for verdicts that depend on wall time and so may move with the machine's load).
-Metrics derived from timings (ns/element, a fitted time exponent)
-are recorded with `better="none"`: the raw samples in the timing rows are what
-`dlbench compare` judges, and every other metric is bit-identical for the same seed. The parameters that define a case are typed columns of their own,
-named `p_<name>`; `case` is the same parameters as one stable string key.
-The Parquet key-value metadata key `dlbench` holds a JSON object with
-`schema_version`, `run_id`, `experiments`, `fingerprint`, `bandwidth`, `seeds`
-and `options`.
+`kind` is one of:
+
+- `metric`: a measured value (one row per seed or repeat);
+- `curve`: one point of a curve; `sample` is the step;
+- `timing`: one raw timing sample; `value` is seconds per call, `items` and `bytes` are
+  per call, `host` names the machine it was taken on;
+- `grid`: one finding of a claim at one point of its nuisance grid: `claim` is the claim's
+  id, `role` is `claim` or `control`, `metric` is `<claim>.<role>`, the point's settings are
+  the case; `value` is the effect, `low`/`high` its 95 % interval, `threshold` the practical
+  threshold, `verdict` supported / refuted / inconclusive / not run;
+- `claim`: a claim's verdict (supported, refuted, inconclusive, conditional, not run), judged
+  from its grid rows by `dlbench.protocol`; `metric` and `claim` are its id, `control` is its
+  control's outcome, `sensitivity` one line over the grid, `basis` `measured` or `timing`
+  (verdicts that rest on wall time, which may move with the machine's load);
+- `check`: an exact identity: `verdict` pass or fail, `value` the error, `threshold` the
+  tolerance, `claim` the claim it stands beside.
+
+Metrics derived from timings (ns/element, a fitted time exponent) are recorded with
+`better="none"`: the raw samples in the timing rows are what `dlbench compare` judges, and
+every other metric is bit-identical for the same seed. The parameters that define a case
+are typed columns of their own, named `p_<name>` with <name> a snake_case identifier;
+`case` is the same parameters as one stable string key. `section` is a stable id; its
+display title is in the metadata. Every row carries the `base_seed` of the run it came from.
+The Parquet key-value metadata key `dlbench` holds a JSON object with `schema_version`,
+`run_id`, `experiments`, `fingerprint`, `bandwidth`, `seeds`, `base_seeds`, `options` and
+`sections` ({experiment: {section id: title}}). Files of schema version 1 open too; the
+columns they lack read as nulls.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import tempfile
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -34,10 +52,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dlbench.errors import DlbenchError, ResultsFileError
-from dlbench.stats import Claim
+from dlbench.stats import Claim, Finding
 from dlbench.timing import Timing
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 META_KEY = b"dlbench"
 BETTER = ("lower", "higher", "none")
 
@@ -65,14 +83,30 @@ CORE_SCHEMA = pa.schema([
     ("statement", pa.string()),
     ("evidence", pa.string()),
     ("basis", pa.string()),
+    ("control", pa.string()),
+    ("sensitivity", pa.string()),
+    ("role", pa.string()),
+    ("threshold", pa.float64()),
+    ("host", pa.string()),
+    ("base_seed", pa.int64()),
 ])
+#: The columns schema version 1 did not have; a version-1 file reads them as nulls.
+V2_COLUMNS = ("control", "sensitivity", "role", "threshold", "host", "base_seed")
 CORE_COLUMNS = tuple(CORE_SCHEMA.names)
 PARAM_PREFIX = "p_"
 
 
+def param_name(name: str) -> str:
+    """A parameter's column-safe name: a snake_case ASCII identifier ('notes row' -> 'notes_row')."""
+    out = re.sub(r"[^0-9a-zA-Z]+", "_", str(name)).strip("_").lower()
+    if not out:
+        raise ValueError(f"parameter name {name!r} has no letters or digits")
+    return f"_{out}" if out[0].isdigit() else out
+
+
 def case_key(case: dict) -> str:
     """The stable string key of a case: `name=value` pairs in the order given."""
-    return " ".join(f"{k}={_fmt_param(v)}" for k, v in case.items())
+    return " ".join(f"{param_name(k)}={_fmt_param(v)}" for k, v in case.items())
 
 
 def _fmt_param(v) -> str:
@@ -87,11 +121,13 @@ class Recorder:
 
     experiment: str
     chunks: list[tuple[int, dict]] = field(default_factory=list)
+    base_seed: int = 0
 
     def _add(self, count: int, case: dict, **cols) -> None:
-        cols.update({PARAM_PREFIX + k: v for k, v in case.items()})
+        cols.update({PARAM_PREFIX + param_name(k): v for k, v in case.items()})
         cols["case"] = case_key(case)
         cols["experiment"] = self.experiment
+        cols["base_seed"] = self.base_seed
         self.chunks.append((count, cols))
 
     def metric(self, metric: str, values, *, case: dict, unit: str = "", better: str = "none",
@@ -113,18 +149,73 @@ class Recorder:
                   better=better, seed=seed, sample=steps)
 
     def timing(self, metric: str, t: Timing, *, case: dict, section: str = "timings") -> None:
-        """Raw timing samples, seconds per call, with items and bytes per call."""
+        """Raw timing samples, seconds per call, with items and bytes per call and the host they ran on."""
         n = t.samples.size
         self._add(n, case, kind="timing", section=section, metric=metric, value=t.samples, unit="s",
-                  better="lower", sample=np.arange(n), items=t.items, bytes=t.bytes, loops=t.loops)
+                  better="lower", sample=np.arange(n), items=t.items, bytes=t.bytes, loops=t.loops,
+                  host=host_id())
+
+    def finding(self, claim: str, f: Finding, *, point: dict | None = None, role: str = "claim",
+                timing: bool = False) -> Finding:
+        """A claim's finding at one grid point (`point`: the nuisance settings), as the claim or its control."""
+        if role not in ("claim", "control"):
+            raise ValueError("role must be 'claim' or 'control'")
+        self._add(1, dict(point or {}), kind="grid", section="claims", metric=f"{claim}.{role}", claim=claim,
+                  role=role, verdict=f.verdict, value=f.effect, low=f.low, high=f.high, n=f.n, method=f.method,
+                  evidence=f.evidence, unit=f.unit, threshold=f.threshold, better="none",
+                  basis="timing" if timing else "measured")
+        return f
+
+    def not_run(self, claim: str, reason: str, *, point: dict | None = None) -> None:
+        """A claim (or one grid point of it) this run did not measure, and why."""
+        self._add(1, dict(point or {}), kind="grid", section="claims", metric=f"{claim}.claim", claim=claim,
+                  role="claim", verdict="not run", evidence=reason, better="none", basis="measured")
+
+    def check(self, check_id: str, error: float, tolerance: float, *, what: str, n: int = 1, claim: str = "",
+              statement: str = "") -> bool:
+        """An exact identity: it passes when `error` is finite and within `tolerance`."""
+        ok = bool(np.isfinite(error) and error <= tolerance)
+        evidence = f"{what} {error:.2e} (tolerance {tolerance:.0e}), {n} check{'s' if n != 1 else ''}"
+        self._add(1, {}, kind="check", section="checks", metric=check_id, claim=claim or check_id,
+                  verdict="pass" if ok else "fail", value=float(error), threshold=float(tolerance), n=int(n),
+                  method="exact", statement=statement, evidence=evidence, better="none", basis="exact")
+        return ok
+
+    def verdict(self, judgement, statement: str, *, basis: str = "measured") -> None:
+        """A claim's judged verdict (a `dlbench.protocol.Judgement`)."""
+        h = judgement.headline
+        nan = float("nan")
+        self._add(1, {}, kind="claim", section="claims", metric=judgement.claim, claim=judgement.claim,
+                  verdict=judgement.verdict, value=h.effect if h else nan, low=h.low if h else nan,
+                  high=h.high if h else nan, n=h.n if h else 0, method=h.method if h else "not run",
+                  statement=statement, evidence=judgement.evidence, unit=h.unit if h else "",
+                  threshold=h.threshold if h else nan, better="none", basis=basis, control=judgement.control,
+                  sensitivity=judgement.sensitivity)
 
     def claim(self, c: Claim, *, timing: bool = False) -> Claim:
-        """A verdict; `timing=True` when it rests on wall-time measurements."""
-        basis = "timing" if timing else "exact" if c.method == "exact" else "measured"
-        self._add(1, {}, kind="claim", section="claims", metric=c.id, claim=c.id, verdict=c.verdict,
-                  value=c.effect, low=c.low, high=c.high, n=c.n, method=c.method,
-                  statement=c.statement, evidence=c.evidence, unit=c.unit, better="none", basis=basis)
+        """A claim-shaped finding, recorded as the claim's one grid point."""
+        if c.verdict == "not run":
+            self.not_run(c.id, c.evidence)
+        else:
+            self.finding(c.id, c.finding, timing=timing)
         return c
+
+    def table(self, kinds: tuple[str, ...] | None = None) -> pa.Table:
+        """The rows recorded so far (only those of `kinds`, when given) as an Arrow table."""
+        chunks = [c for c in self.chunks if kinds is None or c[1].get("kind") in kinds]
+        return build_table([Recorder(self.experiment, chunks)], run_id="")
+
+
+@functools.cache
+def host_id() -> str:
+    """A short id of this machine: the same host, CPU and core count give the same id."""
+    import hashlib
+    import platform
+
+    from dlbench.env import cpu_model
+
+    text = f"{platform.node()}|{cpu_model()}|{os.cpu_count()}|{platform.machine()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _param_type(values: list) -> pa.DataType:
@@ -193,7 +284,7 @@ class Results:
 def make_results(recorders: list[Recorder], meta: dict) -> tuple[pa.Table, Results]:
     run_id = meta.setdefault("run_id", uuid.uuid4().hex[:12])
     meta["schema_version"] = SCHEMA_VERSION
-    meta.setdefault("experiments", [r.experiment for r in recorders])
+    meta.setdefault("experiments", list(dict.fromkeys(r.experiment for r in recorders)))
     table = build_table(recorders, run_id)
     table = table.replace_schema_metadata({META_KEY: json.dumps(meta, default=_json_default).encode()})
     return table, Results(table.to_pandas(), meta)
@@ -291,9 +382,13 @@ def read_results(path) -> Results:
         table = pf.read()
     except (pa.ArrowException, OSError) as e:
         raise ResultsFileError(f"{path} is a damaged Parquet file ({_first_line(e)})") from None
-    missing = [c for c in CORE_COLUMNS if c not in table.column_names]
+    expected = [c for c in CORE_COLUMNS if version >= 2 or c not in V2_COLUMNS]
+    missing = [c for c in expected if c not in table.column_names]
     if missing:
         raise ResultsFileError(f"{path} is a damaged dlbench results file (missing columns: {', '.join(missing)})")
+    for c in CORE_COLUMNS:
+        if c not in table.column_names:  # a version-1 file: the protocol's columns are empty
+            table = table.append_column(CORE_SCHEMA.field(c), pa.nulls(table.num_rows, CORE_SCHEMA.field(c).type))
     wrong = [f"{c} is {table.schema.field(c).type}, not {CORE_SCHEMA.field(c).type}" for c in CORE_COLUMNS
              if table.schema.field(c).type not in (CORE_SCHEMA.field(c).type, pa.null())]
     if wrong:

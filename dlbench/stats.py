@@ -1,14 +1,22 @@
-"""Intervals, the Mann-Whitney U test, and the verdict rule of CLAIMS.md.
+"""The claim maths, in one place: intervals, tests, the verdict rule, and how findings combine.
+
+A `Finding` is one measured outcome: an effect with its 95 % interval, the number of
+values it rests on, and the verdict the rule gives it (`decide`). Experiments build
+findings with `finding` (per-seed values), `two_sample` (two groups), `from_interval`
+(an interval computed elsewhere, e.g. a Wilson interval), `equivalence` (an interval
+that must lie inside a band) and `all_of` (several findings that must all hold);
+`dlbench.protocol` turns findings over a claim's grid, its control and its base seeds
+into the claim's verdict.
 
 No SciPy: the few distributions needed are written out here and tested against
-textbook values.
+textbook values (and against SciPy in the tests, where it is installed).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Literal
 
@@ -179,12 +187,107 @@ def _average_ranks(a: np.ndarray) -> np.ndarray:
     return ranks
 
 
-@dataclass(frozen=True)
-class Claim:
-    """A claim's verdict with the evidence it rests on."""
 
-    id: str
-    statement: str
+def bootstrap_difference(a, b, *, level=0.95, n_boot=2000, seed=0) -> tuple[float, float, float]:
+    """median(a) - median(b) with its percentile bootstrap interval (each side resampled), seeded."""
+    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    d = float(np.median(a) - np.median(b))
+    if a.size < 2 or b.size < 2:
+        return d, d, d
+    rng = np.random.default_rng(seed)
+    ma = np.median(a[rng.integers(0, a.size, (n_boot, a.size))], axis=1)
+    mb = np.median(b[rng.integers(0, b.size, (n_boot, b.size))], axis=1)
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(ma - mb, [tail, 100 - tail])
+    return d, float(lo), float(hi)
+
+
+# ----------------------------------------------------------------------------------- proportions
+
+Z975 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Proportion:
+    """k successes in n trials with the 95 % Wilson score interval of k/n."""
+
+    k: float
+    n: float
+    p: float
+    low: float
+    high: float
+
+
+def wilson(k, n, z: float = Z975) -> Proportion:
+    """Wilson score interval of a binomial proportion (Wilson 1927): well behaved at 0 and n successes."""
+    if n <= 0:
+        return Proportion(0, 0, math.nan, math.nan, math.nan)
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    lo = 0.0 if k <= 0 else max(0.0, centre - half)
+    hi = 1.0 if k >= n else min(1.0, centre + half)
+    return Proportion(k, n, p, lo, hi)
+
+
+def newcombe_difference(a: Proportion, b: Proportion) -> tuple[float, float, float]:
+    """p_a - p_b with Newcombe's hybrid score interval (method 10, Newcombe 1998) from two Wilson intervals."""
+    d = a.p - b.p
+    lo = d - math.sqrt((a.p - a.low) ** 2 + (b.high - b.p) ** 2)
+    hi = d + math.sqrt((a.high - a.p) ** 2 + (b.p - b.low) ** 2)
+    return d, lo, hi
+
+
+def agresti_caffo_difference(pa: float, na: float, pb: float, nb: float, z: float = Z975) -> tuple[float, float, float]:
+    """p_a - p_b with Agresti & Caffo's (2000) interval: one success and one failure added to each side."""
+    ta, tb = (pa * na + 1) / (na + 2), (pb * nb + 1) / (nb + 2)
+    half = z * math.sqrt(ta * (1 - ta) / (na + 2) + tb * (1 - tb) / (nb + 2))
+    d = pa - pb
+    return d, (ta - tb) - half, (ta - tb) + half
+
+
+# ----------------------------------------------------------------------------------- power laws
+
+def loglog_slope(sizes, values) -> np.ndarray:
+    """Least-squares slope k of log v = k log n + c; values (..., len(sizes)), one fit per leading index."""
+    x = np.log(np.asarray(sizes, dtype=float))
+    xc = x - x.mean()
+    y = np.log(np.asarray(values, dtype=float))
+    return (y - y.mean(axis=-1, keepdims=True)) @ xc / (xc @ xc)
+
+
+def power_law(sizes, samples, *, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float, np.ndarray]:
+    """Exponent k of t ~ n^k fitted to the median of each size's samples, with a 95 % bootstrap interval.
+
+    Each size's samples are resampled independently; the medians of a resample are fitted again. Returns
+    (k, low, high, the bootstrap exponents) so that two exponents can be compared resample by resample.
+    The median, not the minimum: a resampled minimum can only take observed values and moves in jumps,
+    so its percentile interval is not a 95 % interval; the median is smooth and as robust to a busy
+    machine when the sizes are timed interleaved.
+    """
+    if len(sizes) < 2:
+        return math.nan, math.nan, math.nan, np.full(n_boot, math.nan)
+    samples = [np.asarray(s, dtype=float).ravel() for s in samples]
+    k = float(loglog_slope(sizes, [np.median(s) for s in samples]))
+    rng = np.random.default_rng(seed)
+    meds = np.stack([np.median(s[rng.integers(0, s.size, (n_boot, s.size))], axis=1) for s in samples], axis=1)
+    boots = loglog_slope(sizes, meds)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return k, float(lo), float(hi), boots
+
+
+# ----------------------------------------------------------------------------------- findings
+
+@dataclass(frozen=True)
+class Finding:
+    """One measured outcome: the effect, its 95 % interval [low, high] from `n` values, and its verdict.
+
+    verdict is `supported` (the interval lies on the claimed side of the null and the effect clears the
+    practical threshold), `refuted` (the interval lies on the other side) or `inconclusive`; `evidence`
+    says it in one line; `threshold` is the practical threshold the effect was held to.
+    """
+
     verdict: str
     effect: float
     low: float
@@ -193,10 +296,14 @@ class Claim:
     method: str
     evidence: str
     unit: str = ""
+    threshold: float = math.nan
 
 
-def _fmt(v: float) -> str:
+def fmt_number(v: float) -> str:
     return "nan" if v is None or not math.isfinite(v) else f"{v:.3g}"
+
+
+_fmt = fmt_number
 
 
 def decide(effect, low, high, *, direction: Direction = "greater", null=0.0, threshold=0.0, n=0, min_n=2,
@@ -205,7 +312,8 @@ def decide(effect, low, high, *, direction: Direction = "greater", null=0.0, thr
 
     supported: the interval lies entirely on the claimed side and the effect is at
     least `threshold` beyond `null`; refuted: the interval lies entirely on the other
-    side; inconclusive otherwise, or with fewer than `min_n` observations.
+    side; inconclusive otherwise, or with fewer than `min_n` observations, or (for a
+    bootstrap interval) fewer than MIN_BOOTSTRAP_N.
     """
     if n < min_n or not all(map(math.isfinite, (effect, low, high))):
         return "inconclusive"
@@ -220,21 +328,28 @@ def decide(effect, low, high, *, direction: Direction = "greater", null=0.0, thr
     return "inconclusive"
 
 
-def verdict(
-    claim_id: str,
-    statement: str,
-    values,
-    *,
-    direction: Direction = "greater",
-    null: float = 0.0,
-    threshold: float = 0.0,
-    method: Literal["bootstrap", "t"] = "bootstrap",
-    label: str = "effect",
-    unit: str = "",
-    seed: int = 0,
-    min_n: int = 2,
-) -> Claim:
-    """Verdict on per-seed effects `values`: their median (bootstrap) or mean (t) against `null`."""
+def from_interval(effect: float, low: float, high: float, *, n: int, method: str,
+                  direction: Direction = "greater", null: float = 0.0, threshold: float = 0.0,
+                  label: str = "effect", unit: str = "", min_n: int = 2, note: str = "") -> Finding:
+    """A finding from an interval computed elsewhere (a Wilson interval, a fitted exponent, ...)."""
+    v = decide(effect, low, high, direction=direction, null=null, threshold=threshold, n=n, min_n=min_n,
+               method=method)
+    u = "x" if unit == "x" else f" {unit}" if unit else ""
+    evidence = f"{label} {_fmt(effect)}{u} [95% {method} {_fmt(low)}, {_fmt(high)}], n={n}"
+    if n < min_n:
+        evidence += f" (fewer than {min_n}: too few)"
+    elif method == "bootstrap" and n < MIN_BOOTSTRAP_N:
+        evidence += f" (a 95% bootstrap interval needs {MIN_BOOTSTRAP_N} values: too few)"
+    if note:
+        evidence += f"; {note}"
+    return Finding(v, float(effect), float(low), float(high), int(n), method, evidence, unit,
+                   float(null + threshold if direction == "greater" else null - threshold))
+
+
+def finding(values, *, direction: Direction = "greater", null: float = 0.0, threshold: float = 0.0,
+            method: Literal["bootstrap", "t"] = "bootstrap", label: str = "effect", unit: str = "",
+            seed: int = 0, min_n: int = 2, note: str = "") -> Finding:
+    """A finding on per-seed effects `values`: their median (bootstrap) or mean (t) against `null`."""
     x = np.asarray(values, dtype=float).ravel()
     x = x[np.isfinite(x)]
     if method == "t":
@@ -243,84 +358,114 @@ def verdict(
     else:
         effect = median(x) if x.size else math.nan
         low, high = bootstrap_ci(x, seed=seed)
-    return claim_from_interval(claim_id, statement, effect, low, high, n=x.size, method=method,
-                               direction=direction, null=null, threshold=threshold, label=label,
-                               unit=unit, min_n=min_n)
+    return from_interval(effect, low, high, n=x.size, method=method, direction=direction, null=null,
+                         threshold=threshold, label=label, unit=unit, min_n=min_n, note=note)
 
 
-def two_sample_verdict(
-    claim_id: str,
-    statement: str,
-    a,
-    b,
-    *,
-    direction: Direction = "greater",
-    ratio: bool = False,
-    threshold: float = 0.0,
-    label: str = "",
-    unit: str = "",
-    seed: int = 0,
-) -> Claim:
-    """Verdict on median(a) versus median(b): their difference, or their ratio a/b against 1."""
+def two_sample(a, b, *, direction: Direction = "greater", ratio: bool = False, threshold: float = 0.0,
+               label: str = "", unit: str = "", seed: int = 0, note: str = "") -> Finding:
+    """A finding on median(a) against median(b): their difference, or their ratio a/b against 1.
+
+    Unpaired: each group is resampled on its own. Where the values are paired (one per seed on both
+    sides), judge the per-seed differences or ratios with `finding` instead: it is the sharper test.
+    """
     a = np.asarray(a, dtype=float).ravel()
     b = np.asarray(b, dtype=float).ravel()
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     n = min(a.size, b.size)
     if n == 0:
-        return claim_from_interval(claim_id, statement, math.nan, math.nan, math.nan, n=0,
-                                   method="bootstrap", label=label, unit=unit)
+        return from_interval(math.nan, math.nan, math.nan, n=0, method="bootstrap", label=label or "effect",
+                             unit=unit, note=note)
     if ratio:
         effect, low, high = bootstrap_ratio_ci(b, a, seed=seed)
-        null, unit, label = 1.0, "x", label or "ratio a/b"
-    else:
-        rng = np.random.default_rng(seed)
-        ma = np.median(a[rng.integers(0, a.size, (2000, a.size))], axis=1)
-        mb = np.median(b[rng.integers(0, b.size, (2000, b.size))], axis=1)
-        effect = median(a) - median(b)
-        low, high = (float(v) for v in np.percentile(ma - mb, [2.5, 97.5]))
-        null = 0.0
-    return claim_from_interval(claim_id, statement, effect, low, high, n=n, method="bootstrap",
-                               direction=direction, null=null, threshold=threshold, label=label, unit=unit)
+        return from_interval(effect, low, high, n=n, method="bootstrap", direction=direction, null=1.0,
+                             threshold=threshold, label=label or "ratio a/b", unit="x", note=note)
+    effect, low, high = bootstrap_difference(a, b, seed=seed)
+    return from_interval(effect, low, high, n=n, method="bootstrap", direction=direction, null=0.0,
+                         threshold=threshold, label=label or "difference a - b", unit=unit, note=note)
 
 
-def claim_from_interval(
-    claim_id: str,
-    statement: str,
-    effect: float,
-    low: float,
-    high: float,
-    *,
-    n: int,
-    method: str,
-    direction: Direction = "greater",
-    null: float = 0.0,
-    threshold: float = 0.0,
-    label: str = "effect",
-    unit: str = "",
-    min_n: int = 2,
-    note: str = "",
-) -> Claim:
-    """A verdict from an interval computed elsewhere (e.g. a Monte Carlo proportion)."""
-    v = decide(effect, low, high, direction=direction, null=null, threshold=threshold, n=n, min_n=min_n,
-               method=method)
-    u = f" {unit}" if unit and unit != "x" else ("x" if unit == "x" else "")
-    evidence = f"{label} {_fmt(effect)}{u} [95% {method} {_fmt(low)}, {_fmt(high)}], n={n}"
-    if n < min_n:
-        evidence += f" (fewer than {min_n}: too few)"
-    elif method == "bootstrap" and n < MIN_BOOTSTRAP_N:
-        evidence += f" (a 95% bootstrap interval needs {MIN_BOOTSTRAP_N} values: too few)"
+def equivalence(effect: float, low: float, high: float, *, target: float, tolerance: float, n: int,
+                method: str, label: str, unit: str = "", note: str = "") -> Finding:
+    """Supported when the whole interval lies inside target +- tolerance (two one-sided verdicts);
+    refuted when it lies wholly outside the band on either side; inconclusive otherwise."""
+    above = decide(effect, low, high, direction="greater", null=target - tolerance, n=n, method=method)
+    below = decide(effect, low, high, direction="less", null=target + tolerance, n=n, method=method)
+    v = "supported" if above == below == "supported" else "refuted" if "refuted" in (above, below) \
+        else "inconclusive"
+    f = from_interval(effect, low, high, n=n, method=method, label=label, unit=unit,
+                      note=note or f"within {target:g} +- {tolerance:g}")
+    return Finding(v, f.effect, f.low, f.high, f.n, f.method, f.evidence, f.unit, float(tolerance))
+
+
+def all_of(parts, *, headline: int = 0, note: str = "") -> Finding:
+    """One finding from several that must all hold: supported if every part is, refuted if any part is,
+    inconclusive otherwise. The effect and interval are those of parts[headline]; the evidence lists
+    every part with its own verdict."""
+    parts = list(parts)
+    verdicts = [p.verdict for p in parts]
+    v = "refuted" if "refuted" in verdicts else "supported" if all(x == "supported" for x in verdicts) \
+        else "inconclusive"
+    h = parts[headline]
+    evidence = " | ".join(f"{p.evidence} [{p.verdict}]" for p in parts) if len(parts) > 1 else h.evidence
     if note:
         evidence += f"; {note}"
-    return Claim(claim_id, statement, v, float(effect), float(low), float(high), int(n), method, evidence, unit)
+    return Finding(v, h.effect, h.low, h.high, min(p.n for p in parts), h.method, evidence, h.unit, h.threshold)
+
+
+def with_note(f: Finding, note: str = "", *, label: str = "") -> Finding:
+    """The same finding with a label before its evidence and/or a note after it."""
+    evidence = (f"{label}: " if label else "") + f.evidence + (f"; {note}" if note else "")
+    return replace(f, evidence=evidence)
+
+
+# ----------------------------------------------------------------------------------- claim-shaped findings
+# The experiments not yet judged by dlbench.protocol record these; each is a Finding with its claim's id.
+
+@dataclass(frozen=True)
+class Claim:
+    """A finding with the id and statement of the claim it decides."""
+
+    id: str
+    statement: str
+    verdict: str
+    effect: float
+    low: float
+    high: float
+    n: int
+    method: str
+    evidence: str
+    unit: str = ""
+
+    @property
+    def finding(self) -> Finding:
+        return Finding(self.verdict, self.effect, self.low, self.high, self.n, self.method, self.evidence, self.unit)
+
+
+def _claim(claim_id: str, statement: str, f: Finding) -> Claim:
+    return Claim(claim_id, statement, f.verdict, f.effect, f.low, f.high, f.n, f.method, f.evidence, f.unit)
+
+
+def verdict(claim_id: str, statement: str, values, **kwargs) -> Claim:
+    return _claim(claim_id, statement, finding(values, **kwargs))
+
+
+def two_sample_verdict(claim_id: str, statement: str, a, b, **kwargs) -> Claim:
+    return _claim(claim_id, statement, two_sample(a, b, **kwargs))
+
+
+def claim_from_interval(claim_id: str, statement: str, effect: float, low: float, high: float, **kwargs) -> Claim:
+    return _claim(claim_id, statement, from_interval(effect, low, high, **kwargs))
 
 
 def not_measured(claim_id: str, statement: str, *, note: str) -> Claim:
-    """A claim this run could not measure (a needed option, case or run is missing): inconclusive, `note` says why."""
-    return Claim(claim_id, statement, "inconclusive", math.nan, math.nan, math.nan, 0, "not run", note)
+    """A claim this run could not measure (a needed option, case or run is missing); `note` says why."""
+    return Claim(claim_id, statement, "not run", math.nan, math.nan, math.nan, 0, "not run", note)
 
 
-def exact_claim(claim_id: str, statement: str, error: float, tolerance: float, *, n: int = 1, what: str = "max |diff|") -> Claim:
-    """An exact check: supported when `error` is within `tolerance`, refuted otherwise."""
+def exact_claim(claim_id: str, statement: str, error: float, tolerance: float, *, n: int = 1,
+                what: str = "max |diff|") -> Claim:
+    """An exact identity: supported when `error` is within `tolerance`, refuted otherwise."""
     ok = math.isfinite(error) and error <= tolerance
     evidence = f"{what} {error:.2e} (tolerance {tolerance:.0e}), {n} check{'s' if n != 1 else ''}"
     return Claim(claim_id, statement, "supported" if ok else "refuted", float(error), 0.0,

@@ -13,7 +13,8 @@ from dlbench import cli
 from dlbench.compare import compare, compare_files, judge, parse_fail_on, parse_threshold, smallest_p
 from dlbench.errors import DlbenchError
 from dlbench.results import Recorder, read_results, write_results
-from dlbench.stats import exact_claim
+from dlbench.protocol import Judgement
+from dlbench.stats import Finding
 from dlbench.timing import Timing
 
 runner = CliRunner()
@@ -37,7 +38,9 @@ def write(path, timings=None, metrics=None, claims=None, *, fingerprint=None, ba
     for seed, values in enumerate(curves or []):
         rec.curve("loss", values, case={"opt": "sgd"}, seed=seed)
     for cid, error in (claims or {}).items():
-        rec.claim(exact_claim(cid, f"claim {cid}", error, 1e-6))
+        v = "supported" if error <= 1e-6 else "refuted"
+        f = Finding(v, error, 0.0, 1e-6, 1, "exact", f"error {error:g}")
+        rec.verdict(Judgement(cid, v, f, "refuted", "supported at the one grid point", f.evidence), f"claim {cid}")
     meta = {"fingerprint": dict(fingerprint or FINGERPRINT), "bandwidth": dict(bandwidth or BANDWIDTH),
             "seeds": [0, 1, 2, 3, 4]}
     return write_results([rec], meta, path, force=True).path

@@ -250,7 +250,7 @@ def test_claim_n2_follows_the_largest_stable_lr():
     assert ne.claim_n2(_grid(mixed, mixed), cfg, 0).verdict == "inconclusive"
     assert "lower bound" in ne.claim_n2(_grid(low, high), cfg, 0).evidence
     missing = ne.claim_n2({"batch": _grid(low, high)["batch"]}, cfg, 0)
-    assert missing.verdict == "inconclusive" and "--norms" in missing.evidence
+    assert missing.verdict == "not run" and "--norms" in missing.evidence
 
 
 def test_claim_n2_effect_and_evidence_agree_when_a_seed_has_no_stable_lr():
@@ -287,7 +287,7 @@ def test_claim_n5_needs_batch_norm_to_drop_and_group_and_layer_to_hold():
     flat_batch = {**good, ("batch", 2): 0.95 + noise}
     assert ne.claim_n5(_sweep(flat_batch), cfg, 0).verdict == "inconclusive"
     only = ne.Config(("batch",), (2, 32), (0.1,), (16,), 32)
-    assert ne.claim_n5(_sweep(good), only, 0).verdict == "inconclusive"
+    assert ne.claim_n5(_sweep(good), only, 0).verdict == "not run"
 
 
 def test_combine_is_supported_only_when_every_part_is():
@@ -313,7 +313,7 @@ def test_a_comma_list_of_norms_reaches_the_experiment(tmp_path):
     assert set(res.rows["p_norm"].dropna()) == {"layer", "batch"}
     claims = res.claims.set_index("claim")
     for c in ("N1", "N2", "N3", "N4"):
-        assert claims.loc[c, "verdict"] == "inconclusive" and "--norms" in claims.loc[c, "evidence"]
+        assert claims.loc[c, "verdict"] == "not run" and "--norms" in claims.loc[c, "evidence"]
 
 
 def test_drift_recorder_samples_the_layer_input_during_training():

@@ -13,7 +13,8 @@ from dlbench import results as results_mod
 from dlbench.errors import DlbenchError, ResultsFileError
 from dlbench.results import SCHEMA_VERSION, Recorder, read_results, write_results
 from dlbench.runner import make_options, run_many
-from dlbench.stats import exact_claim
+from dlbench.protocol import Judgement
+from dlbench.stats import Finding
 from dlbench.timing import Timing
 
 
@@ -23,7 +24,9 @@ def _recorder() -> Recorder:
                unit="", better="lower", seeds=[0, 1, 2])
     rec.curve("loss", np.linspace(1, 0, 50), case={"opt": "sgd", "lr": 0.1, "depth": 3}, seed=0)
     rec.timing("relu", Timing(np.array([1e-3, 1.1e-3]), loops=10, items=1e6, bytes=8e6), case={"n": 10**6})
-    rec.claim(exact_claim("D4", "a linear net is one matrix", 1e-7, 1e-5))
+    f = Finding("supported", 0.3, 0.2, 0.4, 6, "bootstrap", "effect 0.3")
+    rec.verdict(Judgement("D4", "supported", f, "refuted", "supported at all 2 grid points", f.evidence),
+                "a deep linear net does no better than least squares")
     return rec
 
 
@@ -91,12 +94,20 @@ def test_wrong_column_type_is_damaged(tmp_path):
         read_results(path)
 
 
-def test_claim_basis_is_recorded(tmp_path):
+def test_claim_basis_control_and_sensitivity_are_recorded(tmp_path):
     rec = Recorder("demo")
-    rec.claim(exact_claim("X1", "exact", 0.0, 1e-9))
-    rec.claim(exact_claim("X2", "timed", 0.0, 1e-9), timing=True)
+    f = Finding("supported", 2.0, 1.5, 2.5, 6, "bootstrap", "ratio 2")
+    rec.verdict(Judgement("X1", "supported", f, "inconclusive", "supported at all 3 grid points", "e"), "measured")
+    rec.verdict(Judgement("X2", "conditional", f, "refuted", "supported for n >= 8; inconclusive for n <= 4", "e"),
+                "timed", basis="timing")
+    rec.check("X1.identity", 1e-12, 1e-9, what="max |diff|", claim="X1")
     back = write_results([rec], {}, tmp_path / "r.parquet")
-    assert list(back.claims["basis"]) == ["exact", "timing"]
+    claims = back.claims
+    assert list(claims["basis"]) == ["measured", "timing"]
+    assert list(claims["control"]) == ["inconclusive", "refuted"]
+    assert list(claims["verdict"]) == ["supported", "conditional"]
+    check = back.rows[back.rows["kind"] == "check"].iloc[0]
+    assert (check["verdict"], check["claim"], check["threshold"]) == ("pass", "X1", 1e-9)
 
 
 @pytest.mark.parametrize("make, message", [

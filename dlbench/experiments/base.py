@@ -1,21 +1,30 @@
-"""What an experiment module provides, and the context it runs in.
+"""What an experiment provides, and the context it runs in.
 
-An experiment is a module under `dlbench/experiments/` with:
+An experiment is a package (or module) under `dlbench/experiments/` with:
 
     NAME = "optimizers"                  # the subcommand
     HELP = "One line for --help."
-    CLAIMS = {"O1": "statement", ...}    # the claims it measures (ids from CLAIMS.md)
+    CLAIMS = {"O4": ClaimSpec(...), ...}  # the claims it measures (dlbench.protocol.ClaimSpec)
+    CHECKS = {"O8": CheckSpec(...), ...}  # the exact identities it checks (optional)
+    SECTIONS = {"o4.oscillation": "O4 · oscillation on the canyon", ...}   # section id -> title
 
     @dataclass
     class Options:                       # its own options; the CLI is generated from these fields
         surface: str = option("canyon", help="...", choices=lambda: list(SURFACES))
 
-    def run(opts: Options, ctx: RunContext) -> None:
-        ...  # measures, then ctx.record.metric/curve/timing/claim(...)
+    def parts(opts) -> list[Part]:       # its independent units of work (or one `run(opts, ctx)`)
+        ...
 
-and optionally `plot(results, path)` (enables `--plot FILE`) and `SUITE_OPTIONS`, a dict
-of option values `dlbench suite` uses (e.g. to run every claim). It registers with one
-line in `dlbench/experiments/__init__.py`. It imports neither typer nor rich.
+Each part measures and records through its RunContext: `ctx.record.metric/curve(...)`,
+`ctx.time(...)` for kernel timings, `ctx.finding(claim, finding, point=..., role=...)` for a
+claim's finding at one point of its grid (role "control" for its negative control),
+`ctx.check(...)` for exact identities. The runner judges every claim from its findings
+(`dlbench.protocol.judge`) after the parts have run. Parts carry no state between them and
+draw every random number from `ctx.rng(purpose, ...)`, so they can run in any order, in other
+processes. Optional: `plot(results, path)` (enables `--plot FILE`; matplotlib is imported
+inside it), `SUITE_OPTIONS` (option values `dlbench suite` uses) and `memory(opts, seeds)` (bytes
+the run needs, checked before it starts). It registers with one line in
+`dlbench/experiments/__init__.py`. It imports neither typer nor rich.
 """
 
 from __future__ import annotations
@@ -32,7 +41,8 @@ import numpy as np
 from dlbench import timing
 from dlbench.errors import DlbenchError
 from dlbench.results import Recorder
-from dlbench.stats import Claim
+from dlbench.protocol import CheckSpec, ClaimSpec
+from dlbench.stats import Claim, Finding
 
 
 def option(default: Any, help: str, *, choices: Callable[[], list[str]] | None = None,
@@ -44,6 +54,34 @@ def option(default: Any, help: str, *, choices: Callable[[], list[str]] | None =
     """
     meta = {"help": help, "choices": choices, "min": min, "max": max, "metavar": metavar, "quick": quick}
     return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One independent unit of an experiment's work: `fn(opts, ctx)` records rows and findings.
+
+    timing: the part times kernels, so it runs alone on its host, after the other parts.
+    """
+
+    name: str
+    fn: Callable[[Any, "RunContext"], None]
+    timing: bool = False
+
+
+def parts_of(module, opts) -> list[Part]:
+    """The module's parts for these options (one part calling `run` where it defines no parts)."""
+    if hasattr(module, "parts"):
+        return list(module.parts(opts))
+    return [Part("run", module.run)]
+
+
+def catalogue(module) -> dict[str, ClaimSpec]:
+    """The module's claims as ClaimSpecs (a bare statement string becomes a spec with only that)."""
+    return {k: v if isinstance(v, ClaimSpec) else ClaimSpec(k, v) for k, v in module.CLAIMS.items()}
+
+
+def checks_of(module) -> dict[str, CheckSpec]:
+    return dict(getattr(module, "CHECKS", {}))
 
 
 class Progress:
@@ -86,9 +124,23 @@ class RunContext:
         self.record.timing(metric, t, case=case, section=section)
         return t
 
+    def finding(self, claim: str, f: Finding, *, point: dict | None = None, role: str = "claim",
+                timing: bool = False) -> Finding:
+        """Record `claim`'s finding at one point of its nuisance grid, as the claim or as its control."""
+        return self.record.finding(claim, f, point=point, role=role, timing=timing)
+
+    def not_run(self, claim: str, reason: str, *, point: dict | None = None) -> None:
+        """Record that this run does not measure `claim` (or one point of its grid), and why."""
+        self.record.not_run(claim, reason, point=point)
+
+    def check(self, check_id: str, error: float, tolerance: float, *, what: str, n: int = 1,
+              claim: str = "") -> bool:
+        """Record an exact identity; it passes when `error` is within `tolerance`."""
+        return self.record.check(check_id, error, tolerance, what=what, n=n, claim=claim)
+
     def claim(self, c: Claim, *, timing: bool = False) -> Claim:
-        """Record a verdict; `timing=True` when it rests on wall-time measurements (compare then
-        treats a change of it as a timing result, not as a change of what the claim measures)."""
+        """Record a claim-shaped finding as the claim's one grid point; `timing=True` when it rests on
+        wall time (compare then treats a change of it as a timing result)."""
         return self.record.claim(c, timing=timing)
 
 

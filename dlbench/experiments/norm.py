@@ -380,6 +380,8 @@ def loglog_slope(sizes, samples: list, seed: int = 0, n_boot: int = 1000) -> tup
 def combine(claim_id: str, parts: list[Claim], note: str = "") -> Claim:
     """One verdict from several parts: supported if all are, refuted if any is; the first part's effect."""
     verdicts = [p.verdict for p in parts]
+    if "not run" in verdicts:
+        return next(p for p in parts if p.verdict == "not run")
     v = ("supported" if all(x == "supported" for x in verdicts)
          else "refuted" if "refuted" in verdicts else "inconclusive")
     first = parts[0]

@@ -363,6 +363,8 @@ def combine(claim_id: str, parts: list[Claim], note: str = "") -> Claim:
     """One claim from several measured parts: supported if all are, refuted if any is; the first part's
     effect and interval; every part's evidence."""
     verdicts = [p.verdict for p in parts]
+    if "not run" in verdicts:
+        return next(p for p in parts if p.verdict == "not run")
     v = "supported" if all(x == "supported" for x in verdicts) else \
         "refuted" if "refuted" in verdicts else "inconclusive"
     first = parts[0]

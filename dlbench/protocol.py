@@ -1,0 +1,263 @@
+"""The claim protocol: how findings become a claim's verdict.
+
+A *claim* is an empirical statement with an id (D1, A4, O7, ...). An experiment measures it
+as *findings* (`dlbench.stats.Finding`), each recorded at one point of the claim's nuisance
+grid, in one of two roles:
+
+- role `claim`: the measurement itself;
+- role `control`: the same measurement through the same code, on a counterfactual that
+  removes the claim's mechanism (identity activation for depth, momentum 0, noise 0, ...).
+
+`judge` turns a claim's findings into its verdict, by one rule:
+
+1. Per base seed, the grid: every point agrees -> that verdict; the points disagree ->
+   `conditional`, and the sensitivity line names the boundary ("supported for lr >= 0.3;
+   inconclusive for lr <= 0.1").
+2. The control: if any control finding is `supported`, the measurement cannot tell the claim
+   from its counterfactual, and the claim is `inconclusive` whatever its own findings say.
+3. A check of the claim that failed makes it `inconclusive` (the implementation is in doubt).
+4. Across base seeds: every base seed gives the same verdict -> that verdict; otherwise
+   `inconclusive`, naming the verdict of each base seed.
+
+A claim with no finding is `not run`, with the reason the experiment gave. A *check* is not a
+claim: an exact identity (a linear net is one matrix) that passes or fails to a tolerance.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from dlbench.stats import Finding, fmt_number
+
+OUTCOMES = ("supported", "refuted", "inconclusive", "conditional", "not run")
+FINDING_VERDICTS = ("supported", "refuted", "inconclusive", "not run")
+CHECK_OUTCOMES = ("pass", "fail")
+ROLES = ("claim", "control")
+PARAM_PREFIX = "p_"
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A nuisance setting the verdict should not depend on, with its grid (and a smaller one for --quick)."""
+
+    name: str
+    values: tuple
+    quick: tuple | None = None
+
+    def grid(self, quick: bool = False) -> tuple:
+        return self.quick if quick and self.quick is not None else self.values
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    """A claim of the catalogue: what the notes say, what is measured, its control, grid and threshold.
+
+    statement: the notes' statement; measures: the effect measured and the direction that supports
+    the claim; control: the counterfactual that removes the mechanism; grid: the nuisance settings;
+    threshold: the practical threshold and why it is that; literature: the papers it is judged
+    against; premise: where the claim is judged (a claim measured elsewhere is not run); basis:
+    `measured`, or `timing` when the verdict rests on wall time.
+    """
+
+    id: str
+    statement: str
+    measures: str = ""
+    control: str = ""
+    grid: tuple[Axis, ...] = ()
+    threshold: str = ""
+    literature: str = ""
+    premise: str = ""
+    basis: str = "measured"
+
+    def points(self, quick: bool = False) -> list[dict]:
+        """Every point of the grid (the product of the axes), the first value of each axis first."""
+        axes = [(a.name, a.grid(quick)) for a in self.grid]
+        return [dict(zip([n for n, _ in axes], combo)) for combo in itertools.product(*(v for _, v in axes))]
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """An exact identity: it passes when its error is within the tolerance (`tolerance` says why that one)."""
+
+    id: str
+    statement: str
+    tolerance: str = ""
+    claim: str = ""
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A claim's verdict with the finding it headlines, its control's outcome and its sensitivity."""
+
+    claim: str
+    verdict: str
+    headline: Finding | None
+    control: str
+    sensitivity: str
+    evidence: str
+    points: int = 0
+    per_seed: dict = field(default_factory=dict)
+
+
+def combine_points(verdicts: Sequence[str]) -> str:
+    """Grid points that all agree give their verdict; points that disagree give `conditional`."""
+    measured = [v for v in verdicts if v != "not run"]
+    if not measured:
+        return "not run"
+    return measured[0] if len(set(measured)) == 1 else "conditional"
+
+
+def judge(spec: ClaimSpec, grid: pd.DataFrame, checks: pd.DataFrame | None = None) -> Judgement:
+    """The verdict of `spec` from its grid rows (results-file rows of kind `grid`) and its checks."""
+    rows = grid[grid["claim"] == spec.id] if len(grid) else grid
+    if rows.empty:
+        return Judgement(spec.id, "not run", None, "not run", "", "this run did not measure it")
+    seeds = list(dict.fromkeys(rows["base_seed"].tolist()))
+    per_seed = {s: _judge_seed(rows[rows["base_seed"] == s]) for s in seeds}
+    j = per_seed[seeds[0]]
+    verdicts = {s: per_seed[s].verdict for s in seeds}
+    if len(set(verdicts.values())) > 1:
+        by = {}
+        for s, v in verdicts.items():
+            by.setdefault(v, []).append(str(s))
+        said = "; ".join(f"{v} for base seed {', '.join(ss)}" for v, ss in by.items())
+        j = _override(j, "inconclusive", f"the verdict changes with the base seed ({said})")
+    failed = _failed_checks(spec, checks)
+    if failed and j.verdict not in ("not run",):
+        j = _override(j, "inconclusive", f"check {', '.join(failed)} failed, so the measurement is in doubt")
+    return Judgement(j.claim if j.claim else spec.id, j.verdict, j.headline, j.control, j.sensitivity,
+                     j.evidence, j.points, verdicts)
+
+
+def _failed_checks(spec: ClaimSpec, checks: pd.DataFrame | None) -> list[str]:
+    if checks is None or checks.empty:
+        return []
+    mine = checks[(checks["claim"] == spec.id) & (checks["verdict"] == "fail")]
+    return list(dict.fromkeys(mine["metric"]))
+
+
+def _override(j: Judgement, verdict: str, reason: str) -> Judgement:
+    was = f" (measured: {j.verdict})" if j.verdict != verdict else ""
+    return Judgement(j.claim, verdict, j.headline, j.control, j.sensitivity,
+                     f"{reason}{was}; {j.evidence}", j.points, j.per_seed)
+
+
+def _judge_seed(rows: pd.DataFrame) -> Judgement:
+    claim_id = str(rows["claim"].iloc[0])
+    own = rows[rows["role"] == "claim"]
+    ctrl = rows[rows["role"] == "control"]
+    measured = own[own["verdict"] != "not run"]
+    if measured.empty:
+        reason = "; ".join(dict.fromkeys(str(e) for e in own["evidence"] if isinstance(e, str) and e)) \
+            or "this run did not measure it"
+        return Judgement(claim_id, "not run", None, combine_points(list(ctrl["verdict"])), "", reason)
+    verdict = combine_points(list(measured["verdict"]))
+    headline = _finding(measured.iloc[0])
+    points = [(_settings(r), r["verdict"]) for _, r in measured.iterrows()]
+    sensitivity = describe_sensitivity(points)
+    control = combine_points(list(ctrl["verdict"])) if len(ctrl) else "not run"
+    evidence = headline.evidence
+    if "supported" in set(ctrl["verdict"]):
+        where = ctrl[ctrl["verdict"] == "supported"]
+        at = _points_text([_settings(r) for _, r in where.iterrows()])
+        return _override(Judgement(claim_id, verdict, headline, control, sensitivity, evidence, len(points)),
+                         "inconclusive",
+                         f"its control came out supported{at}: the measurement does not tell the claim "
+                         f"from the counterfactual")
+    return Judgement(claim_id, verdict, headline, control, sensitivity, evidence, len(points))
+
+
+def _finding(r: pd.Series) -> Finding:
+    def num(k):
+        v = r.get(k)
+        return math.nan if v is None or pd.isna(v) else float(v)
+
+    n = r.get("n")
+    return Finding(str(r["verdict"]), num("value"), num("low"), num("high"),
+                   0 if n is None or pd.isna(n) else int(n), str(r.get("method") or ""),
+                   str(r.get("evidence") or ""), str(r.get("unit") or ""), num("threshold"))
+
+
+def _settings(r: pd.Series) -> dict:
+    """The grid point of a row: its non-null parameter columns."""
+    return {k[len(PARAM_PREFIX):]: _plain(v) for k, v in r.items()
+            if isinstance(k, str) and k.startswith(PARAM_PREFIX) and v is not None and not _missing(v)}
+
+
+def _missing(v) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _plain(v):
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return int(v)
+    return v
+
+
+def fmt_setting(v) -> str:
+    if isinstance(v, float):
+        return fmt_number(v)
+    return str(v)
+
+
+def _points_text(points: list[dict]) -> str:
+    shown = [" ".join(f"{k}={fmt_setting(v)}" for k, v in p.items()) for p in points if p]
+    return f" at {', '.join(shown)}" if shown else ""
+
+
+def describe_sensitivity(points: Sequence[tuple[dict, str]]) -> str:
+    """One line on how the verdict depends on the grid: agreement, a boundary on one axis, or the exceptions."""
+    n = len(points)
+    verdicts = [v for _, v in points]
+    if n == 0:
+        return ""
+    if len(set(verdicts)) == 1:
+        return f"{verdicts[0]} at the one grid point" if n == 1 else f"{verdicts[0]} at all {n} grid points"
+    axes = list(dict.fromkeys(k for p, _ in points for k in p))
+    for axis in axes:
+        groups: dict = {}
+        for p, v in points:
+            groups.setdefault(p.get(axis), set()).add(v)
+        if all(len(vs) == 1 for vs in groups.values()):
+            return _boundary(axis, {k: next(iter(vs)) for k, vs in groups.items()})
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        counts[v] = counts.get(v, 0) + 1
+    common = max(counts, key=counts.get)
+    others = [(p, v) for p, v in points if v != common]
+    listed = ", ".join(f"{v} at " + " ".join(f"{k}={fmt_setting(x)}" for k, x in p.items()) for p, v in others[:6])
+    more = f" and {len(others) - 6} more" if len(others) > 6 else ""
+    return f"{common} at {counts[common]} of {n} grid points; {listed}{more}"
+
+
+def _boundary(axis: str, by_value: dict) -> str:
+    """'supported for lr >= 0.3; inconclusive for lr <= 0.1' when one axis splits the verdicts in order."""
+    values = list(by_value)
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if numeric:
+        values.sort()
+        runs: list[tuple[str, list]] = []
+        for v in values:
+            if runs and runs[-1][0] == by_value[v]:
+                runs[-1][1].append(v)
+            else:
+                runs.append((by_value[v], [v]))
+        if len(runs) == 2:
+            (low_v, low), (high_v, high) = runs
+            return (f"{high_v} for {axis} >= {fmt_setting(high[0])}; "
+                    f"{low_v} for {axis} <= {fmt_setting(low[-1])}")
+    by_verdict: dict[str, list] = {}
+    for v in values:
+        by_verdict.setdefault(by_value[v], []).append(v)
+    return "; ".join(f"{verdict} at {axis} {', '.join(fmt_setting(x) for x in xs)}"
+                     for verdict, xs in by_verdict.items())
