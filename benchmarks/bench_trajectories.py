@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from dlbench.env import blas_info
-from dlbench.experiments._trajectories import run_trajectories, sample_starts
+from dlbench.experiments.optimizers.trajectories import run_trajectories, sample_starts
 from dlbench.nn.optim import get_optimizer
 from dlbench.surfaces import get_surface
 from dlbench.timing import time_kernel

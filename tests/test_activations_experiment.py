@@ -9,7 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from dlbench import cli
-from dlbench.experiments import activation_measures as am
+from dlbench.experiments.activations import measure as am
 from dlbench.experiments import activations as exp
 from dlbench.nn.activations import ACTIVATIONS, get_activation
 from dlbench.results import read_results

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dlbench.experiments.relu_exact import (
+from dlbench.experiments.depth.relu_exact import (
     breakpoints, collapse_linear, count_pieces, relu_forward, tent_net,
 )
 

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dlbench import cli
-from dlbench.experiments import _trajectories as tj
+from dlbench.experiments.optimizers import trajectories as tj
 from dlbench.experiments import optimizers as ox
 from dlbench.nn.optim import OPTIMIZERS, get_optimizer
 from dlbench.results import read_results
