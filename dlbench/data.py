@@ -137,17 +137,14 @@ def sawtooth(rng: np.random.Generator, n: int, k: int = 3, noise: float = 0.0):
 
 
 @_register("teacher", REGRESSION)
-def teacher(rng: np.random.Generator, n: int, dim: int = 8, width: int = 32, depth: int = 2, outputs: int = 1,
-            activation: str = "relu", noise: float = 0.0):
-    """y = f(x) + N(0, noise^2) for a random teacher MLP f (depth hidden layers of width, kaiming_normal weights,
-    torch-default biases), x ~ N(0, I_dim); f's outputs are standardised to mean 0, std 1 over the sample."""
-    from dlbench.nn.mlp import MLP, MLPSpec
-
-    net = MLP(MLPSpec(widths=(dim, *(width,) * depth, outputs), activation=activation, init="kaiming_normal",
-                      dtype=np.float64))
-    params = net.init([int(rng.integers(2**63))])
+def teacher(rng: np.random.Generator, n: int, dim: int = 8, outputs: int = 1, noise: float = 0.0, net=None):
+    """y = f(x) + N(0, noise^2) for a teacher function f handed in as `net` (x (n, dim) float64 -> (n, outputs)),
+    x ~ N(0, I_dim); f's outputs are standardised to mean 0, std 1 over the sample. The teacher is the
+    caller's choice (`dlbench.experiments.teacher.relu_teacher` builds a random relu net)."""
+    if net is None or not callable(net):
+        raise DlbenchError("data set 'teacher' needs net=, the teacher function of x (n, dim) -> (n, outputs)")
     X = rng.standard_normal((n, dim))
-    f = net.forward(params, X, train=False)[0][0]
+    f = np.asarray(net(X), dtype=np.float64).reshape(n, outputs)
     f = (f - f.mean(axis=0)) / np.where(f.std(axis=0) > 0, f.std(axis=0), 1.0)
     return X, f + noise * rng.standard_normal((n, outputs))
 

@@ -8,15 +8,18 @@ import pytest
 
 from dlbench.data import DATASETS, load_dataset_file, make_dataset, tent_map
 from dlbench.errors import DlbenchError, UnknownName
+from dlbench.experiments.teacher import relu_teacher
 
 SYNTHETIC = [n for n in DATASETS if n != "digits"]
+HANDED_IN = {"teacher": {"net": relu_teacher(8)}}   # what a data set needs from its caller
 
 
 @pytest.mark.parametrize("name", SYNTHETIC)
 def test_synthetic_sets_are_seeded_and_shaped(name):
-    a = make_dataset(name, seed=3, n_train=200, n_test=50)
-    b = make_dataset(name, seed=3, n_train=200, n_test=50)
-    c = make_dataset(name, seed=4, n_train=200, n_test=50)
+    extra = HANDED_IN.get(name, {})
+    a = make_dataset(name, seed=3, n_train=200, n_test=50, **extra)
+    b = make_dataset(name, seed=3, n_train=200, n_test=50, **extra)
+    c = make_dataset(name, seed=4, n_train=200, n_test=50, **extra)
     np.testing.assert_array_equal(a.X_train, b.X_train)
     np.testing.assert_array_equal(a.y_test, b.y_test)
     assert not np.array_equal(a.X_train, c.X_train)
@@ -33,8 +36,10 @@ def test_synthetic_sets_are_seeded_and_shaped(name):
 def test_hyperparameters_shape_the_data():
     blobs = make_dataset("blobs", n_classes=5, dim=7, n_train=100, n_test=10)
     assert blobs.n_classes == 5 and blobs.n_features == 7 and blobs.y_train.max() == 4
-    teacher = make_dataset("teacher", dim=5, outputs=2, n_train=300, n_test=300)
+    teacher = make_dataset("teacher", dim=5, outputs=2, n_train=300, n_test=300, net=relu_teacher(5, 2))
     assert teacher.X_train.shape == (300, 5) and teacher.n_outputs == 2
+    with pytest.raises(DlbenchError, match="needs net="):
+        make_dataset("teacher")
     y = np.concatenate([teacher.y_train, teacher.y_test])
     np.testing.assert_allclose(y.mean(axis=0), 0, atol=1e-5)  # standardised over the whole sample
     np.testing.assert_allclose(y.std(axis=0), 1, rtol=1e-4)

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from dlbench.data import make_dataset
+from dlbench.experiments.teacher import relu_teacher
 from dlbench.errors import DlbenchError
 from dlbench.nn.mlp import MLP, MLPSpec
 from dlbench.nn.optim import get_optimizer
 from dlbench.nn.train import train
 
 SPIRALS = make_dataset("spirals", seed=0, n_train=96, n_test=64)
-TEACHER = make_dataset("teacher", seed=0, n_train=96, n_test=64, dim=3)
+TEACHER = make_dataset("teacher", seed=0, n_train=96, n_test=64, dim=3, net=relu_teacher(3))
 BLOBS = make_dataset("blobs", seed=0, n_train=128, n_test=64)
 
 CONFIGS = {

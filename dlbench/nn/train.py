@@ -9,14 +9,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from dlbench.data import Dataset
 from dlbench.errors import DlbenchError
 from dlbench.nn.losses import LossFn, get_loss
 from dlbench.nn.mlp import MLP, MLPCache
 from dlbench.nn.optim import Optimizer, clip_grad_norm_, clip_grad_value_, get_optimizer
+
+
+class Dataset(Protocol):
+    """What training needs of a data set (`dlbench.data.Dataset` is one): arrays, task and sizes."""
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    task: str
+
+    @property
+    def n_features(self) -> int: ...
+
+    @property
+    def n_outputs(self) -> int: ...
 
 
 @dataclass

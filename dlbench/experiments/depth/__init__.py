@@ -158,7 +158,9 @@ def standardise(data):
 def make_target(name: str, k: int, seed: int) -> Target:
     from dlbench.data import make_dataset
 
-    hyper = {"k": k} if name == "sawtooth" else {}
+    from dlbench.experiments.teacher import relu_teacher
+
+    hyper = {"k": k} if name == "sawtooth" else {"net": relu_teacher(8, seed=seed)} if name == "teacher" else {}
     raw = make_dataset(name, seed=seed, **hyper)
     data, x_scale, y_scale = standardise(raw)
     X = data.X_test.astype(np.float64)
