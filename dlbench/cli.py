@@ -111,22 +111,61 @@ FormatOption = typer.Option("table", "--format", "-f", help="Output: a Rich tabl
 def show(
     file: Path = typer.Argument(..., help="A dlbench results file (.parquet)."),
     fmt: Format = FormatOption,
-    claims: bool = typer.Option(False, "--claims", help="Only the claim verdicts."),
+    claims: bool = typer.Option(False, "--claims", help="Only the claims: verdicts, checks, and findings over "
+                                                        "each claim's grid and its control."),
 ) -> None:
     """Render any dlbench results file."""
     results = read_results(file)
     if claims:
-        results = Results(results.rows[results.rows["kind"] == "claim"], results.meta, results.path)
+        keep = results.rows["kind"].isin(["claim", "check", "grid"])
+        results = Results(results.rows[keep], results.meta, results.path)
     emit(results, fmt)
 
 
 @app.command("claims")
 def claims_command(
-    file: Path = typer.Argument(..., help="A dlbench results file (.parquet)."),
+    file: Optional[Path] = typer.Argument(None, help="A dlbench results file (.parquet)."),
     fmt: Format = FormatOption,
+    list_: bool = typer.Option(False, "--list", help="The claim catalogue (what each claim measures, its "
+                                                    "control, grid, threshold and literature), not a file."),
 ) -> None:
-    """Print the claim verdicts of a results file, grouped by topic."""
+    """Print the claim verdicts of a results file (with their checks, controls and grids), or the catalogue."""
+    if list_:
+        if file is not None:
+            raise DlbenchError("claims: give a results file or --list, not both")
+        _print_catalogue(fmt)
+        return
+    if file is None:
+        raise DlbenchError("claims: give a results file, or --list for the catalogue")
     show(file, fmt, claims=True)
+
+
+def _print_catalogue(fmt: str) -> None:
+    from dlbench import catalogue
+
+    if fmt == "markdown":
+        typer.echo(catalogue.markdown(), nl=False)
+        return
+    rows = [{"experiment": e, "claim": c.id, "statement": c.statement, "measured": c.measures,
+             "control": c.control, "grid": catalogue._grid_text(c), "threshold": c.threshold,
+             "literature": c.literature, "basis": c.basis} for e, c in catalogue.rows()]
+    if fmt == "json":
+        import json
+
+        typer.echo(json.dumps(rows, indent=2))
+    elif fmt == "csv":
+        import pandas as pd
+
+        typer.echo(pd.DataFrame(rows).to_csv(index=False), nl=False)
+    else:
+        from rich.table import Table as RichTable
+
+        t = RichTable(title="dlbench claims", title_justify="left")
+        for col in ("claim", "statement", "control", "grid"):
+            t.add_column(col, overflow="fold", ratio=2 if col in ("statement", "control") else None)
+        for r in rows:
+            t.add_row(r["claim"], r["statement"], r["control"] or "—", r["grid"])
+        _console().print(t)
 
 
 @app.command("env")
@@ -174,7 +213,10 @@ def _null():
 # Options every experiment command shares, as (name, annotation, typer.Option).
 def _shared_options() -> list[tuple[str, object, object]]:
     return [
-        ("seed", int, typer.Option(0, "--seed", min=0, help="Base seed (0 or more); replica i uses seed + i.")),
+        ("seed", str, typer.Option("0", "--seed", metavar="SEED[,SEED...]",
+                                   help="Base seed (0 or more); replica i uses seed + i. Several, e.g. "
+                                        "0,1000,2000: every claim is judged on each, and a verdict that "
+                                        "changes with the base seed is inconclusive.")),
         ("seeds", Optional[int], typer.Option(None, "--seeds", min=1, help="Number of seeds (default: 6, the fewest a 95% bootstrap interval needs).")),
         ("quick", bool, typer.Option(False, "--quick", help="The small size used by tests and CI.")),
         ("out", Optional[Path], typer.Option(None, "--out", "-o",
@@ -267,7 +309,7 @@ def _run_and_emit(plan, name: str, shared: dict, plot: Path | None = None, plot_
     out = None if shared["no_save"] else (shared["out"] or default_out(name))
     if plot is not None:
         _check_plot(plot, shared["force"])
-    results = run_many(plan, seed=shared["seed"], seeds=shared["seeds"], quick=shared["quick"],
+    results = run_many(plan, seed=parse_seeds(shared["seed"]), seeds=shared["seeds"], quick=shared["quick"],
                        threads=shared["threads"], out=out, force=shared["force"],
                        progress=_progress(quiet, fmt), argv=["dlbench", *sys.argv[1:]])
     if not quiet:
@@ -280,6 +322,16 @@ def _run_and_emit(plan, name: str, shared: dict, plot: Path | None = None, plot_
         typer.echo(f"plot written to {plot}", err=True)
     if results.path is not None:
         typer.echo(f"results written to {results.path}", err=True)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0' -> [0]; '0,1000,2000' -> [0, 1000, 2000]; each a whole number of 0 or more."""
+    from dlbench.experiments.base import parse_numbers
+
+    seeds = parse_numbers(text, int, what="--seed", positive=False)
+    if any(s < 0 for s in seeds):
+        raise DlbenchError(f"--seed {text}: every base seed must be 0 or more")
+    return seeds
 
 
 def _check_plot(path: Path, force: bool) -> None:

@@ -20,7 +20,8 @@ from dlbench.stats import bootstrap_ci
 from dlbench.timing import bandwidth_fraction
 
 SPARKS = "▁▂▃▄▅▆▇█"
-VERDICT_STYLE = {"supported": "green", "refuted": "red", "inconclusive": "yellow"}
+VERDICT_STYLE = {"supported": "green", "refuted": "red", "inconclusive": "yellow", "conditional": "magenta",
+                 "not run": "dim", "pass": "green", "fail": "bold red"}
 
 
 def sparkline(values, width: int = 16) -> str:
@@ -75,18 +76,27 @@ def summarize(results: Results) -> pd.DataFrame:
     bandwidth = results.meta.get("bandwidth", {})
     params = [c for c in df.columns if c.startswith(PARAM_PREFIX)]
     out = []
-    keys = ["experiment", "section", "kind", "case", "metric"]
-    for (exp, section, kind, case, metric), g in df.groupby(keys, sort=False, dropna=False):
+    keys = ["experiment", "section", "kind", "case", "metric", "base_seed"]
+    several = "base_seed" in df.columns and df["base_seed"].nunique() > 1
+    if not several:
+        keys = keys[:-1]
+    for key, g in df.groupby(keys, sort=False, dropna=False):
+        exp, section, kind, case, metric = key[:5]
         first = g.iloc[0]
         row = {"experiment": exp, "section": section, "kind": kind, "case": case, "metric": metric,
                "unit": first["unit"], "better": first["better"], "n": 0, "median": np.nan, "mean": np.nan,
                "low": np.nan, "high": np.nan, "spark": "", "items_per_s": np.nan, "gbps": np.nan,
                "bandwidth_fraction": np.nan, "verdict": None, "statement": None, "evidence": None,
                "params": {p[len(PARAM_PREFIX):]: _py(first[p]) for p in params if _present(first[p])}}
+        if several and kind in ("metric", "curve", "timing"):
+            row["params"]["base_seed"] = _py(first["base_seed"])
         v = g["value"].to_numpy(dtype=float)
-        if kind == "claim":
-            row.update(n=int(first["n"]), median=first["value"], low=first["low"], high=first["high"],
-                       verdict=first["verdict"], statement=first["statement"], evidence=first["evidence"])
+        if kind in ("claim", "check", "grid"):
+            row.update(n=int(first["n"]) if _present(first["n"]) else 0, median=first["value"], low=first["low"],
+                       high=first["high"], verdict=first["verdict"], statement=first["statement"],
+                       evidence=first["evidence"], claim=first.get("claim"), role=first.get("role"),
+                       control=first.get("control"), sensitivity=first.get("sensitivity"),
+                       threshold=first.get("threshold"), base_seed=first.get("base_seed"))
         elif kind == "curve":
             # Median over seeds at each step; the summary value is the curve's last point.
             curve = g.groupby("sample", sort=True)["value"].median().to_numpy()
@@ -132,24 +142,56 @@ class Table:
 
 
 def tables(results: Results, summary: pd.DataFrame | None = None) -> list[Table]:
-    """The summary laid out as titled tables: per experiment, its result sections, timings, claims."""
+    """The summary laid out as titled tables: per experiment, its result sections, timings, checks,
+    claims (verdict, control, sensitivity) and each claim's findings over its grid."""
     s = summarize(results) if summary is None else summary
     out: list[Table] = []
     if s.empty:
         return out
+    titles = results.meta.get("sections", {})
+    several = len(results.meta.get("base_seeds", [])) > 1
     for exp, es in s.groupby("experiment", sort=False):
+        names = titles.get(exp, {})
         for section, ss in es[es["kind"].isin(["metric", "curve"])].groupby("section", sort=False):
-            out.append(_result_table(exp, section, ss))
+            out.append(_result_table(exp, names.get(section, section), ss))
         ts = es[es["kind"] == "timing"]
         for section, tss in ts.groupby("section", sort=False):
-            out.append(_timing_table(exp, section, tss))
+            out.append(_timing_table(exp, names.get(section, section), tss))
+        ks = es[es["kind"] == "check"]
+        if len(ks):
+            t = Table(f"{exp} · checks (exact identities)", "checks", ["check", "result", "claim", "evidence"])
+            for _, r in ks.iterrows():
+                seed = f" (base seed {int(r['base_seed'])})" if several and _present(r.get("base_seed")) else ""
+                t.rows.append([r["metric"] + seed, r["verdict"], r["claim"] if r["claim"] != r["metric"] else "",
+                               r["evidence"]])
+            out.append(t)
+        gs = es[es["kind"] == "grid"]
+        if len(gs) and (gs["role"].eq("control").any() or gs.groupby(["claim", "role"]).size().max() > 1):
+            t = Table(f"{exp} · findings over each claim's grid and its control", "grid",
+                      ["claim", "role", "setting", "verdict", "evidence"], labels=3)
+            for _, r in gs.iterrows():
+                t.rows.append([r["claim"], r["role"], _setting(r, several), r["verdict"], r["evidence"]])
+            out.append(t)
         cs = es[es["kind"] == "claim"]
         if len(cs):
-            t = Table(f"{exp} · claims", "claims", ["claim", "verdict", "statement", "evidence"])
+            t = Table(f"{exp} · claims", "claims", ["claim", "verdict", "control", "sensitivity", "statement",
+                                                    "evidence"])
             for _, r in cs.iterrows():
-                t.rows.append([r["metric"], r["verdict"], r["statement"], r["evidence"]])
+                t.rows.append([r["metric"], r["verdict"], _text(r.get("control")), _text(r.get("sensitivity")),
+                               r["statement"], r["evidence"]])
             out.append(t)
     return out
+
+
+def _text(v) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+
+
+def _setting(r, with_seed: bool = False) -> str:
+    text = " ".join(f"{k}={_fmt_param(v)}" for k, v in r["params"].items())
+    if with_seed and _present(r.get("base_seed")):
+        text = f"{text} (base seed {int(r['base_seed'])})".strip()
+    return text or "—"
 
 
 def _split_params(ss: pd.DataFrame) -> tuple[list[str], str]:
@@ -177,7 +219,8 @@ def _result_table(exp: str, section: str, ss: pd.DataFrame) -> Table:
                for m, k, u in metrics]
     title = f"{exp} · {section}" + (f"  [{fixed}]" if fixed else "")
     t = Table(title, "results", [*varying, *headers], labels=len(varying))
-    for case, cs in ss.groupby("case", sort=False):
+    seeds = ss["params"].map(lambda p: p.get("base_seed", -1))
+    for _, cs in ss.groupby([ss["case"], seeds], sort=False):
         params = cs.iloc[0]["params"]
         cells = {(r["metric"], r["kind"]): _cell(r) for _, r in cs.iterrows()}
         t.rows.append([_fmt_param(params.get(k, "")) for k in varying]
@@ -279,13 +322,14 @@ def render_rich(results: Results, console) -> None:
     for t in tables(results):
         rt = RichTable(title=Text(t.title, style="bold"), title_justify="left", box=box.SIMPLE_HEAD)
         for i, c in enumerate(t.columns):
-            wide = t.kind == "claims" and c in ("statement", "evidence")
+            wide = t.kind in ("claims", "checks", "grid") and c in ("statement", "evidence")
             rt.add_column(Text(c), overflow="fold", ratio=2 if wide else None,
-                          no_wrap=t.kind != "claims" and i < t.labels,
-                          justify="left" if wide or i == 0 else "right" if t.kind != "claims" else "left")
+                          no_wrap=t.kind in ("results", "timings") and i < t.labels,
+                          justify="right" if t.kind in ("results", "timings") and i >= t.labels else "left")
+        verdicts = [i for i, c in enumerate(t.columns) if c in ("verdict", "result", "control")]
         for row in t.rows:
             cells = [Text(str(c)) for c in row]
-            if t.kind == "claims":
-                cells[1].stylize(VERDICT_STYLE.get(row[1], ""))
+            for i in verdicts:
+                cells[i].stylize(VERDICT_STYLE.get(row[i], ""))
             rt.add_row(*cells)
         console.print(rt)

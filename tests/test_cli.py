@@ -59,7 +59,7 @@ def test_experiment_writes_a_file_that_show_renders(toy_app, tmp_path):
         assert r.exit_code == 0, r.output
         assert "T1" in r.output
     md = invoke(toy_app, "show", str(out), "--format", "markdown").output
-    assert "| claim | verdict | statement | evidence |" in md
+    assert "| claim | verdict | control | sensitivity | statement | evidence |" in md
 
 
 def test_option_values_reach_the_experiment(toy_app, tmp_path):
