@@ -399,7 +399,6 @@ def test_net_head_reads_each_sequence_s_last_valid_state():
     params = net.init([3])
     x = np.random.default_rng(10).standard_normal((N, T, F))
     out, _ = net.forward(params, x, lengths=LENGTHS)
-    rnn_out, _, _ = net.rnn.forward(params[:4], x)
     for n, L in enumerate(LENGTHS):
         alone, _, _ = net.rnn.forward(params[:4], x[n:n + 1, :L])
         np.testing.assert_allclose(out[0, n], alone[0, 0, -1] @ params[4][0] + params[5][0, 0], rtol=1e-12)

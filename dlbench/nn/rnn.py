@@ -141,13 +141,12 @@ class _LayerCache(NamedTuple):
 
 class RNNCache(NamedTuple):
     """What forward keeps for backward: per layer a _LayerCache, the call's lengths, whether batch norm used
-    batch statistics, x's leading shape, the output and h_n as returned."""
+    batch statistics, (S, T, N), the output and h_n as returned."""
 
     layers: list
     steps: _Steps
     batch_stats: bool
     shape: tuple       # (S, T, N)
-    x_shared: bool
     output: np.ndarray
     h_n: np.ndarray
 
@@ -245,15 +244,26 @@ class RNN:
 
     # ---------------------------------------------------------------------------------------------- inputs
 
-    def _time_major(self, x) -> tuple[np.ndarray, bool]:
-        """x as (T, N, F) or (S, T, N, F) in the layer's dtype, and whether it is shared by the replicas."""
+    def _time_major(self, x) -> np.ndarray:
+        """x as a (T, N, F) or (S, T, N, F) view (batch_first swapped), checked."""
         x = np.asarray(x)
         if x.ndim not in (3, 4) or x.shape[-1] != self.input_size:
             layout = "(N, T, F) or (S, N, T, F)" if self.batch_first else "(T, N, F) or (S, T, N, F)"
             raise DlbenchError(f"recurrent input must be {layout} with F = {self.input_size}, got shape {x.shape}")
-        if self.batch_first:
-            x = np.swapaxes(x, -3, -2)
-        return np.ascontiguousarray(x, dtype=self.dtype), x.ndim == 3
+        return np.swapaxes(x, -3, -2) if self.batch_first else x
+
+    def _input(self, X: np.ndarray, steps: _Steps, S: int, reuse: bool) -> np.ndarray:
+        """X contiguous in the layer's dtype, its padded steps zero (whatever they held, even inf or nan); the
+        replica axis added when per-replica lengths meet a shared X."""
+        masked = steps.mask is not None
+        shape = (S, *X.shape[-3:]) if masked and steps.mask.ndim == 4 else X.shape
+        if not masked and X.dtype == self.dtype and X.flags.c_contiguous:
+            return X
+        buf = self._buffer(("x",), shape, reuse)
+        np.copyto(buf, X)
+        if masked:
+            np.copyto(buf, 0, where=steps.padded)
+        return buf
 
     def _steps(self, lengths, S: int, T: int, N: int) -> _Steps:
         if lengths is None:
@@ -283,10 +293,12 @@ class RNN:
         the running ones. reuse=True writes into buffers kept by this layer (the returned arrays and cache are
         overwritten by the next reuse=True call).
         """
-        X, shared = self._time_major(x)
+        X = self._time_major(x)
         S, (T, N) = params[0].shape[0], X.shape[-3:-1]
         H = self.hidden_size
         steps = self._steps(lengths, S, T, N)
+        X = self._input(X, steps, S, reuse)
+        shared = X.ndim == 3
         if self.norm == "batch" and state is None:
             if not train:
                 raise ValueError("forward in eval mode with batch norm needs the state from init_state")
@@ -296,13 +308,6 @@ class RNN:
             if h0.shape not in ((self.num_layers, N, H), (S, self.num_layers, N, H)):
                 raise DlbenchError(f"h0 must be ({self.num_layers}, {N}, {H}) or ({S}, {self.num_layers}, {N}, "
                                    f"{H}), got {h0.shape}")
-        if steps.mask is not None:  # padding is not data: zeros, whatever it held (even inf or nan)
-            shape = X.shape if shared and steps.mask.ndim == 3 else (S, *X.shape[-3:])
-            shared = len(shape) == 3
-            Xz = self._buffer(("x",), shape, reuse)
-            np.copyto(Xz, X)
-            np.copyto(Xz, 0, where=steps.padded)
-            X = Xz
         x2 = X.reshape(T * N, -1) if shared else X.reshape(S, T * N, -1)
         caches = []
         for l in range(self.num_layers):
@@ -316,7 +321,7 @@ class RNN:
         for l, c in enumerate(caches):
             h_n[:, l] = c.hs[:, T]
         output = np.swapaxes(out, 1, 2) if self.batch_first else out
-        return output, h_n, RNNCache(caches, steps, train, (S, T, N), shared, output, h_n)
+        return output, h_n, RNNCache(caches, steps, train, (S, T, N), output, h_n)
 
     def _layer_forward(self, l, params, x2, S, T, N, h0, state, train, steps: _Steps, reuse) -> _LayerCache:
         H = self.hidden_size
