@@ -278,7 +278,7 @@ class ResNet:
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         S, N = params[0].shape[0], x.shape[-2]
-        gone = self._deleted(deleted) if deleted else frozenset()
+        gone = self._deleted(deleted)
         if state is None and self.has_norm:
             if not train:
                 raise ValueError("forward in eval mode with a norm needs the state from init_state")
