@@ -386,9 +386,12 @@ def read_results(path) -> Results:
     missing = [c for c in expected if c not in table.column_names]
     if missing:
         raise ResultsFileError(f"{path} is a damaged dlbench results file (missing columns: {', '.join(missing)})")
-    for c in CORE_COLUMNS:
-        if c not in table.column_names:  # a version-1 file: the protocol's columns are empty
+    absent = [c for c in CORE_COLUMNS if c not in table.column_names]
+    if absent:  # a version-1 file: the protocol's columns are empty, in their place among the core columns
+        for c in absent:
             table = table.append_column(CORE_SCHEMA.field(c), pa.nulls(table.num_rows, CORE_SCHEMA.field(c).type))
+        params = [c for c in table.column_names if c not in CORE_COLUMNS]
+        table = table.select([*CORE_COLUMNS, *params])
     wrong = [f"{c} is {table.schema.field(c).type}, not {CORE_SCHEMA.field(c).type}" for c in CORE_COLUMNS
              if table.schema.field(c).type not in (CORE_SCHEMA.field(c).type, pa.null())]
     if wrong:

@@ -1,6 +1,7 @@
 """The results file: round trip, validation of foreign and damaged files, atomic writes."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,9 +12,9 @@ import pytest
 import toy_experiment
 from dlbench import results as results_mod
 from dlbench.errors import DlbenchError, ResultsFileError
-from dlbench.results import SCHEMA_VERSION, Recorder, read_results, write_results
-from dlbench.runner import make_options, run_many
 from dlbench.protocol import Judgement
+from dlbench.results import CORE_COLUMNS, SCHEMA_VERSION, Recorder, read_results, write_results
+from dlbench.runner import make_options, run_many
 from dlbench.stats import Finding
 from dlbench.timing import Timing
 
@@ -172,3 +173,38 @@ def test_same_seed_same_numbers():
     b = run_many([(toy_experiment, opts)], seed=3, quick=True).rows
     keep = a["kind"] != "timing"
     np.testing.assert_array_equal(a.loc[keep, "value"], b.loc[keep, "value"])
+
+
+# ----------------------------------------------------------------------------- files of schema version 1
+
+SCHEMA1 = Path(__file__).parent / "data" / "schema1-init.parquet"   # init rows of a dlbench 0.1 suite file
+
+
+def test_a_schema_1_file_opens_with_the_protocol_columns_empty():
+    res = read_results(SCHEMA1)
+    assert res.meta["schema_version"] == 1
+    assert list(res.rows.columns[: len(CORE_COLUMNS)]) == list(CORE_COLUMNS)
+    assert res.rows[["control", "sensitivity", "role", "host"]].isna().all().all()
+    assert set(res.claims["claim"]) == {"I1", "I2", "I3", "I4", "I5"}
+
+
+@pytest.mark.parametrize("command", [["show"], ["claims"], ["show", "--claims"]])
+def test_show_and_claims_render_a_schema_1_file(command):
+    from typer.testing import CliRunner
+
+    from dlbench import cli
+
+    r = CliRunner().invoke(cli.app, [*command, str(SCHEMA1), "--format", "markdown"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "I4" in r.output and "supported" in r.output
+
+
+def test_compare_reads_a_schema_1_file_against_a_schema_2_file(tmp_path):
+    from dlbench.compare import compare_files
+
+    c = compare_files(SCHEMA1, SCHEMA1)
+    assert c.exit_status == 0 and not c.claims["changed"].any()
+    new = tmp_path / "new.parquet"
+    write_results([_recorder()], {"seeds": [0, 1, 2]}, new)
+    with pytest.raises(DlbenchError, match="no rows in common"):
+        compare_files(SCHEMA1, new)
