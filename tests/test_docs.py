@@ -27,3 +27,19 @@ def test_readme_test_command_is_what_ci_runs():
     extras = re.search(r"pip install --quiet -e '(\.\[[a-z,]+\])'", ci).group(1)
     assert f".venv/bin/pip install -e '{extras}' && .venv/bin/python -m pytest" in README
     assert "python -m pytest" in ci
+
+
+def test_the_claim_catalogue_page_is_current():
+    from dlbench import catalogue
+
+    page = (ROOT / "docs" / "claims.md").read_text()
+    assert page == catalogue.markdown(), "docs/claims.md is out of date: python -m dlbench.catalogue docs/claims.md"
+
+
+def test_every_claim_on_the_protocol_names_its_measurement_control_threshold_and_literature():
+    from dlbench import catalogue
+
+    for experiment, spec in catalogue.rows():
+        if spec.control:  # on the protocol
+            for field in ("measures", "threshold", "literature"):
+                assert getattr(spec, field), f"{spec.id} ({experiment}) has no {field}"
