@@ -41,8 +41,8 @@ def test_every_control_is_measured_and_none_comes_out_supported(two_runs):
     controls = grid[grid["role"] == "control"]
     for name in experiments.names():
         for cid, spec in catalogue(experiments.load(name)).items():
-            if not spec.control:
-                continue  # a claim not yet on the protocol
+            if not spec.control or spec.basis == "timing":
+                continue  # not yet on the protocol; or its control rests on wall time, which tests never judge
             mine = controls[(controls["experiment"] == name) & (controls["claim"] == cid)]
             assert len(mine), f"{cid}: its control ({spec.control}) was not measured"
             supported = mine[mine["verdict"] == "supported"]
