@@ -38,11 +38,35 @@ class OneLineGroup(TyperGroup):
             _fail(str(e), 2)
         except typer.Abort:
             _fail("aborted", 1)
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
+
+    def get_params(self, ctx):
+        return _untyped_flags(super().get_params(ctx))
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is not None:
+            _untyped_flags(command.get_params(ctx))
+        return command
+
+    def invoke(self, ctx):
+        # Caught here, before Typer turns Ctrl-C into a silent exit 130. Files are written
+        # atomically (a temporary file, then a rename), so an interrupted command wrote nothing.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            typer.echo("dlbench: interrupted: nothing written", err=True)
+            sys.exit(130)
+
+
+def _untyped_flags(params: list) -> list:
+    """Flags (and --help) take no value: show no `<bool>` type beside them in --help."""
+    for p in params:
+        if getattr(p, "is_flag", False) and p.metavar is None:
+            p.metavar = ""
+    return params
 
 
 def _fail(message: str, code: int):
@@ -312,14 +336,20 @@ def _run_and_emit(plan, name: str, shared: dict, plot: Path | None = None, plot_
     results = run_many(plan, seed=parse_seeds(shared["seed"]), seeds=shared["seeds"], quick=shared["quick"],
                        threads=shared["threads"], out=out, force=shared["force"],
                        progress=_progress(quiet, fmt), argv=["dlbench", *sys.argv[1:]])
-    if not quiet:
-        emit(results, fmt)
-    if plot is not None and plot_module is not None:
-        try:
-            plot_module.plot(results, plot)
-        except OSError as e:
-            raise DlbenchError(f"cannot write the plot {plot}: {e.strerror or e}") from None
-        typer.echo(f"plot written to {plot}", err=True)
+    try:
+        if not quiet:
+            emit(results, fmt)
+        if plot is not None and plot_module is not None:
+            try:
+                plot_module.plot(results, plot)
+            except OSError as e:
+                raise DlbenchError(f"cannot write the plot {plot}: {e.strerror or e}") from None
+            typer.echo(f"plot written to {plot}", err=True)
+    except KeyboardInterrupt:
+        if results.path is None:
+            raise
+        typer.echo(f"dlbench: interrupted: the results were already written to {results.path}", err=True)
+        sys.exit(130)
     if results.path is not None:
         typer.echo(f"results written to {results.path}", err=True)
 
