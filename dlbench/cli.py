@@ -425,8 +425,13 @@ def _suite_command():
 
 @app.command("compare")
 def compare(
-    base: Path = typer.Argument(..., metavar="BASE", help="The reference results file (.parquet)."),
-    new: Path = typer.Argument(..., metavar="NEW", help="The results file to judge against BASE."),
+    files: Optional[list[Path]] = typer.Argument(None, metavar="[BASE NEW]",
+                                                 help="The reference results file and the one to judge against it."),
+    base: Optional[list[Path]] = typer.Option(None, "--base", "-b", metavar="FILE",
+                                              help="A base run; repeat for several runs of the base."),
+    new: Optional[list[Path]] = typer.Option(None, "--new", "-n", metavar="FILE",
+                                             help="A new run; repeat for several. With several runs a side, a "
+                                                  "change counts only when every base/new pairing shows it."),
     threshold: str = typer.Option("10%", "--threshold", "-t",
                                   help="Smallest change that counts, as 10% or 0.1."),
     alpha: float = typer.Option(0.01, "--alpha", help="Significance level of the Mann-Whitney test."),
@@ -437,20 +442,40 @@ def compare(
                                 help="What makes the exit status 1: comma list of timing, quality, verdict; "
                                      "or all, none."),
     fmt: Literal["table", "markdown", "json"] = typer.Option("table", "--format", "-f",
-                                                             help="Output: a Rich table, Markdown or JSON."),
-    only_changed: bool = typer.Option(False, "--only-changed", help="Hide rows and claims that did not change."),
+                                                             help="Output: a Rich table (what changed), "
+                                                                  "Markdown or JSON (everything)."),
+    show_all: bool = typer.Option(False, "--all", help="Table: every row and verdict, not only what changed."),
+    only_changed: bool = typer.Option(False, "--only-changed",
+                                      help="Markdown and JSON: leave out what did not change."),
 ) -> int:
-    """Compare two results files: exit 0 if nothing regressed, 1 on a regression, 2 on an error."""
+    """Compare results files: exit 0 if nothing regressed, 1 on a regression, 2 on an error."""
     from dlbench import compare as cmp
 
-    c = cmp.compare_files(base, new, threshold=cmp.parse_threshold(threshold), alpha=alpha,
+    bases, news = _compare_sides(files or [], base or [], new or [])
+    if show_all and only_changed:
+        raise DlbenchError("--all and --only-changed contradict each other: pass one of them")
+    c = cmp.compare_files(bases, news, threshold=cmp.parse_threshold(threshold), alpha=alpha,
                           normalize=normalize, fail_on=cmp.parse_fail_on(fail_on))
     for w in c.warnings:
         typer.echo(f"dlbench: warning: {w}", err=True)
-    text = cmp.render(c, fmt, _console(), only_changed)
+    text = cmp.render(c, fmt, _console(), show_all=show_all, only_changed=only_changed)
     if text is not None:
         typer.echo(text, nl=not text.endswith("\n"))
     return c.exit_status
+
+
+def _compare_sides(files: list[Path], base: list[Path], new: list[Path]) -> tuple[list[Path], list[Path]]:
+    """BASE NEW, or --base FILE.. --new FILE..; never a mixture."""
+    if files and (base or new):
+        raise DlbenchError("compare: give BASE NEW, or --base and --new (each may repeat), not both")
+    if files:
+        if len(files) != 2:
+            raise DlbenchError(f"compare: expected two files, BASE and NEW, got {len(files)}; "
+                               "for several runs a side use --base and --new")
+        return [files[0]], [files[1]]
+    if not base or not new:
+        raise DlbenchError("compare: give BASE NEW, or at least one --base and one --new")
+    return base, new
 
 
 _register_experiments()
