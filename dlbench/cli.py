@@ -192,6 +192,27 @@ def _print_catalogue(fmt: str) -> None:
         _console().print(t)
 
 
+@app.command("report")
+def report_command(
+    files: list[Path] = typer.Argument(..., metavar="FILE...", help="One or more dlbench results files."),
+    out: Path = typer.Option(Path("report.html"), "--out", "-o",
+                             help="report.html: one self-contained page (figures inline, no network, no "
+                                  "scripts); report.md: Markdown with its figures as SVG files in "
+                                  "report-figures/ beside it."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out (and its figures) if it exists."),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="Draw the figures (needs matplotlib)."),
+) -> None:
+    """Write a report a person can read: per experiment, its claims, verdicts, checks and figures."""
+    from dlbench import report
+
+    report.check_out(out, force)
+    runs = [read_results(f) for f in files]
+    written = report.write_report(runs, out, force=force, figures=figures)
+    for note in written.notes:
+        typer.echo(f"dlbench: note: {note}", err=True)
+    typer.echo(f"report written to {out}", err=True)
+
+
 @app.command("env")
 def env_command(
     fmt: Literal["table", "json"] = typer.Option("table", "--format", "-f", help="Output: a table or JSON."),
