@@ -26,7 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -87,7 +86,7 @@ def trial(i: int, folder: Path, suite_args: list[str], loaded: bool) -> dict:
     bases, news = [files["a1"], files["a2"]], [files["b1"], files["b2"]]
     aa = compare_files(bases, news)
     single = compare_files(files["a1"], files["b1"])
-    slow = [slowed_copy(p, folder / f"trial{i}-{p.stem}-x{SLOWDOWN:g}.parquet") for p in news]
+    slow = [slowed_copy(p, folder / f"{p.stem}-x{SLOWDOWN:g}.parquet") for p in news]
     sx = compare_files(bases, slow)
     timings = sx.rows[(sx.rows["kind"] == "timing") & (sx.rows["result"] != "n/a")]
     return {"trial": i, "loaded": loaded, "suite_s": sum(seconds) / len(seconds),

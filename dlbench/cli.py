@@ -471,6 +471,7 @@ def compare(
 ) -> int:
     """Compare results files: exit 0 if nothing regressed, 1 on a regression, 2 on an error."""
     from dlbench import compare as cmp
+    from dlbench import compare_render
 
     bases, news = _compare_sides(files or [], base or [], new or [])
     if show_all and only_changed:
@@ -479,7 +480,7 @@ def compare(
                           normalize=normalize, fail_on=cmp.parse_fail_on(fail_on))
     for w in c.warnings:
         typer.echo(f"dlbench: warning: {w}", err=True)
-    text = cmp.render(c, fmt, _console(), show_all=show_all, only_changed=only_changed)
+    text = compare_render.render(c, fmt, _console(), show_all=show_all, only_changed=only_changed)
     if text is not None:
         typer.echo(text, nl=not text.endswith("\n"))
     return c.exit_status

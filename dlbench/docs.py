@@ -96,7 +96,7 @@ def experiment_block(name: str) -> str:
     plot = getattr(module, "plot", None)
     if callable(plot):
         doc = " ".join((plot.__doc__ or "").strip().split("\n\n")[0].split())
-        out.append(f"\n`--plot FILE` (`.png`, `.svg` or `.pdf`; needs matplotlib) also draws a figure"
+        out.append("\n`--plot FILE` (`.png`, `.svg` or `.pdf`; needs matplotlib) also draws a figure"
                    + (f": {doc}" if doc else ".") + "\n")
     suite = getattr(module, "SUITE_OPTIONS", {})
     if suite:

@@ -504,3 +504,15 @@ def test_a_check_that_fails_is_a_regression_one_that_passes_again_is_not(tmp_pat
     fixed = compare_files(broken, ok)
     assert fixed.exit_status == 0 and fixed.claims["improvement"].tolist() == [True, False]
     assert "fail -> pass" not in invoke(broken, ok).stdout and "(fixed)" in invoke(broken, ok).stdout
+
+
+def test_compare_decides_and_never_draws():
+    import ast
+    from pathlib import Path
+
+    import dlbench.compare
+
+    tree = ast.parse(Path(dlbench.compare.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | \
+        {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {"dlbench.render", "dlbench.compare_render", "rich", "typer"} & imported
