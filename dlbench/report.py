@@ -45,7 +45,7 @@ MEANING = {
     "conditional": "the grid points disagree; the sensitivity names the boundary",
     "not run": "this run did not measure the claim (the evidence says why)",
     "control": "the same measurement on a counterfactual without the claim's mechanism; it must not come out "
-               "supported",
+               "supported (shown in red when it does)",
     "sensitivity": "the verdict over the claim's nuisance grid (learning rate, steps, width, ...)",
     "check": "an exact identity about the code or the mathematics: pass or fail to a tolerance",
 }
@@ -76,6 +76,7 @@ class Part:
     tables: list[render.Table]
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    specs: dict = field(default_factory=dict)  # claim id -> what the catalogue says of it
 
 
 @dataclass
@@ -133,7 +134,32 @@ def _part(sub: Results, exp: str, anchor: str, label: str) -> Part:
     tables = [t for t in render.tables(Results(rows[kinds.isin(["metric", "curve", "timing"])], sub.meta, sub.path))
               if t.kind in ("results", "timings")]
     return Part(anchor, exp, label, asks, dict(sub.meta.get("options", {}).get(exp, {})),
-                rows[kinds == "claim"], rows[kinds == "check"], rows[kinds == "grid"], tables)
+                rows[kinds == "claim"], rows[kinds == "check"], rows[kinds == "grid"], tables,
+                specs=_specs(module))
+
+
+#: What the catalogue says of a claim, in the order a reader wants it.
+SPEC_FIELDS = (("measures", "measured"), ("control", "control"), ("threshold", "practical threshold"),
+               ("premise", "judged where"), ("literature", "literature"))
+
+
+def _specs(module) -> dict[str, list[tuple[str, str]]]:
+    """Per claim id, the catalogue's description (measured, control, grid, threshold, literature)."""
+    if module is None:
+        return {}
+    from dlbench.experiments.base import catalogue
+
+    out = {}
+    for cid, spec in catalogue(module).items():
+        items = [(label, str(getattr(spec, name))) for name, label in SPEC_FIELDS if getattr(spec, name, "")]
+        grid = getattr(spec, "grid", ())
+        if grid:
+            items.insert(2, ("nuisance grid", "; ".join(
+                f"{a.name} in {{{', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in a.values)}}}"
+                for a in grid)))
+        if items:
+            out[cid] = items
+    return out
 
 
 def _figures(sub: Results, exp: str, anchor: str) -> tuple[list[Figure], list[str]]:
@@ -350,6 +376,7 @@ table.claims td.found { min-width: 24em; }
 .v-inconclusive { background: #fff8c5; color: #7d4e00; border-color: #e5c65a; }
 .v-conditional { background: #fbefff; color: #6e40c9; border-color: #d2a8ff; }
 .v-not-run { background: #f6f8fa; color: #57606a; border-color: #d0d7de; }
+.v-control-ok { background: #f6f8fa; color: #116329; border-color: #8fd8a0; }
 .count { font-variant-numeric: tabular-nums; }
 table.glance td:nth-child(n+3) { text-align: center; }
 figure { margin: 16px 0 24px; }
@@ -375,6 +402,18 @@ def badge(word) -> str:
         return "—"
     cls = "v-" + re.sub(r"[^a-z]+", "-", str(word).lower()).strip("-")
     return f'<span class="v {cls}">{_e(word)}</span>'
+
+
+def control_badge(word) -> str:
+    """A control's outcome: `supported` is the bad case (the claim's test could not fail), so it is
+    the one shown in red; refuted or inconclusive is what a sound control gives."""
+    if not _present(word):
+        return "—"
+    if word == "supported":
+        return f'<span class="v v-fail" title="the control came out supported: the claim is not earned">{_e(word)}</span>'
+    if word == "not run":
+        return badge(word)
+    return f'<span class="v v-control-ok" title="the control did not come out supported, as it should">{_e(word)}</span>'
 
 
 def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
@@ -412,7 +451,7 @@ def _claims_html(part: Part) -> str:
                 f'<div class="evidence">{_e(_text(r["evidence"]))}</div>'
         rows.append([f'<td class="id" id="{_e(part.anchor)}-{_e(cid)}">{_e(cid)}</td>',
                      f"<td>{badge(r['verdict'])}</td>", f'<td class="effect">{_e(effect_text(r))}</td>',
-                     f"<td>{badge(r.get('control'))}</td>", f"<td>{_e(_text(r.get('sensitivity')))}</td>",
+                     f"<td>{control_badge(r.get('control'))}</td>", f"<td>{_e(_text(r.get('sensitivity')))}</td>",
                      f'<td class="found">{found}</td>'])
     return _table(head, rows, "claims")
 
@@ -499,6 +538,11 @@ def to_html(report: Report) -> str:
         out.append(f'<p class="muted">Ran with {_e(_options_text(p.options))}.</p>\n')
         if len(p.claims):
             out.append("<h3>Claims</h3>\n" + _claims_html(p))
+        if p.specs:
+            out.append("<details>\n<summary>What each claim measures, its control, grid and threshold</summary>\n"
+                       + "".join(f'<h4>{_e(cid)}</h4><dl class="key">'
+                                 + "".join(f"<dt><b>{_e(k)}</b></dt><dd>{_e(v)}</dd>" for k, v in items) + "</dl>"
+                                 for cid, items in p.specs.items()) + "</details>\n")
         if p.figures or p.notes:
             out.append("<h3>Figures</h3>\n")
             out.extend(f'<p class="note">{_e(n)}</p>\n' for n in p.notes)
@@ -555,6 +599,10 @@ def to_markdown(report: Report, figure_dir: Path | None = None, link_dir: str = 
                      f"**{_text(r['statement'])}** {_text(r['evidence'])}"] for _, r in p.claims.iterrows()]
             out.append("\n### Claims\n\n" + render.markdown_table(
                 ["claim", "verdict", "effect [95% interval]", "control", "sensitivity", "what was found"], rows))
+        if p.specs:
+            out.append("\n<details><summary>What each claim measures, its control, grid and threshold</summary>\n\n"
+                       + "".join(f"- **{cid}**: " + "; ".join(f"{k}: {v}" for k, v in items) + "\n"
+                                 for cid, items in p.specs.items()) + "\n</details>\n")
         if p.figures or p.notes:
             out.append("\n### Figures\n\n")
             out.extend(f"> {n}\n\n" for n in p.notes)

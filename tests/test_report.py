@@ -33,6 +33,7 @@ class Page(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.stack, self.tags, self.ids, self.attrs, self.errors = [], [], [], [], []
         self.sections = []  # (section id, number of <svg> inside)
+        self.styles = []  # the text of every <style>
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
@@ -51,6 +52,10 @@ class Page(HTMLParser):
         self.tags.append(tag)
         self.attrs.extend((tag, k, v or "") for k, v in attrs)
         self.ids.extend(v for k, v in attrs if k == "id")
+
+    def handle_data(self, data):
+        if self.stack and self.stack[-1] == "style":
+            self.styles.append(data)
 
     def handle_endtag(self, tag):
         if tag in VOID:
@@ -81,7 +86,9 @@ def assert_self_contained(text: str, page: Page):
     for url in re.findall(r"url\(([^)]*)\)", text):
         assert url.strip("'\"").startswith("#"), url
     assert "@import" not in text
-    assert "http://" not in text and "https://" not in text
+    # no address anywhere a browser would look: attributes (namespace URLs included) and styles
+    assert not [v for _, _, v in page.attrs if "://" in v]
+    assert not [s for s in page.styles if "://" in s]
 
 
 def test_page_has_every_claim_check_and_an_inline_figure(toy_run, tmp_path):
@@ -202,3 +209,16 @@ def test_inline_svg_prefixes_ids_and_drops_namespace_urls():
     assert out.startswith("<svg") and "http" not in out and "metadata" not in out
     assert 'id="x-p1"' in out and "url(#x-p1)" in out and 'xlink:href="#x-m2"' in out
     assert 'style="max-width: 460pt"' in out and 'width="460pt"' not in out and 'aria-label="a figure"' in out
+
+
+def test_the_catalogue_says_what_each_claim_measures(toy_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(experiments, "MODULES", {**experiments.MODULES, "toy": "toy_experiment"})
+    out = tmp_path / "report.html"
+    r = runner.invoke(cli.app, ["report", str(toy_run), "-o", str(out), "--no-figures"])
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    parse(text)
+    spec = toy_experiment.CLAIMS["T1"]
+    assert "What each claim measures" in text and toy_experiment.HELP in text
+    for fragment in (spec.measures, spec.control, spec.threshold, "factor in {1, 2}"):
+        assert fragment in text
