@@ -483,7 +483,8 @@ def _grid_html(part: Part) -> str:
     g["_several_seeds"] = g["base_seed"].nunique() > 1 if "base_seed" in g else False
     head = ["claim", "role", "setting", "verdict", "effect [95% interval]", "evidence"]
     rows = [[f'<td class="id">{_e(r["claim"])}</td>', f"<td>{_e(_text(r.get('role')))}</td>",
-             f"<td>{_e(_setting(r, params))}</td>", f"<td>{badge(r['verdict'])}</td>",
+             f"<td>{_e(_setting(r, params))}</td>",
+             f"<td>{control_badge(r['verdict']) if r.get('role') == 'control' else badge(r['verdict'])}</td>",
              f'<td class="effect">{_e(effect_text(r))}</td>', f'<td class="evidence">{_e(_text(r["evidence"]))}</td>']
             for _, r in g.iterrows()]
     return _table(head, rows, "grid")
