@@ -446,7 +446,7 @@ def _suite_command():
 
 @app.command("compare")
 def compare(
-    files: Optional[list[Path]] = typer.Argument(None, metavar="[BASE NEW]",
+    files: Optional[list[Path]] = typer.Argument(None, metavar="BASE NEW",
                                                  help="The reference results file and the one to judge against it."),
     base: Optional[list[Path]] = typer.Option(None, "--base", "-b", metavar="FILE",
                                               help="A base run; repeat for several runs of the base."),
