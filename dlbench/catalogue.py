@@ -50,7 +50,9 @@ def _grid_text(spec: ClaimSpec) -> str:
 
 
 def _value(v) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        return f"{v:g}"
+    return f"({v})" if isinstance(v, str) and "," in v else str(v)
 
 
 def markdown() -> str:
@@ -60,7 +62,7 @@ def markdown() -> str:
         module = experiments.load(name)
         out.append(f"\n## {name} — `dlbench {name}`\n")
         for spec in catalogue(module).values():
-            out.append(f"\n### {spec.id} — {spec.statement}\n")
+            out.append(f"\n### {spec.id} — {spec.statement}\n\n")
             fields = [("measured", spec.measures), ("control", spec.control), ("nuisance grid", _grid_text(spec)),
                       ("practical threshold", spec.threshold), ("judged where", spec.premise),
                       ("literature", spec.literature), ("basis", spec.basis)]

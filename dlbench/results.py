@@ -38,6 +38,7 @@ columns they lack read as nulls.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import re
@@ -286,8 +287,48 @@ def make_results(recorders: list[Recorder], meta: dict) -> tuple[pa.Table, Resul
     meta["schema_version"] = SCHEMA_VERSION
     meta.setdefault("experiments", list(dict.fromkeys(r.experiment for r in recorders)))
     table = build_table(recorders, run_id)
-    table = table.replace_schema_metadata({META_KEY: json.dumps(meta, default=_json_default).encode()})
-    return table, Results(table.to_pandas(), meta)
+    meta = json.loads(json.dumps(meta, default=_json_default))   # what a reader will get back
+    rows = table.to_pandas()
+    meta["digest"] = content_digest(rows, meta)
+    meta["file_digest"] = FILE_DIGEST_PLACEHOLDER
+    table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
+    return table, Results(rows, meta)
+
+
+#: Written into the metadata, then replaced in the file's bytes by the SHA-256 of every byte of the file
+#: as written with this placeholder: the same length, so the file stays valid and the digest covers all
+#: of it but itself.
+FILE_DIGEST_PLACEHOLDER = "sha256:" + "0" * 64
+
+
+def _seal(data: bytes) -> bytes:
+    """The file's bytes with its placeholder replaced by the digest of the bytes (placeholder in place)."""
+    marker = FILE_DIGEST_PLACEHOLDER.encode()
+    if data.count(marker) != 1:
+        raise ValueError("the file digest placeholder must occur exactly once")
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    return data.replace(marker, digest.encode())
+
+
+def _file_digest_matches(data: bytes, written: str) -> bool:
+    """Whether the bytes, with the written digest put back to the placeholder, hash to that digest."""
+    mark = written.encode()
+    if len(mark) != len(FILE_DIGEST_PLACEHOLDER) or data.count(mark) != 1:
+        return False
+    return "sha256:" + hashlib.sha256(data.replace(mark, FILE_DIGEST_PLACEHOLDER.encode())).hexdigest() == written
+
+
+def content_digest(rows: pd.DataFrame, meta: dict) -> str:
+    """SHA-256 of a run's content: column names, every value of every row, and the metadata (bar the digest).
+
+    Stored in the metadata and checked on every read, so a file whose bytes changed after it was written
+    is refused even where Parquet's page checksums cannot see it (a changed footer, dictionary or statistics).
+    """
+    h = hashlib.sha256()
+    h.update(json.dumps([str(c) for c in rows.columns]).encode())
+    h.update(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes())
+    h.update(json.dumps({k: v for k, v in meta.items() if k != "digest"}, sort_keys=True).encode())
+    return "sha256:" + h.hexdigest()
 
 
 def _json_default(o):
@@ -335,7 +376,8 @@ def write_table(table: pa.Table, path: Path, *, force: bool = False) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
+        tmp.write_bytes(_seal(tmp.read_bytes()))
         os.replace(tmp, path)
     except OSError as e:
         raise DlbenchError(f"cannot write {path}: {e.strerror or e}") from None
@@ -362,8 +404,10 @@ def read_results(path) -> Results:
     if head != b"PAR1":
         raise ResultsFileError(f"{path} is not a Parquet file (and so not a dlbench results file)")
     try:
-        pf = pq.ParquetFile(path)
-        raw_meta = (pf.schema_arrow.metadata or {}).get(META_KEY)
+        pf = pq.ParquetFile(path, page_checksum_verification=True)
+        # the footer's own key-value entry (sealed with the file digest), not the copy inside the stored
+        # Arrow schema, which keeps the digest's placeholder
+        raw_meta = (pf.metadata.metadata or {}).get(META_KEY)
     except (pa.ArrowException, OSError) as e:
         raise ResultsFileError(f"{path} is a damaged Parquet file ({_first_line(e)})") from None
     if raw_meta is None:
@@ -386,15 +430,51 @@ def read_results(path) -> Results:
     missing = [c for c in expected if c not in table.column_names]
     if missing:
         raise ResultsFileError(f"{path} is a damaged dlbench results file (missing columns: {', '.join(missing)})")
-    for c in CORE_COLUMNS:
-        if c not in table.column_names:  # a version-1 file: the protocol's columns are empty
+    absent = [c for c in CORE_COLUMNS if c not in table.column_names]
+    if absent:  # a version-1 file: the protocol's columns are empty, in their place among the core columns
+        for c in absent:
             table = table.append_column(CORE_SCHEMA.field(c), pa.nulls(table.num_rows, CORE_SCHEMA.field(c).type))
+        params = [c for c in table.column_names if c not in CORE_COLUMNS]
+        table = table.select([*CORE_COLUMNS, *params])
     table = cast_travelled_columns(table, path)
     wrong = [f"{c} is {table.schema.field(c).type}, not {CORE_SCHEMA.field(c).type}" for c in CORE_COLUMNS
              if table.schema.field(c).type not in (CORE_SCHEMA.field(c).type, pa.null())]
     if wrong:
         raise ResultsFileError(f"{path} is a damaged dlbench results file ({'; '.join(wrong)})")
-    return Results(table.to_pandas(), meta, path)
+    try:
+        rows = table.to_pandas()
+    except (pa.ArrowException, ValueError) as e:
+        raise ResultsFileError(f"{path} is a damaged Parquet file ({_first_line(e)})") from None
+    if version >= 2:
+        _check_digests(path, pf, rows, meta)
+    return Results(rows, meta, path)
+
+
+def _check_digests(path: Path, pf: pq.ParquetFile, rows: pd.DataFrame, meta: dict) -> None:
+    """A file as dlbench wrote it must hash to its file digest, every byte of it. A file another tool
+    wrote again (pandas, polars, DuckDB; its types cast back on read) cannot, so its content must hash to
+    the content digest instead: the numbers are the ones written, whatever carried them."""
+    written = meta.get("file_digest")
+    if isinstance(written, str) and _file_digest_matches(path.read_bytes(), written):
+        return
+    rewritten = not _as_dlbench_wrote_it(pf)
+    # A tool that carries the metadata on carries the copy in the Arrow schema, whose file digest is still
+    # the placeholder; the content digest was taken before the file digest existed.
+    carried = meta.get("file_digest") == FILE_DIGEST_PLACEHOLDER
+    content = {k: v for k, v in meta.items() if k != "file_digest"}
+    if rewritten and carried and meta.get("digest") == content_digest(rows, content):
+        return
+    what = "its content does not match" if rewritten else "its bytes do not match"
+    raise ResultsFileError(f"{path} is a damaged dlbench results file ({what} the digest written with it)")
+
+
+def _as_dlbench_wrote_it(pf: pq.ParquetFile) -> bool:
+    """True when the file still has the writer and the column types dlbench gave it."""
+    keys = set(pf.metadata.metadata or {})
+    if not pf.metadata.created_by.startswith("parquet-cpp-arrow") or keys - {META_KEY, b"ARROW:schema"}:
+        return False
+    return all(pf.schema_arrow.field(c).type == CORE_SCHEMA.field(c).type for c in CORE_COLUMNS
+               if c in pf.schema_arrow.names)
 
 
 def cast_travelled_columns(table: pa.Table, path) -> pa.Table:

@@ -130,7 +130,8 @@ def run_many(
         fp = fingerprint(argv)
         for module, opts in plan:
             recorders += run_experiment(module, opts, base_seeds=base_seeds, seeds=n_seeds, quick=quick,
-                                        bandwidth=bandwidth, progress=progress or Progress())
+                                        bandwidth=bandwidth, progress=progress or Progress(),
+                                        timing_threads=threads or 1)
     meta = {
         "fingerprint": fp,
         "bandwidth": bandwidth,
@@ -138,6 +139,7 @@ def run_many(
         "base_seeds": base_seeds,
         "seeds": [base_seeds[0] + i for i in range(n_seeds)],
         "quick": quick,
+        "timing_threads": threads or 1,
         "options": {m.NAME: dataclasses.asdict(o) for m, o in plan},
         "sections": {m.NAME: dict(getattr(m, "SECTIONS", {})) for m, _ in plan},
     }
@@ -148,8 +150,12 @@ def run_many(
 
 
 def run_experiment(module: ModuleType, opts, *, base_seeds: Sequence[int], seeds: int, quick: bool,
-                   bandwidth: dict, progress: Progress) -> list[Recorder]:
-    """Every part of one experiment for every base seed, then one verdict per claim of its catalogue."""
+                   bandwidth: dict, progress: Progress, timing_threads: int = 1) -> list[Recorder]:
+    """Every part of one experiment for every base seed, then one verdict per claim of its catalogue.
+
+    Timing parts run last, on `timing_threads` BLAS threads (one unless --threads says otherwise): a cost
+    measured with a thread pool half busy elsewhere, or sized by the machine, is not the operation's cost.
+    """
     recorders = []
     parts = parts_of(module, opts)
     for base in base_seeds:
@@ -159,7 +165,8 @@ def run_experiment(module: ModuleType, opts, *, base_seeds: Sequence[int], seeds
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             for part in sorted(parts, key=lambda p: p.timing):  # timing parts last, with nothing beside them
-                part.fn(opts, ctx)
+                with threadpool_limits(limits=timing_threads) if part.timing else contextlib.nullcontext():
+                    part.fn(opts, ctx)
         recorders.append(rec)
     recorders.append(judge_claims(module, recorders, base_seeds[0]))
     return recorders

@@ -240,11 +240,12 @@ def newcombe_difference(a: Proportion, b: Proportion) -> tuple[float, float, flo
 
 
 def agresti_caffo_difference(pa: float, na: float, pb: float, nb: float, z: float = Z975) -> tuple[float, float, float]:
-    """p_a - p_b with Agresti & Caffo's (2000) interval: one success and one failure added to each side."""
+    """p_a - p_b with Agresti & Caffo's (2000) interval: one success and one failure added to each side,
+    clipped to the possible range [-1, 1]."""
     ta, tb = (pa * na + 1) / (na + 2), (pb * nb + 1) / (nb + 2)
     half = z * math.sqrt(ta * (1 - ta) / (na + 2) + tb * (1 - tb) / (nb + 2))
     d = pa - pb
-    return d, (ta - tb) - half, (ta - tb) + half
+    return d, max(-1.0, (ta - tb) - half), min(1.0, (ta - tb) + half)
 
 
 # ----------------------------------------------------------------------------------- power laws

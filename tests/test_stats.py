@@ -159,3 +159,97 @@ def test_lists_reject_empty_items_duplicates_and_unknown_names():
             parse_numbers(bad)
     with pytest.raises(DlbenchError, match="finite"):
         parse_numbers("1,inf", float)
+
+
+# ----------------------------------------------------------------------------- the claim maths' one home
+
+from dlbench.stats import (agresti_caffo_difference, all_of, bootstrap_difference, equivalence, finding,  # noqa: E402
+                           from_interval, newcombe_difference, power_law, two_sample, wilson, with_note)
+
+
+@pytest.mark.parametrize("k, n", [(0, 10), (3, 10), (10, 10), (57, 200), (1, 1)])
+def test_wilson_matches_scipy(k, n):
+    stats = pytest.importorskip("scipy.stats")
+    ref = stats.binomtest(k, n).proportion_ci(method="wilson")
+    w = wilson(k, n)
+    assert (w.low, w.high) == pytest.approx((ref.low, ref.high), abs=1e-12)
+    assert w.p == k / n
+
+
+def test_wilson_of_nothing_is_nan():
+    assert math.isnan(wilson(0, 0).p)
+
+
+def test_newcombe_difference_against_newcombe_1998_table_ii():
+    # Newcombe 1998, Table II, example (a): 56/70 - 48/80, method 10 gives [0.0524, 0.3339]
+    d, lo, hi = newcombe_difference(wilson(56, 70), wilson(48, 80))
+    assert d == pytest.approx(0.2)
+    assert (lo, hi) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+
+
+def test_agresti_caffo_adds_one_success_and_one_failure_per_side():
+    d, lo, hi = agresti_caffo_difference(0.5, 10, 0.5, 10)
+    assert d == 0 and lo == pytest.approx(-hi)
+    d, lo, hi = agresti_caffo_difference(1.0, 20, 0.0, 20)
+    t = 21 / 22                                                  # (20 + 1) / (20 + 2), and 1 - t on the other side
+    half = 1.959963984540054 * math.sqrt(2 * t * (1 - t) / 22)
+    assert d == 1 and lo == pytest.approx(2 * t - 1 - half) and hi == 1.0
+
+
+def test_bootstrap_difference_centre_and_sign():
+    a, b = np.arange(10.0) + 5, np.arange(10.0)
+    d, lo, hi = bootstrap_difference(a, b, seed=1)
+    assert d == 5 and lo <= 5 <= hi and lo > 0
+    assert bootstrap_difference([3.0], [1.0]) == (2.0, 2.0, 2.0)
+
+
+def test_power_law_recovers_an_exponent_and_its_interval():
+    rng = np.random.default_rng(0)
+    sizes = [64, 128, 256, 512]
+    samples = [3e-9 * n**2.5 * rng.lognormal(0, 0.02, 15) for n in sizes]
+    k, lo, hi, boots = power_law(sizes, samples, seed=0)
+    assert k == pytest.approx(2.5, abs=0.02) and lo < 2.5 < hi and boots.shape == (2000,)
+    assert math.isnan(power_law([64], [samples[0]])[0])
+
+
+@pytest.mark.parametrize("low, high, expected", [
+    (0.99, 1.01, "supported"), (0.97, 1.01, "inconclusive"), (1.03, 1.05, "refuted"), (0.9, 0.95, "refuted"),
+])
+def test_equivalence_is_two_one_sided_verdicts(low, high, expected):
+    f = equivalence((low + high) / 2, low, high, target=1.0, tolerance=0.02, n=10, method="t", label="ratio")
+    assert f.verdict == expected and "within 1 +- 0.02" in f.evidence and f.threshold == 0.02
+
+
+def test_all_of_takes_the_weakest_verdict_and_lists_every_part():
+    def part(v, e):
+        return from_interval(e, e - 1, e + 1, n=6, method="t", label=f"part {e}").__class__(
+            v, e, e, e, 3, "exact", f"part {e}")
+
+    sup, inc, ref = part("supported", 1), part("inconclusive", 2), part("refuted", 3)
+    assert all_of([sup, sup]).verdict == "supported"
+    assert all_of([sup, inc]).verdict == "inconclusive"
+    f = all_of([sup, inc, ref], headline=1, note="three parts")
+    assert f.verdict == "refuted" and f.effect == 2
+    assert f.evidence == "part 1 [supported] | part 2 [inconclusive] | part 3 [refuted]; three parts"
+    assert all_of([sup]).evidence == "part 1"
+
+
+def test_finding_threshold_is_stated_in_effect_units():
+    f = finding([2.0, 2.1, 1.9, 2.2, 2.05, 1.95], null=1.0, threshold=0.5)
+    assert f.verdict == "supported" and f.threshold == 1.5
+    g = finding([2.0, 2.1, 1.9, 2.2, 2.05, 1.95], direction="less", null=3.0, threshold=0.5)
+    assert g.verdict == "supported" and g.threshold == 2.5
+
+
+def test_two_sample_ratio_and_difference():
+    a, b = np.full(6, 3.0) + np.arange(6) * 0.01, np.full(6, 1.0) + np.arange(6) * 0.01
+    r = two_sample(a, b, ratio=True, threshold=1.0)
+    assert r.verdict == "supported" and r.unit == "x" and r.effect == pytest.approx(np.median(a) / np.median(b))
+    d = two_sample(b, a, direction="less")
+    assert d.verdict == "supported" and d.effect == pytest.approx(-2.0)
+    assert two_sample([], a).verdict == "inconclusive"
+
+
+def test_with_note_labels_and_annotates():
+    f = finding([1.0] * 6)
+    assert with_note(f, "why", label="what").evidence == f"what: {f.evidence}; why"

@@ -5,6 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dlbench import cli, experiments
+from dlbench.experiments.base import catalogue
 from dlbench.compare import compare_files
 from dlbench.results import read_results
 
@@ -29,17 +30,44 @@ def test_suite_holds_every_experiment_and_every_claim(two_runs):
         module = experiments.load(name)
         got = set(res.claims.loc[res.claims["experiment"] == name, "claim"])
         assert set(module.CLAIMS) <= got, f"{name} is missing verdicts for {set(module.CLAIMS) - got}"
-    assert set(res.claims["verdict"]) <= {"supported", "refuted", "inconclusive"}
+    assert set(res.claims["verdict"]) <= {"supported", "refuted", "inconclusive", "conditional", "not run"}
     assert res.claims["evidence"].str.len().min() > 0
+
+
+def test_every_control_is_measured_and_none_comes_out_supported(two_runs):
+    """The proof that each claim's test can fail: its control, through the same code, is not supported."""
+    res = two_runs[0]
+    grid = res.rows[res.rows["kind"] == "grid"]
+    controls = grid[grid["role"] == "control"]
+    for name in experiments.names():
+        for cid, spec in catalogue(experiments.load(name)).items():
+            if not spec.control:
+                continue  # a claim not yet on the protocol
+            mine = controls[(controls["experiment"] == name) & (controls["claim"] == cid)]
+            assert len(mine), f"{cid}: its control ({spec.control}) was not measured"
+            supported = mine[mine["verdict"] == "supported"]
+            assert supported.empty, f"{cid}: its control came out supported: {supported['evidence'].tolist()}"
+
+
+def test_every_check_passes(two_runs):
+    checks = two_runs[0].rows[two_runs[0].rows["kind"] == "check"]
+    failed = checks[checks["verdict"] != "pass"]
+    assert failed.empty, failed[["metric", "evidence"]].values.tolist()
 
 
 def test_same_seed_gives_bit_identical_measurements(two_runs):
     a, b = (r.rows for r in two_runs)
-    keep_a = (a["kind"] != "timing") & (a["better"] != "none") & (a["kind"] != "claim")
-    keep_b = (b["kind"] != "timing") & (b["better"] != "none") & (b["kind"] != "claim")
+    keep_a = (a["kind"] != "timing") & (a["better"] != "none") & (~a["kind"].isin(["claim", "grid", "check"]))
+    keep_b = (b["kind"] != "timing") & (b["better"] != "none") & (~b["kind"].isin(["claim", "grid", "check"]))
     cols = ["experiment", "section", "case", "metric", "seed", "sample"]
-    assert a.loc[keep_a, cols].equals(b.loc[keep_b, cols])
-    np.testing.assert_array_equal(a.loc[keep_a, "value"].to_numpy(), b.loc[keep_b, "value"].to_numpy())
+    sa, sb = a.loc[keep_a].reset_index(drop=True), b.loc[keep_b].reset_index(drop=True)
+    assert sa[cols].equals(sb[cols])
+    np.testing.assert_array_equal(sa["value"].to_numpy(), sb["value"].to_numpy())
+    for kind in ("grid", "check"):  # findings and checks that rest on measured numbers are identical too
+        fa = a[(a["kind"] == kind) & (a["basis"] != "timing")].reset_index(drop=True)
+        fb = b[(b["kind"] == kind) & (b["basis"] != "timing")].reset_index(drop=True)
+        assert fa[["claim", "role", "case", "verdict", "evidence"]].equals(fb[["claim", "role", "case", "verdict",
+                                                                                "evidence"]])
 
 
 def test_two_runs_of_one_commit_do_not_regress_in_quality(two_runs):

@@ -42,7 +42,7 @@ class History:
 
     loss: (S, T) minibatch loss of each forward pass, before that step's update (T = steps, +1 when an early
     stop ends the run after a forward pass). eval_step: (E,) updates applied at each evaluation (0 = at init,
-    then after every eval_every epochs, and at the end). train_loss/test_loss/train_acc/test_acc: (S, E) on the
+    then after every eval_every epochs and after each update count in eval_steps, and at the end). train_loss/test_loss/train_acc/test_acc: (S, E) on the
     whole training and test sets in eval mode; accuracy is NaN for regression. diverged: (S,) bool;
     diverged_step: (S,) the step whose loss was non-finite or above diverge_factor * initial loss (-1: never);
     from then on that replica's parameters stay frozen. steps_to_target: (S,) first step whose minibatch loss
@@ -125,6 +125,7 @@ def train(
     target_loss: float | None = None,
     diverge_factor: float = 1e3,
     eval_every: int = 1,
+    eval_steps: Sequence[int] = (),
     shuffle: bool = True,
     callback: Callable[[StepInfo], None] | None = None,
 ) -> History:
@@ -137,6 +138,8 @@ def train(
     regression. clip_norm / clip_value clip each replica's gradients (torch semantics) before the step.
     target_loss: record each replica's first step at or below it; stop once every replica has reached it or
     diverged. A replica whose loss is non-finite or above diverge_factor times its first loss is frozen.
+    The whole training and test sets are evaluated at init, every eval_every epochs (0: never), after each
+    update count in eval_steps, and at the end.
     """
     seeds = np.atleast_1d(np.asarray(seeds, dtype=np.int64))
     S = len(seeds)
@@ -184,6 +187,7 @@ def train(
         te = evaluate(model, params, state, X_test, y_test, loss_fn, classification)
         evals.append((step, *tr, *te))
 
+    eval_at = {int(k) for k in eval_steps if k > 0}
     record_eval(0)
     t, stopped = 0, False
     with np.errstate(all="ignore"):  # divergence is detected from the loss, not reported as warnings
@@ -229,10 +233,12 @@ def train(
                     for p, f in zip(params, frozen):
                         p[diverged] = f
                 t += 1
+                if t in eval_at:
+                    record_eval(t)
                 if callback is not None:
                     callback(StepInfo(t - 1, epoch, params, grads, cache, step_loss, xb, yb))
             else:  # the epoch ran to its end
-                if eval_every and (epoch + 1) % eval_every == 0:
+                if eval_every and (epoch + 1) % eval_every == 0 and evals[-1][0] != t:
                     record_eval(t)
     if evals[-1][0] != t:
         record_eval(t)
