@@ -405,12 +405,16 @@ def badge(word) -> str:
 
 
 def control_badge(word) -> str:
-    """A control's outcome: `supported` is the bad case (the claim's test could not fail), so it is
-    the one shown in red; refuted or inconclusive is what a sound control gives."""
+    """A control's outcome: `supported` is the bad case (the claim's test could not fail), shown in red,
+    and `conditional` (supported at some grid points) in amber; refuted or inconclusive is what a sound
+    control gives."""
     if not _present(word):
         return "—"
     if word == "supported":
         return f'<span class="v v-fail" title="the control came out supported: the claim is not earned">{_e(word)}</span>'
+    if word == "conditional":
+        return (f'<span class="v v-inconclusive" title="the control came out supported at some grid points">'
+                f'{_e(word)}</span>')
     if word == "not run":
         return badge(word)
     return f'<span class="v v-control-ok" title="the control did not come out supported, as it should">{_e(word)}</span>'
