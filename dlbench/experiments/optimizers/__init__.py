@@ -109,8 +109,8 @@ CLAIMS = {
     "O6": ClaimSpec(
         "O6", "RMSProp's decaying average removes Adagrad's slowdown",
         measures="the same runs as O5: Adagrad's effective-lr slope (the slowdown must be there), RMSProp's slope "
-                 "minus Adagrad's (paired starts), and the late-run loss drop (decades of full-batch loss decrease "
-                 "over the second half of the run), RMSProp minus Adagrad; all must hold",
+                 "minus Adagrad's (paired starts), and the late-run loss drop (decades of decrease of the full-batch "
+                 "loss from the run's second quarter to its last), RMSProp minus Adagrad; all must hold",
         control="noise 0 at the same learning rates (no slowdown to remove), and RMSProp whose average does not "
                 "decay within the run (alpha = 1 - 1/(100 T), at Adagrad's lr times sqrt(1 - alpha): Adagrad to "
                 "first order)",

@@ -254,15 +254,6 @@ class Trajectories:
     def point_steps_per_s(self) -> float:
         return self.runs * self.steps / self.seconds if self.seconds > 0 else math.nan
 
-    def columns(self, sl: slice) -> "Trajectories":
-        """The runs in columns `sl` (e.g. one learning rate's P starts)."""
-        per_run = {k: getattr(self, k)[..., sl] for k in (
-            "loss0", "final", "diverged_step", "steps_to_target", "largest_step", "flips", "pairs", "travel",
-            "rise", "steep0", "end", "loss_curve", "eff")}
-        n = len(range(self.runs)[sl])
-        return Trajectories(self.steps, n, self.seconds, curve_steps=self.curve_steps, eff_steps=self.eff_steps,
-                            path=None, block=self.block, **per_run)
-
 
 def curve_steps(steps: int, points: int) -> np.ndarray:
     """Every k-th step from 0 and the last, k = ceil(steps / points): at most points + 1 steps."""
