@@ -5,8 +5,8 @@
 (a) Adam (lr 1e-3) on a 2-d surface (rosenbrock, canyon) from P = 1,000 starts, all as the columns of one
     (2, P) array: run_trajectories of dlbench.experiments.optimizers.trajectories, in point-steps per second
     (target >= 5.5e7). "lean" reduces what the lr search needs (final loss, divergence, steps to target);
-    "full" what an evaluation run keeps (also the largest step, the oscillation, the steep axis's travel and
-    the loss curve at a fixed resolution); "loop" is the bare update loop (gradient, update, a copy of the
+    "full" what an evaluation run keeps (also the largest step, the oscillation and the loss curve at a
+    fixed resolution); "loop" is the bare update loop (gradient, update, a copy of the
     positions) with no reduction, timed interleaved with the others: the ratios say what streaming costs.
 (b) The same engine called once per start on a (2, 1) array, a Python loop over points (measured on a
     subset of the starts): the vectorized engine's advantage (target >= 300x).
@@ -37,7 +37,7 @@ from dlbench.surfaces import get_surface
 from dlbench.timing import time_kernel
 
 TARGET_RATE, TARGET_RATIO, TARGET_MEMORY = 5.5e7, 300.0, 1.3
-FULL = Track(target=1e-3, shape=True, travel=True)
+FULL = Track(target=1e-3, shape=True)  # what the main run's evaluation keeps (and the loss curve)
 
 
 class EngineCalls:
