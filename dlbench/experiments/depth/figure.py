@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlbench.experiments.depth import NAME, SECTIONS
+from dlbench.experiments.depth import NAME
 
 FLOOR = 1e-3        # errors below this are drawn at it (a log axis has no 0)
+TITLES = {"d1.errors": "D1 · trained nets against the shallow bound", "d2.width": "D2 · width a shallow net needs",
+          "d3.errors": "D3 · very wide shallow net against a deep one", "d5.step_time": "D5 · step time per parameter",
+          "d6.probes": "D6 · linear probes per layer"}
 
 
 def draw(results, path) -> None:
@@ -22,10 +25,14 @@ def draw(results, path) -> None:
     rows = rows[rows["base_seed"] == rows["base_seed"].min()]
     panels = [(s, fn) for s, fn in (("d1.errors", _d1), ("d2.width", _d2), ("d3.errors", _d3),
                                      ("d5.step_time", _d5), ("d6.probes", _d6)) if (rows["section"] == s).any()]
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.6 * max(len(panels), 1), 3.9), squeeze=False)
-    for ax, (section, fn) in zip(axes[0], panels):
+    ncols = min(3, max(len(panels), 1))
+    nrows = -(-max(len(panels), 1) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.0 * nrows), squeeze=False)
+    for ax, (section, fn) in zip(axes.flat, panels):
         fn(ax, rows[rows["section"] == section])
-        ax.set_title(SECTIONS[section].split(" · ")[0] + " · " + SECTIONS[section].split(" · ")[-1][:38], fontsize=8)
+        ax.set_title(TITLES[section], fontsize=9)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -45,7 +52,8 @@ def _d1(ax, rows):
     bound = rows[(rows["metric"] == "shallow_bound") & (rows["p_activation"] == "relu") & (rows["p_steps"] == steps)]
     b = bound.groupby("p_budget")["value"].first()
     ax.plot(b.index, np.maximum(b.to_numpy(), FLOOR), "k--", label="no shallow net below")
-    ax.set(yscale="log", xlabel="parameters (budget)", ylabel=f"FVU after {int(steps)} steps (median)")
+    ax.plot(b.index, np.full(len(b), FLOOR), "k:", label="deep construction: 0")
+    ax.set(yscale="log", xlabel="parameters (budget)", ylabel=f"exact FVU after {int(steps)} steps (median)")
     ax.legend(fontsize=7)
 
 
