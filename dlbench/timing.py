@@ -111,7 +111,8 @@ def time_interleaved(
 ) -> list[Timing]:
     """Time several zero-argument calls sample by sample in turn (A B C A B C ...), one Timing each.
 
-    Each call is warmed up and calibrated on its own as in `time_kernel`; then sample j of every call is
+    Each call is warmed up and calibrated on its own as in `time_kernel` (twice, keeping the larger loop
+    count: a calibration the scheduler interrupted gives too few loops); then sample j of every call is
     taken before sample j + 1 of any, so a change of the machine's load falls on every call alike and the
     ratio of two calls' sample j is a paired comparison.
     """
@@ -136,7 +137,9 @@ def time_interleaved(
     for call, run in zip(calls, runs):
         for _ in range(warmup):
             call()
-        loops.append(_calibrate(run, min_time, max_loops))
+        # twice, keeping the larger count: a calibration run the scheduler interrupted picks too few loops,
+        # and calls compared side by side should all run for at least min_time
+        loops.append(max(_calibrate(run, min_time, max_loops), _calibrate(run, min_time, max_loops)))
     raw = np.empty((k, samples))
     faults = np.zeros(k)
     for j in range(samples):
