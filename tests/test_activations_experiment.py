@@ -364,6 +364,14 @@ def test_a_subset_of_activations_leaves_their_cells_not_run():
     assert "not in --activations" in tanh["evidence"].iloc[0]
     relu = rows[(rows["p_activation"] == "relu") & (rows["p_property"] == "output_range")]
     assert relu["verdict"].tolist() == ["supported"]
+    costs.kernel_costs(opts, ctx, size="in_cache")
+    rows = rec.table(("grid",)).to_pandas()
+    a9 = rows[(rows["claim"] == "A9") & (rows["role"] == "claim")]
+    assert len(a9) == 5 and (a9["verdict"] == "not run").all()          # none of A9's activations chosen
+    assert len(rows[(rows["claim"] == "A9") & (rows["role"] == "control")]) == 1
+    maxout = rows[(rows["p_activation"] == "maxout") & (rows["p_property"] == "cost_in_cache")]
+    assert maxout["verdict"].iloc[0] != "not run" and "maxout layer" in maxout["evidence"].iloc[0]
+    assert not len(rows[(rows["claim"] == "A2") & (rows["p_property"] == "cost_from_dram")])
 
 
 # ----------------------------------------------------------------------------- the command

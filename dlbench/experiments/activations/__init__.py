@@ -341,18 +341,20 @@ def parts(opts: Options) -> list[Part]:
         Part("activations.A5-A7", _one_thread(claims.at_init)),
         Part("activations.A10", _one_thread(claims.dead_layers)),
         Part("activations.A14", _one_thread(claims.span)),
-        Part("activations.A3-A12", _one_thread(training.centring)),
+        Part("activations.A3-A12.1", _one_thread(functools.partial(training.centring, hidden_layers=1))),
+        Part("activations.A3-A12.2", _one_thread(functools.partial(training.centring, hidden_layers=2))),
         Part("activations.A4", _one_thread(training.oscillation)),
         Part("activations.A8-A13", _one_thread(training.dying)),
         Part("activations.A11", _one_thread(training.alpha)),
-        Part("activations.A2-A9-costs", costs.kernel_costs, timing=True),
+        Part("activations.A2-A9.in_cache", functools.partial(costs.kernel_costs, size="in_cache"), timing=True),
+        Part("activations.A2-A9.from_dram", functools.partial(costs.kernel_costs, size="from_dram"), timing=True),
         Part("activations.A1", costs.layer_costs, timing=True),
     ]
 
 
 def _one_thread(fn):
     """The part on one BLAS thread: its matrices are small, and two threads only spin against each other."""
-    @functools.wraps(fn)
+    @functools.wraps(getattr(fn, "func", fn))
     def run(opts, ctx):
         from threadpoolctl import threadpool_limits
 

@@ -96,16 +96,17 @@ def kernel_bytes(n: int) -> int:
 
 # ----------------------------------------------------------------------------- A2's cost cells and A9
 
-def kernel_costs(opts, ctx: RunContext) -> None:
+def kernel_costs(opts, ctx: RunContext, size: str = "in_cache") -> None:
     """Forward+backward of every selected activation, relu's twice (the A/A control), and the relu and
-    maxout layers, interleaved at the in-cache and the DRAM size; A2's cost cells and A9 from the ratios."""
+    maxout layers, interleaved at one of the two sizes ('in_cache' or 'from_dram'); A2's cost cells and A9
+    at that size from the ratios."""
     from dlbench.experiments.activations import CLAIMS, COSTLY_FACTOR, IMPLEMENTATIONS, activation_names, sizes
     from dlbench.nn.activations import ACTIVATIONS
 
     names = activation_names(opts.activations)
     elementwise = [n for n in dict.fromkeys(["relu", *names]) if ACTIVATIONS[n].pieces == 1]
     layered = [n for n in names if ACTIVATIONS[n].pieces > 1]
-    where = dict(zip(("in_cache", "from_dram"), sizes(opts.sizes)))
+    where = {size: dict(zip(("in_cache", "from_dram"), sizes(opts.sizes)))[size]}
     ratios: dict = {}
     for impl in IMPLEMENTATIONS:
         for size, n in where.items():
@@ -126,7 +127,7 @@ def kernel_costs(opts, ctx: RunContext) -> None:
                                                                    "kernel": kernel},
                                   unit="x", section="costs.ratio")
     _cost_cells(ctx, ratios, names, where, COSTLY_FACTOR)
-    for point in CLAIMS["A9"].points(ctx.quick):
+    for point in (p for p in CLAIMS["A9"].points(ctx.quick) if p["size"] in where):
         name, size, impl = point["activation"], point["size"], point["implementation"]
         if name not in names:
             ctx.not_run("A9", f"{name} is not in --activations", point=point)
@@ -162,7 +163,7 @@ def _cost_cells(ctx: RunContext, ratios: dict, names: list[str], where: dict, fa
     impl = "dlbench"
     for point in CLAIMS["A2"].points(ctx.quick):
         name, prop = point["activation"], point["property"]
-        if not prop.startswith("cost"):
+        if not prop.startswith("cost") or prop[len("cost_"):] not in where:
             continue
         if name not in names:
             ctx.not_run("A2", f"{name} is not in --activations", point=point)
@@ -179,7 +180,8 @@ def _cost_cells(ctx: RunContext, ratios: dict, names: list[str], where: dict, fa
         ctx.record.metric("agrees", 1.0 if f.verdict == "supported" else 0.0 if f.verdict == "refuted" else math.nan,
                           case={"activation": name, "property": prop, "notes": text,
                                 "notes_english": notes.gloss(text),
-                                "measured": f"{np.median(ratios[impl, size, kernel]):.2f}x relu"},
+                                "measured": "maxout layer / relu layer" if kernel.endswith(" layer") else
+                                "fwd+bwd / relu's"},
                           unit="bool", section="a2.cells")
     for size in where:
         ctx.finding("A2", _cost_finding(ratios[impl, size, "relu (A/A)"], "relu (A/A)", True, size, where[size],

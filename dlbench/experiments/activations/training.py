@@ -53,41 +53,45 @@ def _epochs(data, steps: int, batch: int) -> int:
 
 # ----------------------------------------------------------------------------- A3, A12: centred outputs
 
-def centring(opts, ctx: RunContext) -> None:
-    """Sigmoid hidden layers against sigmoid - 1/2, without and with batch norm: A3's one-signed updates
-    during training, A12's steps to target at each one's best lr."""
+def centring(opts, ctx: RunContext, hidden_layers: int = 1) -> None:
+    """Sigmoid hidden layers against sigmoid - 1/2, without and with batch norm, for nets of `hidden_layers`
+    sigmoid layers (nothing when this run's grid has no such point): A3's one-signed updates during
+    training, A12's steps to target at each one's best lr."""
     from dlbench.data import make_dataset
     from dlbench.experiments.activations import CLAIMS
     from dlbench.experiments.teacher import relu_teacher
 
+    hidden = hidden_layers
+    a3_points = [p for p in CLAIMS["A3"].points(ctx.quick) if p["hidden_layers"] == hidden]
+    a12_points = [p for p in CLAIMS["A12"].points(ctx.quick) if p["hidden_layers"] == hidden]
+    if not a3_points and not a12_points:
+        return
     teacher_seed = int(ctx.rng("A12 teacher").integers(2**31))
     data = make_dataset("teacher", seed=ctx.seed, dim=A12_TEACHER_DIM,
                         net=relu_teacher(A12_TEACHER_DIM, activation="tanh", seed=teacher_seed))
-    a3_points, a12_points = CLAIMS["A3"].points(ctx.quick), CLAIMS["A12"].points(ctx.quick)
     tuning = [int(s) for s in ctx.rng("A12 tuning seeds").integers(2**31, size=TUNING_SEEDS)]
     seeds = [*tuning, *ctx.seed_list]
     lrs = list(A12_LRS)
     steps = 2 * opts.steps
-    for hidden in sorted({p["hidden_layers"] for p in [*a3_points, *a12_points]}):
-        runs = {(norm, arm): _train_centring(ctx, data, hidden, opts.width, arm, norm, seeds, lrs, steps)
-                for norm in ("none", "batch") for arm in ("sigmoid", "sigmoid-1/2")}
-        for point in (p for p in a12_points if p["hidden_layers"] == hidden):
-            for norm, role in (("none", "claim"), ("batch", "control")):
-                ctx.finding("A12", _a12_finding(runs[norm, "sigmoid"], runs[norm, "sigmoid-1/2"], lrs, steps,
-                                                norm, ctx), point=point, role=role)
-        j = _best(runs["none", "sigmoid"])
-        for point in (p for p in a3_points if p["hidden_layers"] == hidden):
-            for arm, role in (("sigmoid", "claim"), ("sigmoid-1/2", "control")):
-                share = runs["none", arm]["one_signed"][j, TUNING_SEEDS:]
-                ctx.finding("A3", finding(share[np.isfinite(share)], null=SIGNS_NULL, seed=ctx.seed,
-                                          label=f"{arm}: share of steps x units with one-signed updates",
-                                          note=f"during training at the sigmoid net's best lr {lrs[j]:g}"),
-                            point=point, role=role)
-        if hidden == 1:
-            ctx.check("A3.per-sample-one-sign", float(runs["none", "sigmoid"]["mixed"]), 0.0, claim="A3",
-                      n=runs["none", "sigmoid"]["columns"],
-                      what="per-sample update columns with both signs, inputs sigmoid outputs")
-    _check_same_derivative(ctx)
+    runs = {(norm, arm): _train_centring(ctx, data, hidden, opts.width, arm, norm, seeds, lrs, steps)
+            for norm in ("none", "batch") for arm in ("sigmoid", "sigmoid-1/2")}
+    for point in a12_points:
+        for norm, role in (("none", "claim"), ("batch", "control")):
+            ctx.finding("A12", _a12_finding(runs[norm, "sigmoid"], runs[norm, "sigmoid-1/2"], lrs, steps,
+                                            norm, ctx), point=point, role=role)
+    j = _best(runs["none", "sigmoid"])
+    for point in a3_points:
+        for arm, role in (("sigmoid", "claim"), ("sigmoid-1/2", "control")):
+            share = runs["none", arm]["one_signed"][j, TUNING_SEEDS:]
+            ctx.finding("A3", finding(share[np.isfinite(share)], null=SIGNS_NULL, seed=ctx.seed,
+                                      label=f"{arm}: share of steps x units with one-signed updates",
+                                      note=f"during training at the sigmoid net's best lr {lrs[j]:g}"),
+                        point=point, role=role)
+    if hidden == 1:
+        ctx.check("A3.per-sample-one-sign", float(runs["none", "sigmoid"]["mixed"]), 0.0, claim="A3",
+                  n=runs["none", "sigmoid"]["columns"],
+                  what="per-sample update columns with both signs, inputs sigmoid outputs")
+        _check_same_derivative(ctx)
 
 
 def _train_centring(ctx, data, hidden: int, width: int, arm: str, norm: str, seeds: list, lrs: list,
@@ -115,7 +119,7 @@ def _train_centring(ctx, data, hidden: int, width: int, arm: str, norm: str, see
     one_signed = signs["sum"] / max(1, signs["steps"])
     one_signed[hist.diverged] = np.nan          # a frozen replica's zero updates have no sign
     out = {"reached": reached, "final": final, "diverged": hist.diverged.reshape(L, S),
-           "one_signed": one_signed.reshape(L, S)}
+           "one_signed": one_signed.reshape(L, S), "loss": hist.loss.reshape(L, S, -1)}
     case = {"arm": arm, "norm": norm, "hidden_layers": hidden, "width": width}
     for j, lr in enumerate(lrs):
         rc = {**case, "lr": lr}
@@ -164,6 +168,11 @@ def _a12_finding(sig: dict, cen: dict, lrs: list, steps: int, norm: str, ctx: Ru
             f"best lr sigmoid {lrs[bs]:g}, sigmoid - 1/2 {lrs[bc]:g}; sigmoid - 1/2 never reached the target")
     if censored:
         note += f"; {censored} sigmoid run(s) never reached it (counted as {steps} steps)"
+    if norm == "batch":
+        trained = ~(sig["diverged"] | cen["diverged"])
+        with np.errstate(all="ignore"):
+            gap = np.nanmax(np.abs(sig["loss"][trained] - cen["loss"][trained]) / np.abs(sig["loss"][trained]))
+        note += f"; wherever they train, the two nets' minibatch losses agree to {gap:.1g} (relative)"
     return finding(ratio, null=A12_NULL, seed=ctx.seed,
                    label=f"{what}log2 steps to loss {A12_TARGET} sigmoid / sigmoid - 1/2", note=note)
 
