@@ -108,13 +108,15 @@ def time_interleaved(
     warmup: int = DEFAULT["warmup"],
     max_loops: int = 10**7,
     clock: Callable[[], float] = time.perf_counter,
+    order_seed: int = 0,
 ) -> list[Timing]:
-    """Time several zero-argument calls sample by sample in turn (A B C A B C ...), one Timing each.
+    """Time several zero-argument calls sample by sample in turn (A B C, C A B, ...), one Timing each.
 
     Each call is warmed up and calibrated on its own as in `time_kernel` (twice, keeping the larger loop
     count: a calibration the scheduler interrupted gives too few loops); then sample j of every call is
-    taken before sample j + 1 of any, so a change of the machine's load falls on every call alike and the
-    ratio of two calls' sample j is a paired comparison.
+    taken before sample j + 1 of any, in an order drawn afresh each round from `order_seed`, so a change of
+    the machine's load falls on every call alike and the ratio of two calls' sample j is a paired
+    comparison.
     """
     if samples < 1 or min_time < 0 or warmup < 0:
         raise ValueError("samples must be >= 1, min_time and warmup >= 0")
@@ -142,8 +144,12 @@ def time_interleaved(
         loops.append(max(_calibrate(run, min_time, max_loops), _calibrate(run, min_time, max_loops)))
     raw = np.empty((k, samples))
     faults = np.zeros(k)
+    order = np.random.default_rng(order_seed)
     for j in range(samples):
-        for i, run in enumerate(runs):
+        # a fresh order every round: a scheduler that interrupts the process at a steady period would
+        # otherwise land on the same positions of every round
+        for i in order.permutation(k):
+            run = runs[i]
             f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             raw[i, j] = run(loops[i]) / loops[i]
             faults[i] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0

@@ -130,7 +130,8 @@ class RunContext:
         """Time several (case, zero-argument call) pairs sample by sample in turn with the run's timing
         settings, and record each one's raw samples under `metric` and its case: the samples of two calls
         with the same index were taken side by side, so their ratio is a paired comparison."""
-        ts = timing.time_interleaved([c for _, c in calls], items=items, bytes=bytes, **self.timing_config)
+        ts = timing.time_interleaved([c for _, c in calls], items=items, bytes=bytes, order_seed=self.seed,
+                                     **self.timing_config)
         for (case, _), t in zip(calls, ts):
             self.record.timing(metric, t, case=case, section=section)
         return ts
