@@ -28,7 +28,11 @@ COST_SECTION = "costs.timings"
 # ----------------------------------------------------------------------------- kernels of an implementation
 
 class DlbenchKernels:
-    """Zero-argument calls over preallocated float32 buffers, built from dlbench.nn's kernels."""
+    """Zero-argument calls over preallocated float32 buffers, built from dlbench.nn's kernels.
+
+    An implementation provides `__init__(n, rng)` (buffers for n elements), `activation(name)` and
+    `layer(name)` (forward+backward calls) and `dense_layers(width, acts, mixes, rng)` (A1's forward calls).
+    """
 
     name = "dlbench"
 
@@ -78,6 +82,42 @@ class DlbenchKernels:
             np.matmul(dz, W.T, out=dh)
 
         return both
+
+    @staticmethod
+    def dense_layers(width: int, acts: list[str], mixes: list[str], rng: np.random.Generator) -> dict:
+        """Zero-argument forward calls of one dense layer: 'all <name>' for each activation (and a second relu
+        for the A/A control), 'mixed <mix>' with each unit one of the mix's activations, grouped into blocks."""
+        from dlbench.nn.activations import ACTIVATIONS
+
+        xt = rng.standard_normal((width, A1_BATCH), dtype=np.float32)        # unit-major: features x batch
+        Wt = (rng.standard_normal((width, width)) / math.sqrt(width)).astype(np.float32)
+        bt = np.zeros((width, 1), np.float32)
+        zt, out = np.empty((width, A1_BATCH), np.float32), np.empty((width, A1_BATCH), np.float32)
+
+        def one(act):
+            def forward():
+                np.matmul(Wt, xt, out=zt)
+                np.add(zt, bt, out=zt)
+                act.forward(zt, out=out)
+            return forward
+
+        def mixed(blocks):
+            def forward():
+                np.matmul(Wt, xt, out=zt)
+                np.add(zt, bt, out=zt)
+                for act, a, b in blocks:
+                    act.forward(zt[a:b], out=out[a:b])
+            return forward
+
+        layers = {"all relu": one(ACTIVATIONS["relu"]), "all relu (A/A)": one(ACTIVATIONS["relu"])}
+        layers.update({f"all {a}": one(ACTIVATIONS[a]) for a in acts if a != "relu"})
+        for mix in mixes:
+            names = mix.split(",")
+            counts = np.bincount(rng.permutation(np.arange(width) % len(names)), minlength=len(names))
+            edges = np.concatenate([[0], np.cumsum(counts)])
+            layers[f"mixed {mix}"] = mixed([(ACTIVATIONS[a], int(lo), int(hi)) for a, lo, hi in
+                                            zip(names, edges[:-1], edges[1:]) if hi > lo])
+        return layers
 
     def _buffers(self, k: int):
         if k not in self._wide:
@@ -200,7 +240,7 @@ def layer_costs(opts, ctx: RunContext) -> None:
         for width in sorted({p["width"] for p in points}):
             mixes = list(dict.fromkeys(p["mix"] for p in points if p["width"] == width))
             acts = list(dict.fromkeys(a for mix in mixes for a in mix.split(",")))
-            layers = _dense_layers(width, acts, mixes, ctx.rng("A1 layer", impl, width))
+            layers = KERNELS[impl].dense_layers(width, acts, mixes, ctx.rng("A1 layer", impl, width))
             calls = [({"implementation": impl, "width": width, "layer": label}, fn) for label, fn in layers.items()]
             items = A1_BATCH * width
             ts = ctx.time_interleaved("forward", calls, items=[items] * len(calls), section="a1.layer")
@@ -219,39 +259,3 @@ def layer_costs(opts, ctx: RunContext) -> None:
                                       label="relu layer / relu layer (A/A), forward time",
                                       note=f"batch {A1_BATCH}, width {width}"),
                         point={"width": width, "implementation": impl}, role="control", timing=True)
-
-
-def _dense_layers(width: int, acts: list[str], mixes: list[str], rng: np.random.Generator) -> dict:
-    """Zero-argument forward calls of one dense layer: 'all <name>' for each activation (and a second relu
-    for the A/A control), 'mixed <mix>' with each unit one of the mix's activations, grouped into blocks."""
-    from dlbench.nn.activations import ACTIVATIONS
-
-    xt = rng.standard_normal((width, A1_BATCH), dtype=np.float32)        # unit-major: features x batch
-    Wt = (rng.standard_normal((width, width)) / math.sqrt(width)).astype(np.float32)
-    bt = np.zeros((width, 1), np.float32)
-    zt, out = np.empty((width, A1_BATCH), np.float32), np.empty((width, A1_BATCH), np.float32)
-
-    def one(act):
-        def forward():
-            np.matmul(Wt, xt, out=zt)
-            np.add(zt, bt, out=zt)
-            act.forward(zt, out=out)
-        return forward
-
-    def mixed(blocks):
-        def forward():
-            np.matmul(Wt, xt, out=zt)
-            np.add(zt, bt, out=zt)
-            for act, a, b in blocks:
-                act.forward(zt[a:b], out=out[a:b])
-        return forward
-
-    layers = {"all relu": one(ACTIVATIONS["relu"]), "all relu (A/A)": one(ACTIVATIONS["relu"])}
-    layers.update({f"all {a}": one(ACTIVATIONS[a]) for a in acts if a != "relu"})
-    for mix in mixes:
-        names = mix.split(",")
-        counts = np.bincount(rng.permutation(np.arange(width) % len(names)), minlength=len(names))
-        edges = np.concatenate([[0], np.cumsum(counts)])
-        layers[f"mixed {mix}"] = mixed([(ACTIVATIONS[a], int(lo), int(hi)) for a, lo, hi in
-                                        zip(names, edges[:-1], edges[1:]) if hi > lo])
-    return layers
