@@ -1,6 +1,7 @@
 """The timing harness: calibrated loops, warm-up, raw samples, and the copy-bandwidth probe.
 
-`time_kernel` calls exactly the function the tests check. Inputs are built by the
+`time_kernel` calls exactly the function the tests check (`time_interleaved` several of them, sample by
+sample in turn). Inputs are built by the
 caller, outside the timed region; warm-up calls run first; the loop count is
 calibrated so that one sample lasts at least `min_time` seconds; every sample is
 kept raw, in seconds per call.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import functools
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,6 +96,64 @@ def time_kernel(
     raw = np.array([run_loops(loops) / loops for _ in range(samples)])
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
     return Timing(raw, loops, items, bytes, faults / (samples * loops))
+
+
+def time_interleaved(
+    calls: Sequence[Callable[[], object]],
+    *,
+    items: Sequence[float | None] | None = None,
+    bytes: Sequence[float | None] | None = None,
+    min_time: float = DEFAULT["min_time"],
+    samples: int = DEFAULT["samples"],
+    warmup: int = DEFAULT["warmup"],
+    max_loops: int = 10**7,
+    clock: Callable[[], float] = time.perf_counter,
+    order_seed: int = 0,
+) -> list[Timing]:
+    """Time several zero-argument calls sample by sample in turn (A B C, C A B, ...), one Timing each.
+
+    Each call is warmed up and calibrated on its own as in `time_kernel` (twice, keeping the larger loop
+    count: a calibration the scheduler interrupted gives too few loops); then sample j of every call is
+    taken before sample j + 1 of any, in an order drawn afresh each round from `order_seed`, so a change of
+    the machine's load falls on every call alike and the ratio of two calls' sample j is a paired
+    comparison.
+    """
+    if samples < 1 or min_time < 0 or warmup < 0:
+        raise ValueError("samples must be >= 1, min_time and warmup >= 0")
+    k = len(calls)
+    items = list(items) if items is not None else [None] * k
+    bytes = list(bytes) if bytes is not None else [None] * k
+    if len(items) != k or len(bytes) != k:
+        raise ValueError("items and bytes need one entry per call")
+
+    def runner(call):
+        def run_loops(n: int) -> float:
+            start = clock()
+            for _ in range(n):
+                call()
+            return clock() - start
+        return run_loops
+
+    runs = [runner(c) for c in calls]
+    loops = []
+    for call, run in zip(calls, runs):
+        for _ in range(warmup):
+            call()
+        # twice, keeping the larger count: a calibration run the scheduler interrupted picks too few loops,
+        # and calls compared side by side should all run for at least min_time
+        loops.append(max(_calibrate(run, min_time, max_loops), _calibrate(run, min_time, max_loops)))
+    raw = np.empty((k, samples))
+    faults = np.zeros(k)
+    order = np.random.default_rng(order_seed)
+    for j in range(samples):
+        # a fresh order every round: a scheduler that interrupts the process at a steady period would
+        # otherwise land on the same positions of every round
+        for i in order.permutation(k):
+            run = runs[i]
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            raw[i, j] = run(loops[i]) / loops[i]
+            faults[i] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+    return [Timing(raw[i], loops[i], items[i], bytes[i], faults[i] / (samples * loops[i])) for i in range(k)]
 
 
 #: Array sizes of the copy probe: one that stays in cache, one that streams from DRAM.

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dlbench.timing import bandwidth_fraction, copy_bandwidth, time_kernel
+from dlbench.timing import bandwidth_fraction, copy_bandwidth, time_interleaved, time_kernel
 
 
 class FakeClock:
@@ -66,3 +66,31 @@ def test_bandwidth_fraction_picks_cache_or_dram_by_working_set():
     assert bandwidth_fraction(20.0, 1e3, bw) == pytest.approx(0.2)
     assert bandwidth_fraction(20.0, 1e9, bw) == pytest.approx(0.5)
     assert bandwidth_fraction(None, 1e3, bw) is None
+
+
+def test_interleaved_timing_takes_one_sample_of_each_call_in_turn():
+    order = []
+    clock = FakeClock(cost=1e-3)
+
+    def call(name):
+        def run():
+            order.append(name)
+            clock.kernel()
+        return run
+
+    ts = time_interleaved([call("a"), call("b")], items=[10, None], min_time=0.0, samples=3, warmup=1, clock=clock)
+    assert [t.samples.shape for t in ts] == [(3,), (3,)] and ts[0].items == 10 and ts[1].items is None
+    np.testing.assert_allclose(ts[0].samples, 1e-3)
+    # warm-up and two calibrations per call, then one sample of each per round, in a shuffled order
+    assert order[:6] == ["a", "a", "a", "b", "b", "b"]
+    rounds = [sorted(order[6 + 2 * j:8 + 2 * j]) for j in range(3)]
+    assert rounds == [["a", "b"]] * 3
+    orders = {tuple(order[6 + 2 * j:8 + 2 * j]) for j in range(3)}
+    order.clear()
+    time_interleaved([call("a"), call("b")], min_time=0.0, samples=3, warmup=1, clock=clock)
+    assert {tuple(order[6 + 2 * j:8 + 2 * j]) for j in range(3)} == orders     # the order is seeded
+
+
+def test_interleaved_timing_rejects_mismatched_items():
+    with pytest.raises(ValueError):
+        time_interleaved([lambda: None], items=[1, 2], samples=1)

@@ -16,7 +16,8 @@ An experiment is a package (or module) under `dlbench/experiments/` with:
         ...
 
 Each part measures and records through its RunContext: `ctx.record.metric/curve(...)`,
-`ctx.time(...)` for kernel timings, `ctx.finding(claim, finding, point=..., role=...)` for a
+`ctx.time(...)` for kernel timings (`ctx.time_interleaved(...)` for several compared with each
+other), `ctx.finding(claim, finding, point=..., role=...)` for a
 claim's finding at one point of its grid (role "control" for its negative control),
 `ctx.check(...)` for exact identities. The runner judges every claim from its findings
 (`dlbench.protocol.judge`) after the parts have run. Parts carry no state between them and
@@ -32,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import math
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +124,17 @@ class RunContext:
         t = timing.time_kernel(fn, *args, items=items, bytes=bytes, **self.timing_config, **kwargs)
         self.record.timing(metric, t, case=case, section=section)
         return t
+
+    def time_interleaved(self, metric: str, calls: Sequence[tuple[dict, Callable[[], object]]], *, items=None,
+                         bytes=None, section: str = "timings") -> list[timing.Timing]:
+        """Time several (case, zero-argument call) pairs sample by sample in turn with the run's timing
+        settings, and record each one's raw samples under `metric` and its case: the samples of two calls
+        with the same index were taken side by side, so their ratio is a paired comparison."""
+        ts = timing.time_interleaved([c for _, c in calls], items=items, bytes=bytes, order_seed=self.seed,
+                                     **self.timing_config)
+        for (case, _), t in zip(calls, ts):
+            self.record.timing(metric, t, case=case, section=section)
+        return ts
 
     def finding(self, claim: str, f: Finding, *, point: dict | None = None, role: str = "claim",
                 timing: bool = False) -> Finding:
