@@ -1,18 +1,28 @@
-"""The timing harness: calibrated loops, warm-up, raw samples, and the copy-bandwidth probe.
+"""The timing harness: calibrated loops, warm-up, raw samples, interleaved peers, and the copy-bandwidth probe.
 
 `time_kernel` calls exactly the function the tests check. Inputs are built by the
 caller, outside the timed region; warm-up calls run first; the loop count is
 calibrated so that one sample lasts at least `min_time` seconds; every sample is
-kept raw, in seconds per call.
+kept raw, in seconds per call. `time_interleaved` times several implementations of
+one operation with those same settings, one sample of each in turn, so that a
+neighbour's load hits them all alike.
+
+The copy probe measures `np.copyto` at the working set of each cache level (see
+`copy_bandwidth`), and `bandwidth_fraction` compares a kernel with the probe of its
+own level: a kernel whose working set sits in the last-level cache is not held
+against the private cache's bandwidth, nor against memory's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -20,7 +30,7 @@ import numpy as np
 DEFAULT = {"min_time": 0.02, "samples": 15, "warmup": 2}
 QUICK = {"min_time": 0.003, "samples": 7, "warmup": 1}
 
-#: Working sets above this many bytes are compared with the DRAM copy bandwidth.
+#: Files written before the probe had a last-level-cache class split cache and DRAM here (bytes per call).
 CACHE_BYTES = 8 * 2**20
 
 
@@ -69,6 +79,7 @@ def time_kernel(
     samples: int = DEFAULT["samples"],
     warmup: int = DEFAULT["warmup"],
     max_loops: int = 10**7,
+    loops: int | None = None,
     clock: Callable[[], float] = time.perf_counter,
     **kwargs,
 ) -> Timing:
@@ -76,10 +87,12 @@ def time_kernel(
 
     Each sample runs the calibrated number of loops and records the mean time per
     call. `items` and `bytes` are what one call processes and moves (read plus
-    written), so throughput and bandwidth can be derived.
+    written), so throughput and bandwidth can be derived. `loops` skips the
+    calibration and uses that count (`time_interleaved` calibrates once per
+    implementation).
     """
-    if samples < 1 or min_time < 0 or warmup < 0:
-        raise ValueError("samples must be >= 1, min_time and warmup >= 0")
+    if samples < 1 or min_time < 0 or warmup < 0 or (loops is not None and loops < 1):
+        raise ValueError("samples and loops must be >= 1, min_time and warmup >= 0")
     call = functools.partial(fn, *args, **kwargs)
     for _ in range(warmup):
         call()
@@ -90,41 +103,139 @@ def time_kernel(
             call()
         return clock() - start
 
-    loops = _calibrate(run_loops, min_time, max_loops)
+    if loops is None:
+        loops = _calibrate(run_loops, min_time, max_loops)
     faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     raw = np.array([run_loops(loops) / loops for _ in range(samples)])
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
     return Timing(raw, loops, items, bytes, faults / (samples * loops))
 
 
-#: Array sizes of the copy probe: one that stays in cache, one that streams from DRAM.
-PROBE_SIZES = {"cache": 2**18, "dram": 2**24}
+
+
+def time_interleaved(
+    impls: Mapping[str, Callable[[], object]],
+    *,
+    contexts: Mapping[str, Callable[[], contextlib.AbstractContextManager]] | None = None,
+    items: float | None = None,
+    bytes: float | None = None,
+    min_time: float = DEFAULT["min_time"],
+    samples: int = DEFAULT["samples"],
+    warmup: int = DEFAULT["warmup"],
+) -> dict[str, Timing]:
+    """Time each zero-argument implementation with `time_kernel`'s settings, one sample of each in turn.
+
+    Every implementation gets the same treatment: its loop count is calibrated once (after `warmup` calls),
+    then in each of `samples` rounds it runs `warmup` calls and one sample of that many loops.
+    `contexts[name]()` is entered around each of `name`'s calibrations and samples (a thread count, say).
+    """
+    contexts = contexts or {}
+    null = contextlib.nullcontext
+    loops = {}
+    for name, fn in impls.items():
+        with contexts.get(name, null)():
+            loops[name] = time_kernel(fn, min_time=min_time, samples=1, warmup=warmup).loops
+    raw = {name: [] for name in impls}
+    faults = dict.fromkeys(impls, 0.0)
+    for _ in range(samples):
+        for name, fn in impls.items():
+            with contexts.get(name, null)():
+                t = time_kernel(fn, samples=1, warmup=warmup, loops=loops[name])
+            raw[name].append(t.samples[0])
+            faults[name] += t.minor_faults / samples
+    return {name: Timing(np.array(raw[name]), loops[name], items, bytes, faults[name]) for name in impls}
+
+
+# ---------------------------------------------------------------------------------------------- copy probe
+
+#: Working-set classes of the copy probe, smallest first: a core's private cache, the shared last-level
+#: cache, main memory.
+LEVELS = ("cache", "llc", "dram")
+
+
+def _read_cache_sizes(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> dict[int, int]:
+    sizes = {}
+    for index in sorted(root.glob("index*")):
+        try:
+            kind = (index / "type").read_text().strip()
+            level = int((index / "level").read_text())
+            text = (index / "size").read_text().strip().upper()
+        except (OSError, ValueError):
+            continue
+        if kind == "Instruction":
+            continue
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        try:
+            sizes[level] = int(text.rstrip("KMG")) * scale
+        except ValueError:
+            continue
+    return sizes
 
 
 @functools.cache
-def copy_bandwidth(quick: bool = False) -> dict[str, float]:
-    """The machine's copy bandwidth in GB/s (bytes read + written), per dtype and size.
+def cache_sizes() -> dict[str, int]:
+    """Bytes of the private cache (the largest per-core level, L2 as a rule) and of the last-level cache.
 
-    Measured once per process with `np.copyto` between two preallocated arrays:
-    keys `float32_cache`, `float32_dram`, `float64_cache`, `float64_dram`.
+    Read from Linux's sysfs; elsewhere 1 MiB and 32 MiB.
     """
-    sizes = dict(PROBE_SIZES, dram=2**22 if quick else PROBE_SIZES["dram"])
-    cfg = QUICK if quick else DEFAULT
-    result = {}
-    for dtype in ("float32", "float64"):
-        for where, n in sizes.items():
-            src = np.ones(n, dtype=dtype)
-            dst = np.empty_like(src)
-            t = time_kernel(np.copyto, dst, src, bytes=2 * src.nbytes, **cfg)
-            # The best sample is the machine's capability; the median carries the noise.
-            result[f"{dtype}_{where}"] = 2 * src.nbytes / float(np.min(t.samples)) / 1e9
-    return result
+    sizes = _read_cache_sizes() if os.path.isdir("/sys/devices/system/cpu/cpu0/cache") else {}
+    private = sizes.get(2) or sizes.get(1) or 2**20
+    last = max(sizes.values()) if sizes else 32 * 2**20
+    if last <= private:
+        last = 32 * private
+    return {"cache": private, "llc": last}
+
+
+def working_set_level(nbytes: float | None) -> str:
+    """'cache', 'llc' or 'dram': the smallest level that holds `nbytes` (None counts as small)."""
+    sizes = cache_sizes()
+    n = nbytes or 0
+    if n <= sizes["cache"]:
+        return "cache"
+    return "llc" if n <= sizes["llc"] else "dram"
+
+
+def probe_working_set(level: str) -> int:
+    """Bytes (source plus destination) the probe copies for `level`: well inside it, or far beyond the LLC."""
+    sizes = cache_sizes()
+    return {"cache": sizes["cache"] // 2, "llc": sizes["llc"] // 2, "dram": max(4 * sizes["llc"], 2**27)}[level]
+
+
+@functools.cache
+def copy_at(working_set: int, dtype: str = "float32", quick: bool = False) -> float:
+    """GB/s (bytes read + written) of `np.copyto` between two arrays that together take `working_set` bytes.
+
+    The best of the samples: the machine's capability, the median carrying the noise. Cached per process.
+    """
+    n = max(1, int(working_set) // (2 * np.dtype(dtype).itemsize))
+    src = np.ones(n, dtype=dtype)
+    dst = np.empty_like(src)
+    t = time_kernel(np.copyto, dst, src, **(QUICK if quick else DEFAULT))
+    return 2 * src.nbytes / float(np.min(t.samples)) / 1e9
+
+
+def copy_bandwidth(quick: bool = False) -> dict[str, float]:
+    """The machine's copy bandwidth in GB/s (bytes read + written), per dtype and working-set level.
+
+    Keys `<dtype>_<level>` for float32 and float64 and each of LEVELS: `cache` copies half the private
+    cache, `llc` half the last-level cache, `dram` four times the last-level cache (at least 128 MiB).
+    Measured once per process.
+    """
+    return {f"{dtype}_{level}": copy_at(probe_working_set(level), dtype, quick)
+            for dtype in ("float32", "float64") for level in LEVELS}
 
 
 def bandwidth_fraction(gbps: float | None, nbytes: float | None, bandwidth: dict, dtype: str = "float32"):
-    """`gbps` as a fraction of the copy bandwidth for a working set of `nbytes`."""
+    """`gbps` as a fraction of the copy bandwidth of the level that holds a working set of `nbytes`.
+
+    `nbytes` is what one call moves (read plus written), an upper bound of its working set. Probes
+    without an `llc` entry (files of earlier versions) split cache and DRAM at CACHE_BYTES.
+    """
     if gbps is None or not bandwidth:
         return None
-    where = "dram" if (nbytes or 0) > CACHE_BYTES else "cache"
+    if f"{dtype}_llc" in bandwidth:
+        where = working_set_level(nbytes)
+    else:
+        where = "dram" if (nbytes or 0) > CACHE_BYTES else "cache"
     ref = bandwidth.get(f"{dtype}_{where}")
     return None if not ref else gbps / ref

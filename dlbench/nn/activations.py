@@ -27,6 +27,7 @@ from types import MappingProxyType
 import numpy as np
 
 from dlbench.errors import DlbenchError
+from dlbench.nn.parallel import parts_for, run_parts, split
 from dlbench.registry import Registry
 
 
@@ -68,30 +69,48 @@ def _result(out, shape, dtype) -> np.ndarray:
 
 
 def _chunked(core: Callable, arrays: tuple, out: np.ndarray, scratch: int = 0, masks: int = 0,
-             fills: tuple = ()) -> np.ndarray:
+             fills: tuple = (), passes: int = 2) -> np.ndarray:
     """core(*arrays, out, *tmp) over aligned chunks of _CHUNK_BYTES (whole arrays when small or strided).
 
     tmp are `scratch` work arrays of out's dtype, then `masks` boolean work arrays, all of the chunk's size,
     then each value of `fills` as an array of out's dtype. Unchunked, masks are None and fills are the values
-    themselves (on a small array one ufunc call fewer beats a faster inner loop).
+    themselves (on a small array one ufunc call fewer beats a faster inner loop). A single-pass core
+    (`passes=1`) is not chunked, since nothing would stay in cache, but still split over the kernel threads.
+
+    Under `kernel_threads(n)` a large array is cut into n contiguous parts, each with its own work arrays,
+    run on the pool: the elements are independent, so the result does not depend on n.
     """
     n = out.size
     chunk = max(1, _CHUNK_BYTES // out.itemsize)
-    chunked = n > chunk and out.flags.c_contiguous and all(
-        a.shape == out.shape and a.flags.c_contiguous for a in arrays
-    )
-    if not chunked:
+    contiguous = out.flags.c_contiguous and all(a.shape == out.shape and a.flags.c_contiguous for a in arrays)
+    parts = parts_for(n) if contiguous else 1
+    if not contiguous or (n <= chunk and parts == 1):
         core(*arrays, out, *(np.empty_like(out) for _ in range(scratch)), *(None,) * masks, *fills)
         return out
-    tmp = ([np.empty(chunk, dtype=out.dtype) for _ in range(scratch)]
-           + [np.empty(chunk, dtype=np.bool_) for _ in range(masks)]
-           + [np.full(chunk, v, dtype=out.dtype) for v in fills])
     flat = [a.reshape(-1) for a in arrays]
     flat_out = out.reshape(-1)
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        core(*(a[start:stop] for a in flat), flat_out[start:stop], *(t[: stop - start] for t in tmp))
+    step = chunk if passes > 1 else n
+
+    def run(part: slice) -> None:
+        size = min(step, part.stop - part.start)
+        tmp = ([np.empty(size, dtype=out.dtype) for _ in range(scratch)]
+               + [np.empty(size, dtype=np.bool_) for _ in range(masks)]
+               + [np.full(size, v, dtype=out.dtype) for v in fills])
+        for start in range(part.start, part.stop, size):
+            stop = min(start + size, part.stop)
+            core(*(a[start:stop] for a in flat), flat_out[start:stop], *(t[: stop - start] for t in tmp))
+
+    run_parts(run, split(n, parts, chunk))
     return out
+
+
+def _one_pass(ufunc, x: np.ndarray, out: np.ndarray, *args) -> np.ndarray:
+    """out = ufunc(x, *args), split over the kernel threads when x is large."""
+    return _chunked(lambda a, o: ufunc(a, *args, out=o), (x,), out, passes=1)
+
+
+def _copy_into(a, o) -> None:
+    np.copyto(o, a)
 
 
 def _tiny_exponent(dtype) -> float:
@@ -200,50 +219,57 @@ def _erf_core(x, out):
         flat_out[large] = np.copysign(r, x_large, out=r)
 
 
-# float32: the rational approximation of Eigen's and XLA's float32 erf (Eigen, SpecialFunctionsImpl.h,
-# generic_fast_erf_float): erf(x) = x P(x^2) / Q(x^2) on x clipped to [-4, 4]; no branches, no gathers.
-_ERF32_P = (-1.60960333262415e-02, -2.95459980854025e-03, -7.34990630326855e-04, -5.69250639462346e-05,
-            -2.10102402082508e-06, 2.77068142495902e-08, -2.72614225801306e-10)
-_ERF32_Q = (-1.42647390514189e-02, -7.37332916720468e-03, -1.68282697438203e-03, -2.13374055278905e-04,
-            -1.45660718464996e-05)
+# float32: erf(z) = tanh(z q(z^2)), q a degree-6 polynomial. atanh(erf(z)) / z is smooth and bounded on
+# [0, 4] (from 2/sqrt(pi) to ~2.3), so a short polynomial in z^2 fits it, and tanh carries the saturation
+# that costs a plain polynomial or a rational form many more terms. The coefficients are a weighted least
+# squares fit on [0, 16] in z^2 (Lawson's reweighting towards minimax) with weights that make the error
+# uniform in ulps of erf. Past z^2 = 16 (erf(4) = 1 - 1.5e-8), q is held at q(16) and tanh(z q(16)) climbs
+# to 1 with z, within an ulp of erf all the way.
+#: q's coefficients, constant term first.
+ERF32_COEFFS = (1.1283792634507928, 0.10276900773910826, -0.00019127300031394857, -0.0006204980902038005,
+                8.79523687301627e-05, -5.72365402938455e-06, 1.4509666833273644e-07)
+#: z^2 is clamped here (erf is +-1 in float32 beyond, and the polynomial must not overflow).
+ERF32_CLAMP = 16.0
+#: Largest error of the float32 erf over every float32 input, in units in the last place of the exact
+#: erf (measured at 3.74 ulp with NumPy 2.4's float32 tanh; median 0.63 ulp); the tests check it.
+ERF32_MAX_ULP = 4.0
+
+_ERF32_Q = tuple(np.float32(c) for c in ERF32_COEFFS)
+# gelu's Phi(x) = (1 + erf(x / sqrt 2)) / 2 with the argument folded in: erf(x / sqrt 2) = tanh(h r(x^2)),
+# h = x / 2, r(s) = sqrt 2 q(s / 2), so gelu needs neither the x / sqrt 2 pass nor a separate 0.5 x.
+_GELU32_R = tuple(np.float32(math.sqrt(2.0) * c / 2.0**k) for k, c in enumerate(ERF32_COEFFS))
 
 
-def _erf32_core(z, out, s, p, q):
-    np.clip(z, -4.0, 4.0, out=out)  # erf(4) rounds to 1 in float32
-    np.multiply(out, out, out=s)
-    np.multiply(s, _ERF32_P[6], out=p)
-    for c in _ERF32_P[5:0:-1]:
-        p += c
-        p *= s
-    p += _ERF32_P[0]
-    p *= out
-    np.multiply(s, _ERF32_Q[4], out=q)
-    for c in _ERF32_Q[3:0:-1]:
-        q += c
-        q *= s
-    q += _ERF32_Q[0]
-    np.divide(p, q, out=out)
+def _horner(s, coeffs, out) -> None:
+    """out = sum_k coeffs[k] s^k (out may not be s): two passes per degree."""
+    np.multiply(s, coeffs[-1], out=out)
+    for c in coeffs[-2:0:-1]:
+        out += c
+        out *= s
+    out += coeffs[0]
 
 
-def _erf_into(z, out, s, p, q):
-    """erf(z) into out (which may be z); s, p, q are float32 work arrays like out (unused in float64)."""
-    if out.dtype == np.float32:
-        _erf32_core(z, out, s, p, q)
-    else:
-        _erf_core(z, out)
+def _erf32_core(z, out, s, q):
+    """out = erf(z) = tanh(z q(min(z^2, 16))) in 16 passes; out may be z."""
+    np.multiply(z, z, out=s)
+    np.minimum(s, ERF32_CLAMP, out=s)
+    _horner(s, _ERF32_Q, q)
+    np.multiply(z, q, out=out)
+    np.tanh(out, out=out)
 
 
 def erf(x, out=None) -> np.ndarray:
     """The error function erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt, vectorized without scipy.
 
     float64 (and other non-float32 inputs): W. J. Cody's rational Chebyshev approximations (Math. Comp. 23
-    (1969) 631-637) in three ranges of |x|, absolute error below 1e-15. float32: the branch-free rational
-    approximation of Eigen/XLA's float32 erf evaluated in float32, absolute error below 5e-7 (8 ulp of 1).
+    (1969) 631-637) in three ranges of |x|, absolute error below 1e-15. float32: tanh(x q(min(x^2, 16)))
+    with a degree-6 polynomial q (ERF32_COEFFS), computed in float32 in cache-sized chunks, at most
+    ERF32_MAX_ULP = 4 units in the last place from the exact erf over every float32 input; odd exactly.
     """
     x = _as_float(x)
     out = _result(out, x.shape, x.dtype)
     if x.dtype == np.float32:
-        return _chunked(_erf32_core, (x,), out, scratch=3)
+        return _chunked(_erf32_core, (x,), out, scratch=2)
     return _chunked(_erf_core, (x,), out)
 
 
@@ -255,23 +281,19 @@ def erf(x, out=None) -> np.ndarray:
 def identity_forward(x, out=None):
     """y = x (the linear control)."""
     x = _as_float(x)
-    out = _result(out, x.shape, x.dtype)
-    np.copyto(out, x)
-    return out
+    return _chunked(_copy_into, (x,), _result(out, x.shape, x.dtype), passes=1)
 
 
 def identity_backward(x, y, g, out=None):
     """dx = g."""
     g = _as_float(g)
-    out = _result(out, g.shape, g.dtype)
-    np.copyto(out, g)
-    return out
+    return _chunked(_copy_into, (g,), _result(out, g.shape, g.dtype), passes=1)
 
 
 def relu_forward(x, out=None):
     """y = max(x, 0). Nair & Hinton 2010, "Rectified linear units improve restricted Boltzmann machines"."""
     x = _as_float(x)
-    return np.maximum(x, 0, out=_result(out, x.shape, x.dtype))
+    return _one_pass(np.maximum, x, _result(out, x.shape, x.dtype), 0)
 
 
 def _relu_backward(x, g, out, mask):
@@ -499,41 +521,74 @@ _SQRT_2_OVER_PI = 0.79788456080286535588
 _GELU_KAPPA = 0.044715
 
 
-def _gelu_erf_forward(x, out, s, p, q):
+def _gelu_erf_forward(x, out, s, q):
+    if out.dtype == np.float32:
+        np.multiply(x, x, out=s)
+        np.minimum(s, 2 * ERF32_CLAMP, out=s)
+        _horner(s, _GELU32_R, q)
+        np.multiply(x, 0.5, out=out)  # h = x / 2
+        q *= out
+        np.tanh(q, out=q)  # erf(x / sqrt 2) = tanh(h r(x^2))
+        q += 1
+        out *= q
+        return
     np.multiply(x, _SQRT1_2, out=out)
-    _erf_into(out, out, s, p, q)
+    _erf_core(out, out)
     out += 1
     out *= x
     out *= 0.5
 
 
-def _gelu_tanh_forward(x, out):
-    np.multiply(x, x, out=out)
-    out *= _GELU_KAPPA
-    out += 1
-    out *= x
-    out *= _SQRT_2_OVER_PI  # u = sqrt(2/pi) * (x + 0.044715 x^3), without pow
-    np.tanh(out, out=out)
-    out += 1
-    out *= x
-    out *= 0.5
+def _gelu_tanh_forward(x, out, s):
+    # 8 passes: y = h (1 + tanh(h (2c + 2c kappa x^2))), h = x / 2, c = sqrt(2/pi); no x**3, no pow
+    np.multiply(x, x, out=s)
+    s *= 2 * _SQRT_2_OVER_PI * _GELU_KAPPA
+    s += 2 * _SQRT_2_OVER_PI
+    np.multiply(x, 0.5, out=out)
+    s *= out
+    np.tanh(s, out=s)
+    s += 1
+    out *= s
 
 
 def gelu_forward(x, out=None, *, approximate="none"):
     """y = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); approximate="tanh": 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))).
 
-    Hendrycks & Gimpel 2016, "Gaussian error linear units (GELUs)". erf as in `erf` (Cody's in float64).
+    Hendrycks & Gimpel 2016, "Gaussian error linear units (GELUs)". erf as in `erf`: Cody's in float64; in
+    float32 tanh(h r(x^2)) with h = x/2 and r the float32 erf's polynomial rescaled, so y = h (1 + tanh(.))
+    takes 19 passes over a cache-sized chunk (two per degree of r, five more for x^2, its clamp, h, tanh, y).
     """
     x = _as_float(x)
     out = _result(out, x.shape, x.dtype)
     if approximate == "tanh":
-        return _chunked(_gelu_tanh_forward, (x,), out)
-    return _chunked(_gelu_erf_forward, (x,), out, scratch=3)
+        return _chunked(_gelu_tanh_forward, (x,), out, scratch=1)
+    return _chunked(_gelu_erf_forward, (x,), out, scratch=2)
 
 
-def _gelu_erf_backward(x, g, out, tmp, s, p, q):
+#: gelu's float32 backward reads Phi(x) = y / x as (y + d) / (x + 2 d), d = +-_PHI_NUDGE with x's sign:
+#: exact at x = 0 (1/2), and off by at most 0.8 _PHI_NUDGE anywhere (|Phi - 1/2| <= 0.4 |x|).
+_PHI_NUDGE = 2.0**-60
+
+
+def _gelu_erf_backward32(x, y, g, out, t):
+    np.copysign(_PHI_NUDGE, x, out=t)
+    np.add(y, t, out=out)
+    t += t
+    t += x
+    out /= t  # Phi(x)
+    np.multiply(x, x, out=t)
+    t *= -0.5
+    np.maximum(t, _tiny_exponent(t.dtype), out=t)
+    np.exp(t, out=t)
+    t *= x
+    t *= _INV_SQRT_2PI  # x phi(x)
+    out += t
+    out *= g
+
+
+def _gelu_erf_backward(x, g, out, tmp):
     np.multiply(x, _SQRT1_2, out=tmp)
-    _erf_into(tmp, tmp, s, p, q)
+    _erf_core(tmp, tmp)
     tmp += 1
     tmp *= 0.5  # Phi(x)
     np.multiply(x, x, out=out)
@@ -547,17 +602,16 @@ def _gelu_erf_backward(x, g, out, tmp, s, p, q):
 
 
 def _gelu_tanh_backward(x, g, out, s, t):
+    # 14 passes: T = tanh(u), u = x (c + c kappa x^2); k = 0.5 x du/dx = x (c/2 + 1.5 c kappa x^2)
     np.multiply(x, x, out=s)
-    np.multiply(s, _GELU_KAPPA, out=out)
-    out += 1
+    np.multiply(s, _SQRT_2_OVER_PI * _GELU_KAPPA, out=out)
+    out += _SQRT_2_OVER_PI
     out *= x
-    out *= _SQRT_2_OVER_PI
-    np.tanh(out, out=out)  # T = tanh(u)
-    s *= 3 * _GELU_KAPPA
-    s += 1
+    np.tanh(out, out=out)
+    s *= 1.5 * _SQRT_2_OVER_PI * _GELU_KAPPA
+    s += 0.5 * _SQRT_2_OVER_PI
     s *= x
-    s *= 0.5 * _SQRT_2_OVER_PI  # c = 0.5 x du/dx
-    # dy/dx = 0.5 (1 + T) + c (1 - T^2) = (1 + T) (0.5 + c (1 - T))
+    # dy/dx = 0.5 (1 + T) + k (1 - T^2) = (1 + T) (0.5 + k (1 - T))
     np.subtract(1, out, out=t)
     t *= s
     t += 0.5
@@ -567,12 +621,20 @@ def _gelu_tanh_backward(x, g, out, s, t):
 
 
 def gelu_backward(x, y, g, out=None, *, approximate="none"):
-    """dx = g * (Phi(x) + x phi(x)); tanh form: g * (0.5 (1 + T) + 0.5 x (1 - T^2) sqrt(2/pi) (1 + 3*0.044715 x^2))."""
+    """dx = g * (Phi(x) + x phi(x)); tanh form: g * (0.5 (1 + T) + 0.5 x (1 - T^2) sqrt(2/pi) (1 + 3*0.044715 x^2)).
+
+    float32 (erf form) reads y: Phi(x) = y / x, taken as (y + d) / (x + 2 d) with d = 2^-60 carrying x's
+    sign (1/2 at x = 0, within 1e-18 of y / x elsewhere), so the backward needs no erf: 13 passes, where
+    recomputing Phi would take 19. float64 recomputes Phi with Cody's erf.
+    """
     x, g = _as_float(x), _as_float(g)
     out = _result(out, g.shape, g.dtype)
     if approximate == "tanh":
         return _chunked(_gelu_tanh_backward, (x, g), out, scratch=2)
-    return _chunked(_gelu_erf_backward, (x, g), out, scratch=4)
+    if out.dtype == np.float32 and x.dtype == np.float32:
+        y = _as_float(y)
+        return _chunked(_gelu_erf_backward32, (x, y, g), out, scratch=1)
+    return _chunked(_gelu_erf_backward, (x, g), out, scratch=1)
 
 
 def _silu_forward(x, out, tmp):
@@ -599,19 +661,22 @@ def _sigmoid_into(x, out):
     out += 0.5
 
 
-def _silu_backward(x, g, out, tmp):
-    _sigmoid_into(x, out)
+def _silu_backward(x, y, g, out, tmp):
+    # 8 passes: dy/dx = s + y (1 - s), s = (1 + T) / 2, T = tanh(x / 2), as ((1 + T) + y (1 - T)) / 2
+    np.multiply(x, 0.5, out=out)
+    np.tanh(out, out=out)
     np.subtract(1, out, out=tmp)
-    tmp *= x
-    tmp += 1
-    out *= tmp
+    tmp *= y
+    out += 1
+    out += tmp
     out *= g
+    out *= 0.5
 
 
 def silu_backward(x, y, g, out=None):
-    """dx = g * s (1 + x (1 - s)), s = sigmoid(x)."""
-    x, g = _as_float(x), _as_float(g)
-    return _chunked(_silu_backward, (x, g), _result(out, g.shape, g.dtype), scratch=1)
+    """dx = g * (s + y (1 - s)), s = sigmoid(x) (reads y = x s: one tanh, no second product with x)."""
+    x, y, g = _as_float(x), _as_float(y), _as_float(g)
+    return _chunked(_silu_backward, (x, y, g), _result(out, g.shape, g.dtype), scratch=1)
 
 
 def _softplus_forward(x, out, m, mx, *, beta, threshold):
@@ -684,7 +749,7 @@ def sigmoid_backward(x, y, g, out=None):
 def tanh_forward(x, out=None):
     """y = tanh(x) (LeCun, Bottou, Orr & Muller 1998, "Efficient BackProp", on centred activations)."""
     x = _as_float(x)
-    return np.tanh(x, out=_result(out, x.shape, x.dtype))
+    return _one_pass(np.tanh, x, _result(out, x.shape, x.dtype))
 
 
 def _tanh_backward(y, g, out):
@@ -702,7 +767,7 @@ def tanh_backward(x, y, g, out=None):
 def sin_forward(x, out=None):
     """y = sin(x): a periodic, non-monotonic activation (Sitzmann et al. 2020, SIREN; Parascandolo et al. 2016)."""
     x = _as_float(x)
-    return np.sin(x, out=_result(out, x.shape, x.dtype))
+    return _one_pass(np.sin, x, _result(out, x.shape, x.dtype))
 
 
 def _sin_backward(x, g, out):
