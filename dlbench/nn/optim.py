@@ -1,9 +1,12 @@
 """Optimizers with torch.optim's names, defaults and update rules, as explicit-state init/step pairs.
 
-An optimizer is ``Optimizer(name, hyper, init, step)``:
+An optimizer is ``Optimizer(name, hyper, init, step, words_per_param)``:
 
     state = opt.init(params)                 # params: list of float arrays
     state = opt.step(params, grads, state)   # params and the state's arrays are updated IN PLACE
+
+``opt.bytes_per_param(np.float32)`` is what one step must move per parameter element (28 for Adam: read p,
+g, m, v; write p, m, v), the figure a bandwidth fraction divides by.
 
 The state is a NamedTuple (step count + lists of arrays named as torch's ``optimizer.state`` keys, plus a
 ``scratch`` list of work buffers whose contents mean nothing between steps), so a step allocates no
@@ -27,16 +30,35 @@ from typing import NamedTuple
 import numpy as np
 
 from dlbench.errors import DlbenchError
+from dlbench.nn.parallel import parts_for, run_parts, split
 from dlbench.registry import Registry
 
 Hyper = float | np.ndarray
 
 
 class Optimizer(NamedTuple):
+    """One optimizer with its hyperparameters bound.
+
+    words_per_param: parameter-sized arrays one step reads plus writes, per element of a parameter: p and g
+    read, p written, and each state array it keeps (momentum buffer, moments, ...) read and written, so
+    3 + 2 * (state arrays). It is what a step must move at the least; `bytes_per_param` turns it into bytes.
+    Every factory states it: the field has no default.
+    """
+
     name: str
     hyper: dict
     init: Callable  # init(params) -> state
     step: Callable  # step(params, grads, state) -> state
+    words_per_param: int
+
+    def bytes_per_param(self, dtype=np.float32) -> int:
+        """Bytes one step moves per parameter element of `dtype`: words_per_param * itemsize."""
+        return self.words_per_param * np.dtype(dtype).itemsize
+
+
+def _words(state_arrays: int) -> int:
+    """words_per_param of a step keeping `state_arrays` parameter-sized arrays (see Optimizer)."""
+    return 3 + 2 * state_arrays
 
 
 class SGDState(NamedTuple):
@@ -147,16 +169,20 @@ def _scratch(params: list[np.ndarray], k: int) -> list[np.ndarray]:
     return [np.empty((k, *p.shape), dtype=p.dtype) for p in params]
 
 
-#: Elements per block when a large update is run block by block.
-BLOCK = 65536
+#: Elements per block when a large update is run block by block: the block's five or six arrays
+#: (p, g, the state, a work array) stay in a core's private cache (1 MiB on the project's machine kind).
+BLOCK = 16384
 
 
-def _run(kernel: Callable, arrays: tuple, consts: tuple) -> None:
+def _run(kernel: Callable, arrays: Sequence, consts: tuple, scratch: Sequence[int]) -> None:
     """kernel(arrays, consts) on whole arrays, or over BLOCK-element pieces of their flat views.
 
     An update makes 10-14 passes over its arrays; once they outgrow the cache (>= 4 blocks) each pass
-    streams from memory, so same-shape C-contiguous arrays with scalar constants go block by block
-    (1e6 float32 Adam: 3.1 -> 2.0 ms on the project's machine kind).
+    would stream from the outer caches or memory, so same-shape C-contiguous arrays with scalar constants
+    go block by block: each block's passes then run in the private cache and only its first read and last
+    write leave it. The arrays at positions `scratch` (work arrays) are replaced by block-sized ones, reused
+    from block to block. Under `kernel_threads(n)` the blocks are dealt out in n contiguous runs; blocks are
+    independent, so the result is the same for every n.
     """
     p = arrays[0]
     n = p.size
@@ -165,9 +191,14 @@ def _run(kernel: Callable, arrays: tuple, consts: tuple) -> None:
         kernel(arrays, consts)
         return
     flat = [a.reshape(-1) for a in arrays]
-    for i in range(0, n, BLOCK):
-        j = i + BLOCK
-        kernel([f[i:j] for f in flat], consts)
+
+    def run(part: slice) -> None:
+        work = {i: np.empty(BLOCK, dtype=arrays[i].dtype) for i in scratch}
+        for i in range(part.start, part.stop, BLOCK):
+            j = min(i + BLOCK, part.stop)
+            kernel([work[k][: j - i] if k in work else f[i:j] for k, f in enumerate(flat)], consts)
+
+    run_parts(run, split(n, parts_for(n), BLOCK))
 
 
 # --------------------------------------------------------------------------- SGD
@@ -236,10 +267,10 @@ def _sgd(name, lr, momentum, dampening, weight_decay, nesterov) -> Optimizer:
         for i, p in enumerate(params):
             c = _for_dtype(consts, p.dtype) if arrays else consts
             A = (p, grads[i], state.scratch[i][0], bufs[i]) if use_mom else (p, grads[i], state.scratch[i][0])
-            _run(kernel, A, (*c, t == 1))
+            _run(kernel, A, (*c, t == 1), (2,))
         return SGDState(t, bufs, state.scratch)
 
-    return Optimizer(name, hyper, init, step)
+    return Optimizer(name, hyper, init, step, _words(int(use_mom)))
 
 
 @OPTIMIZERS.register("sgd")
@@ -323,10 +354,10 @@ def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0
         for i, p in enumerate(params):
             sc = state.scratch[i]
             A = (p, grads[i], state.sum[i], sc[0], sc[1]) if use_wd else (p, grads[i], state.sum[i], sc[0])
-            _run(kernel, A, _for_dtype(consts, p.dtype) if arrays else consts)
+            _run(kernel, A, _for_dtype(consts, p.dtype) if arrays else consts, (3, 4) if use_wd else (3,))
         return AdagradState(t, state.sum, state.scratch)
 
-    return Optimizer(name, hyper, init, step)
+    return Optimizer(name, hyper, init, step, _words(1))
 
 
 # --------------------------------------------------------------------------- RMSprop
@@ -414,10 +445,10 @@ def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, cente
                 A.append(state.momentum_buffer[i])
             if centered:
                 A.append(state.grad_avg[i])
-            _run(kernel, A, _for_dtype(consts, p.dtype) if arrays else consts)
+            _run(kernel, A, _for_dtype(consts, p.dtype) if arrays else consts, (3, 4) if use_wd else (3,))
         return RMSpropState(state.step + 1, state.square_avg, state.momentum_buffer, state.grad_avg, state.scratch)
 
-    return Optimizer(name, hyper, init, step)
+    return Optimizer(name, hyper, init, step, _words(1 + int(use_mom) + int(centered)))
 
 
 # --------------------------------------------------------------------------- Adam / AdamW
@@ -495,10 +526,10 @@ def _adam(name, lr, betas, eps, weight_decay, amsgrad, bias_correction, decouple
                 A += (sc[1],)
             if amsgrad:
                 A += (state.max_exp_avg_sq[i],)
-            _run(kernel, A, _for_dtype(consts, p.dtype) if arrays else consts)
+            _run(kernel, A, _for_dtype(consts, p.dtype) if arrays else consts, (4, 5) if l2 else (4,))
         return AdamState(t, exp_avg, exp_avg_sq, state.max_exp_avg_sq, scratch)
 
-    return Optimizer(name, hyper, init, step)
+    return Optimizer(name, hyper, init, step, _words(2 + int(amsgrad)))
 
 
 @OPTIMIZERS.register("adam")
