@@ -475,3 +475,25 @@ def test_relu_and_leaky_relu_backward_are_bit_identical_to_g_times_slope(dtype, 
             want = g * np.where(x > 0, dtype(1), dtype(a))
             got = A.leaky_relu_backward(x, None, g, negative_slope=a)
             np.testing.assert_array_equal(bits(got), bits(want), err_msg=str(a))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_threads_give_the_same_bits(dtype, monkeypatch):
+    from dlbench.nn import parallel
+
+    monkeypatch.setattr(A, "_CHUNK_BYTES", 8 * 64)                   # 64 or 128 elements per chunk
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_ELEMS", 256)
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal((30, 120)) * 3).astype(dtype)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    for case in CASES:
+        act = _act(case[1], case[2])
+        theta = _theta(act, dtype=dtype)
+        gy = g[..., : x.shape[-1] // act.pieces]
+        y1 = act.forward(x, *theta)
+        dx1 = act.backward(x, y1, gy, *theta)
+        with parallel.kernel_threads(3):
+            y3 = act.forward(x, *theta)
+            dx3 = act.backward(x, y3, gy, *theta)
+        np.testing.assert_array_equal(y3, y1, err_msg=case[0])
+        np.testing.assert_array_equal(dx3, dx1, err_msg=case[0])

@@ -40,9 +40,16 @@ class _Pool:
         self.executor = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="dlbench-kernel")
 
     def map(self, fn: Callable, parts: Sequence) -> list:
-        futures = [self.executor.submit(fn, p) for p in parts[1:]]
+        # each pool thread runs its part in a copy of the caller's context (NumPy's errstate and buffer
+        # size live there), with no pool in it: a kernel on a pool thread never splits again
+        futures = [self.executor.submit(contextvars.copy_context().run, _alone, fn, p) for p in parts[1:]]
         first = fn(parts[0])
         return [first] + [f.result() for f in futures]
+
+
+def _alone(fn: Callable, part):
+    _POOL.set(None)
+    return fn(part)
 
 
 _POOL: contextvars.ContextVar[_Pool | None] = contextvars.ContextVar("dlbench_kernel_pool", default=None)
