@@ -24,6 +24,7 @@ from dlbench import experiments
 from dlbench.env import fingerprint
 from dlbench.errors import DlbenchError
 from dlbench.experiments.base import Progress, RunContext
+from dlbench.nn.parallel import kernel_threads
 from dlbench.results import Recorder, Results, check_out_path, make_results, write_table
 from dlbench.timing import copy_bandwidth
 
@@ -80,7 +81,7 @@ def run_many(
         check_out_path(Path(out), force)
     limits = threadpool_limits(limits=threads) if threads else contextlib.nullcontext()
     recorders = []
-    with limits:
+    with limits, kernel_threads(threads or 1):  # dlbench's own kernels: one thread unless --threads
         bandwidth = copy_bandwidth(quick)
         fp = fingerprint(argv)
         for module, opts in plan:
@@ -98,6 +99,7 @@ def run_many(
         "seed": seed,
         "seeds": [seed + i for i in range(n_seeds)],
         "quick": quick,
+        "kernel_threads": threads or 1,
         "options": {m.NAME: dataclasses.asdict(o) for m, o in plan},
     }
     table, results = make_results(recorders, meta)

@@ -122,6 +122,7 @@ def time_interleaved(
     min_time: float = DEFAULT["min_time"],
     samples: int = DEFAULT["samples"],
     warmup: int = DEFAULT["warmup"],
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, Timing]:
     """Time each zero-argument implementation with `time_kernel`'s settings, one sample of each in turn.
 
@@ -134,13 +135,13 @@ def time_interleaved(
     loops = {}
     for name, fn in impls.items():
         with contexts.get(name, null)():
-            loops[name] = time_kernel(fn, min_time=min_time, samples=1, warmup=warmup).loops
+            loops[name] = time_kernel(fn, min_time=min_time, samples=1, warmup=warmup, clock=clock).loops
     raw = {name: [] for name in impls}
     faults = dict.fromkeys(impls, 0.0)
     for _ in range(samples):
         for name, fn in impls.items():
             with contexts.get(name, null)():
-                t = time_kernel(fn, samples=1, warmup=warmup, loops=loops[name])
+                t = time_kernel(fn, samples=1, warmup=warmup, loops=loops[name], clock=clock)
             raw[name].append(t.samples[0])
             faults[name] += t.minor_faults / samples
     return {name: Timing(np.array(raw[name]), loops[name], items, bytes, faults[name]) for name in impls}
