@@ -50,15 +50,19 @@ def header(extra: str = "") -> str:
             f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}{extra}")
 
 
-def implementations(op: str, name: str, arrays: tuple, hyper: dict, threads: list[int], with_torch: bool):
-    """({column: callable}, {column: context factory}) for dlbench and torch at each thread count."""
+def implementations(op: str, name: str, arrays: tuple, hyper: dict, threads: list[int], with_torch: bool,
+                    kernel=peer.kernel):
+    """({column: callable}, {column: context factory}) for dlbench and torch at each thread count.
+
+    `kernel` builds one implementation, with dlbench.peer.kernel's signature (the default).
+    """
     impls, contexts = {}, {}
     for t in threads:
-        impls[f"dlbench-{t}t"] = peer.kernel(op, name, *arrays, impl="dlbench", **hyper)
+        impls[f"dlbench-{t}t"] = kernel(op, name, *arrays, impl="dlbench", **hyper)
         contexts[f"dlbench-{t}t"] = lambda t=t: kernel_threads(t)
     if with_torch:
         for t in threads:
-            fn = peer.kernel(op, name, *arrays, impl="torch", **hyper)
+            fn = kernel(op, name, *arrays, impl="torch", **hyper)
             if fn is not None:
                 impls[f"torch-{t}t"] = fn
                 contexts[f"torch-{t}t"] = lambda t=t: peer.threads(t)
@@ -66,15 +70,15 @@ def implementations(op: str, name: str, arrays: tuple, hyper: dict, threads: lis
 
 
 def measure(op: str, name: str, arrays: tuple, hyper: dict, threads: list[int], with_torch: bool, cfg: dict,
-            *, items: float, nbytes: float, working_set: float, dtype: str = "float32") -> dict:
+            *, items: float, nbytes: float, working_set: float, dtype: str = "float32", kernel=peer.kernel) -> dict:
     """One row: every implementation timed interleaved, plus the copy probe at the kernel's working set.
 
     BLAS is held to one thread: its idle threads would compete with the kernels' own.
     """
-    impls, contexts = implementations(op, name, arrays, hyper, threads, with_torch)
+    impls, contexts = implementations(op, name, arrays, hyper, threads, with_torch, kernel)
     with threadpool_limits(limits=1, user_api="blas"):
         timings = time_interleaved(impls, contexts=contexts, items=items, bytes=nbytes, **cfg)
-    copy = copy_at(int(working_set), dtype, cfg is QUICK or cfg.get("samples", 15) < 15)
+    copy = copy_at(int(working_set), dtype, cfg["samples"] < DEFAULT["samples"])
     return {"timings": timings, "copy_gbps": copy, "items": items}
 
 

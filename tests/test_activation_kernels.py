@@ -433,7 +433,8 @@ def test_matches_torch_functional(dtype):
         act = _act(case[1], case[2])
         fn = _torch_fn(torch, act.name, dict(act.hyper))
         if act.name == "prelu":
-            fn = lambda t, w=torch.tensor([0.25], dtype=t.dtype): torch.nn.functional.prelu(t, w)  # noqa: E731
+            w = torch.tensor([0.25], dtype=torch.float64 if dtype == np.float64 else torch.float32)
+            fn = lambda t, w=w: torch.nn.functional.prelu(t, w)  # noqa: E731
         y = act.forward(x, *_theta(act, dtype=dtype))
         g = rng.standard_normal(y.shape).astype(dtype)
         dx = act.backward(x, y, g, *_theta(act, dtype=dtype))

@@ -756,7 +756,7 @@ def _backward_layer(g, cache: NormCache, *, out=None):
     weight = cache.weight.reshape(cache.param_shape).astype(dt, copy=False)
     w_col = np.swapaxes(weight, -1, -2)                              # prefix + (F, 1): g @ w per row
     g_hat = _ChannelBlocks(1, [weight[..., None]])
-    g_f, dx_f = ga.reshape(ga.shape + (1,)), dx.reshape(dx.shape + (1,))
+    g_f = ga.reshape(ga.shape + (1,))
     inv_f = dt.type(1.0 / f)
 
     def block(blk, work):
