@@ -89,7 +89,7 @@ def main() -> None:
         t_per = time_kernel(per, items=loop_points * steps, **cfg)
         vec_loop = P * steps / np.median(vec.loop_seconds)
         per_loop = loop_points * steps / np.median(per.loop_seconds)
-        for label, t in ((f"engine call, P at once", t_vec), ("one step (grad + update)", t_step),
+        for label, t in (("engine call, P at once", t_vec), ("one step (grad + update)", t_step),
                          (f"per-point calls ({loop_points} pts)", t_per)):
             q1, q3 = np.percentile(t.samples, [25, 75])
             print(f"{name:<11}{label:<30}{fmt(t.median):>10}{fmt(q1) + ' - ' + fmt(q3):>21}"

@@ -64,6 +64,7 @@ arXiv:1803.08494).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -427,8 +428,8 @@ def _forward_folded(kind, h, x, params, state, train=True, *, out=None, reuse=No
     wv, bv = w[..., None], b[..., None]                      # prefix + (1, C, 1)
     y = _check_out(out, lead + (n, f), dt)
     yv = y.reshape(lead + (n, c_, l_))
-    size = n * f * int(np.prod(lead))
-    row_blocks = _blocks(n, f * int(np.prod(lead)), SUM_ROWS if kind == "batch" else None)
+    size = n * f * math.prod(lead)
+    row_blocks = _blocks(n, f * math.prod(lead), SUM_ROWS if kind == "batch" else None)
     eps = h["eps"]
     batch_stats = kind == "instance" or train
 
@@ -516,8 +517,8 @@ def _backward_folded(g, cache: NormCache, *, out=None):
     gv = np.asarray(g).reshape(lead + (n, c_, l_))
     dx = _check_out(out, cache.out_shape, dt)
     dxv = dx.reshape(gv.shape)
-    size = n * f * int(np.prod(lead))
-    row_blocks = _blocks(n, f * int(np.prod(lead)), SUM_ROWS if cache.kind == "batch" else None)
+    size = n * f * math.prod(lead)
+    row_blocks = _blocks(n, f * math.prod(lead), SUM_ROWS if cache.kind == "batch" else None)
     wv = cache.weight
 
     def write_dx(views):
@@ -635,7 +636,7 @@ def _forward_unfolded(kind, h, x, params, state, train=True, *, out=None, reuse=
             yb = np.multiply(hb.reshape(hb.shape[:hb.ndim - len(stats_tail) + 1] + affine_tail[1:]), wv, out=yv[ka])
             np.add(yb, bv, out=yb)
 
-    _run_blocks(block, _blocks(n, f * int(np.prod(lead))), n * f * int(np.prod(lead)))
+    _run_blocks(block, _blocks(n, f * math.prod(lead)), n * f * math.prod(lead))
     cache = NormCache(kind, xh, inv_std, 0.0, wv, w.shape, y.shape, True, geometry)
     return y, cache
 
@@ -679,7 +680,7 @@ def _backward_unfolded(g, cache: NormCache, *, out=None):
         return (np.einsum(dw_sub, gb, xha[ka]),
                 np.matmul(_ones(gb.shape[-2], dt.str), gb) if cache.kind == "layer" else gb.sum(axis=db_axes))
 
-    parts = _run_blocks(block, _blocks(n, f * int(np.prod(lead))), n * f * int(np.prod(lead)))
+    parts = _run_blocks(block, _blocks(n, f * math.prod(lead)), n * f * math.prod(lead))
     dw, db = (parts[0][i].astype(np.float64) for i in (0, 1))
     for pw, pb in parts[1:]:
         dw += pw
@@ -734,7 +735,7 @@ def _forward_layer(h, x, params, state, train=True, *, out=None, reuse=None):
         np.multiply(hw, ww, out=yb)
         np.add(yb, bw, out=yb)
 
-    _run_blocks(block, _blocks(n, f * int(np.prod(lead))), n * f * int(np.prod(lead)))
+    _run_blocks(block, _blocks(n, f * math.prod(lead)), n * f * math.prod(lead))
     cache = NormCache("layer", xh, inv_std, 0.0, w, w.shape, y.shape, True, (f, 1))
     return y, cache
 
@@ -778,7 +779,7 @@ def _backward_layer(g, cache: NormCache, *, out=None):
         np.subtract(p, db, out=db)
         return dw, dbias
 
-    parts = _run_blocks(block, _blocks(n, f * int(np.prod(lead))), n * f * int(np.prod(lead)))
+    parts = _run_blocks(block, _blocks(n, f * math.prod(lead)), n * f * math.prod(lead))
     dw = parts[0][0].astype(np.float64)
     db = parts[0][1].astype(np.float64)
     for pw, pb in parts[1:]:
