@@ -42,19 +42,21 @@ default, track_running_stats=False).
 
 Numerics. Batch norm reduces over the batch axis, where NumPy and BLAS add naively; for float32 that loses
 ~sqrt(N) eps |mu| / sigma. Its statistics therefore use shifted data (c = x - rough mean, then
-mu = rough + mean(c), var = mean(c^2) - mean(c)^2, exact in real arithmetic), with the sums of squares and
-the backward's sums accumulated in float64 over blocks of BLOCK_ROWS rows. Layer, instance and group norm
-reduce along contiguous axes (BLAS, several accumulators) in the input dtype, and take the mean of the
-centred values as a correction too. Batch and instance norm store the centred input and fold
-weight * inv_std into per-channel constants (y = c * scale + shift; x_hat is never materialised); layer and
-group norm, whose weight varies inside a statistics group, store x_hat. The parameters' gradients are sums
-over the batch and over any replica axis along which the parameters are shared.
+mu = rough + mean(c), var = mean(c^2) - mean(c)^2, exact in real arithmetic); each column sum is a BLAS
+product 1 @ block over at most SUM_ROWS rows in the input dtype, the blocks' sums added in float64. Layer,
+instance and group norm reduce along contiguous axes (BLAS, several accumulators) in the input dtype, and
+take the mean of the centred values as a correction too. Batch and instance norm store the centred input
+and fold weight * inv_std into per-channel constants (y = c * scale + shift; x_hat is never materialised);
+layer and group norm, whose weight varies inside a statistics group, store x_hat. The parameters' gradients
+are sums over the batch and over any replica axis along which the parameters are shared.
 
 Speed. An array larger than 2 BLOCK_ELEMS elements is processed in blocks of rows, so that the several
-passes over a block hit the cache rather than memory. Per-feature constants are broadcast against rows
-widened to ~WIDE_ELEMS elements (NumPy pays per broadcast row). ``out=`` and ``reuse=`` spare allocations.
-Layer and group norm run with NumPy's ufunc buffer at UFUNC_BUFSIZE elements, restored on return: a per-row
-constant broadcast against rows shorter than the default 8192 is otherwise copied through the buffer (2-3x slower).
+passes over a block hit the cache rather than memory; each kernel's docstring counts its passes. Under
+`dlbench.nn.parallel.kernel_threads(n)` the blocks are dealt to n threads and their partial sums added in
+block order, so the thread count changes no bit. Per-feature constants are broadcast against rows widened
+to ~WIDE_ELEMS elements (NumPy pays per broadcast row). ``out=`` and ``reuse=`` spare allocations. The
+kernels run with NumPy's ufunc buffer at UFUNC_BUFSIZE elements, restored on return: a per-row constant
+broadcast against rows shorter than the default 8192 is otherwise copied through the buffer (2-3x slower).
 
 References: Ioffe & Szegedy 2015 (batch, arXiv:1502.03167); Ba, Kiros & Hinton 2016 (layer,
 arXiv:1607.06450); Ulyanov, Vedaldi & Lempitsky 2016 (instance, arXiv:1607.08022); Wu & He 2018 (group,
