@@ -554,14 +554,20 @@ def _selu_backward(y, g, out, tmp, mask):
         np.less_equal(y, zero, out=mask)
         np.multiply(out, mask, out=out)
         np.greater(y, zero, out=mask)
-        np.copyto(tmp, mask)
+        np.multiply(mask, _k(SELU_SCALE, dt), out=tmp)
+        np.add(out, tmp, out=out)
+        np.multiply(out, g, out=out)
+        return
     np.multiply(tmp, _k(SELU_SCALE, dt), out=tmp)
     np.add(out, tmp, out=out)
     np.multiply(out, g, out=out)
 
 
 def selu_backward(x, y, g, out=None):
-    """dx = g * scale * (1 if x > 0 else alpha*exp(x)), using scale*alpha*exp(x) = y + scale*alpha (reads y)."""
+    """dx = g * scale * (1 if x > 0 else alpha*exp(x)), using scale*alpha*exp(x) = y + scale*alpha (reads y).
+
+    Seven passes: the two branches are exact products with 0/1 masks, added.
+    """
     y, g = _as_float(y), _as_float(g)
     return _chunked(_selu_backward, (y, g), _result(out, g.shape, g.dtype), scratch=1, masks=1)
 
