@@ -99,9 +99,9 @@ def _chunked(core: Callable, arrays: tuple, out: np.ndarray, scratch: int = 0, m
     """core(*arrays, out, *tmp) over aligned chunks of _CHUNK_BYTES.
 
     tmp are `scratch` work arrays of out's dtype, then `masks` boolean work arrays, all of the chunk's size,
-    then each value of `fills` as a read-only array of out's dtype and the chunk's size. When the arrays
-    are not C-contiguous alike, core runs once on them whole: masks are None and fills are the values
-    themselves. A single-pass core (`passes=1`) is not chunked, since nothing would stay in cache, but
+    then each value of `fills` as a read-only array of out's dtype and the chunk's size. An array of one
+    chunk or less runs as one call with masks None (the core compares straight into out: one call fewer).
+    When the arrays are not C-contiguous alike, core runs once on them whole, fills as the values themselves. A single-pass core (`passes=1`) is not chunked, since nothing would stay in cache, but
     still split over the kernel threads.
 
     Under `kernel_threads(n)` a large array is cut into n contiguous parts, each with its own work arrays,
@@ -114,6 +114,11 @@ def _chunked(core: Callable, arrays: tuple, out: np.ndarray, scratch: int = 0, m
     dt = out.dtype
     chunk = max(1, _CHUNK_BYTES // out.itemsize)
     parts = parts_for(n)
+    if parts == 1 and (n <= chunk or (passes == 1 and not fills)):
+        # one call on the whole arrays: what a small array costs is the calls, not the passes
+        core(*arrays, out, *(np.empty_like(out) for _ in range(scratch)), *(None,) * masks,
+             *(_fill(v, dt.str, n).reshape(out.shape) for v in fills))
+        return out
     step = chunk if passes > 1 else max(1, -(-n // parts))
     flat = [a.reshape(-1) for a in arrays]
     flat_out = out.reshape(-1)
@@ -139,6 +144,9 @@ def _chunked(core: Callable, arrays: tuple, out: np.ndarray, scratch: int = 0, m
 
 def _one_pass(core: Callable, x: np.ndarray, out: np.ndarray, fills: tuple = ()) -> np.ndarray:
     """core(x, out, *fills) in one pass, split over the kernel threads when x is large."""
+    if not fills and parts_for(out.size) == 1:
+        core(x, out)
+        return out
     return _chunked(core, (x,), out, fills=fills, passes=1 if not fills else 2)
 
 
@@ -314,13 +322,13 @@ def erf(x, out=None) -> np.ndarray:
 def identity_forward(x, out=None):
     """y = x (the linear control): one copy."""
     x = _as_float(x)
-    return _chunked(_copy_into, (x,), _result(out, x.shape, x.dtype), passes=1)
+    return _one_pass(_copy_into, x, _result(out, x.shape, x.dtype))
 
 
 def identity_backward(x, y, g, out=None):
     """dx = g: one copy."""
     g = _as_float(g)
-    return _chunked(_copy_into, (g,), _result(out, g.shape, g.dtype), passes=1)
+    return _one_pass(_copy_into, g, _result(out, g.shape, g.dtype))
 
 
 def _relu_forward(x, out, zero):
