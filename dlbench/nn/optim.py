@@ -126,11 +126,16 @@ def _cast(h: Hyper, dtype) -> Hyper:
     return h if h.__class__ is float else h.astype(dtype, copy=False)
 
 
-def _for_dtype(consts: tuple, dtype) -> tuple:
+def _for_dtype(consts: tuple, dtype, zero_d: bool = False) -> tuple:
     """Per-step constants as ufunc operands of a param's dtype: float32 params with float64 hyper arrays would
-    run a slow mixed loop, and a 0-d array costs a ufunc call a third of what a Python float does (~0.3 against
-    ~0.9 us; a blocked step makes a dozen calls per block). Flags (bools) pass through."""
-    return tuple(c if isinstance(c, bool) else np.asarray(c, dtype=dtype) for c in consts)
+    run a slow mixed loop. With `zero_d`, scalars too become 0-d arrays: a ufunc call takes one in a third of
+    the time a Python float costs (~0.3 against ~0.9 us), which pays when each is used once per block.
+    Flags (bools) pass through."""
+    if zero_d:
+        return tuple(c if isinstance(c, bool) else np.asarray(c, dtype=dtype) for c in consts)
+    if dtype == np.float64:
+        return consts
+    return tuple(c.astype(dtype, copy=False) if isinstance(c, np.ndarray) else c for c in consts)
 
 
 def _sqrt(h: Hyper) -> Hyper:
@@ -185,10 +190,11 @@ def _run(kernel: Callable, arrays: Sequence, consts: tuple, scratch: Sequence[in
     """
     p = arrays[0]
     n = p.size
-    if n < 4 * BLOCK or any(isinstance(c, np.ndarray) and c.ndim for c in consts) or not all(
+    if n < 4 * BLOCK or any(isinstance(c, np.ndarray) for c in consts) or not all(
             a.shape == p.shape and a.flags.c_contiguous for a in arrays):
-        kernel(arrays, consts)
+        kernel(arrays, _for_dtype(consts, p.dtype))
         return
+    consts = _for_dtype(consts, p.dtype, zero_d=True)
     flat = [a.reshape(-1) for a in arrays]
 
     def run(part: slice) -> None:
@@ -263,7 +269,7 @@ def _sgd(name, lr, momentum, dampening, weight_decay, nesterov) -> Optimizer:
         bufs = state.momentum_buffer
         consts = (lr, mu, keep, wd, lr_mu)
         for i, p in enumerate(params):
-            c = _for_dtype(consts, p.dtype)
+            c = consts
             A = (p, grads[i], state.scratch[i][0], bufs[i]) if use_mom else (p, grads[i], state.scratch[i][0])
             _run(kernel, A, (*c, t == 1), (2,))
         return SGDState(t, bufs, state.scratch)
@@ -351,7 +357,7 @@ def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0
         for i, p in enumerate(params):
             sc = state.scratch[i]
             A = (p, grads[i], state.sum[i], sc[0], sc[1]) if use_wd else (p, grads[i], state.sum[i], sc[0])
-            _run(kernel, A, _for_dtype(consts, p.dtype), (3, 4) if use_wd else (3,))
+            _run(kernel, A, consts, (3, 4) if use_wd else (3,))
         return AdagradState(t, state.sum, state.scratch)
 
     return Optimizer(name, hyper, init, step, _words(1))
@@ -441,7 +447,7 @@ def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, cente
                 A.append(state.momentum_buffer[i])
             if centered:
                 A.append(state.grad_avg[i])
-            _run(kernel, A, _for_dtype(consts, p.dtype), (3, 4) if use_wd else (3,))
+            _run(kernel, A, consts, (3, 4) if use_wd else (3,))
         return RMSpropState(state.step + 1, state.square_avg, state.momentum_buffer, state.grad_avg, state.scratch)
 
     return Optimizer(name, hyper, init, step, _words(1 + int(use_mom) + int(centered)))
@@ -521,7 +527,7 @@ def _adam(name, lr, betas, eps, weight_decay, amsgrad, bias_correction, decouple
                 A += (sc[1],)
             if amsgrad:
                 A += (state.max_exp_avg_sq[i],)
-            _run(kernel, A, _for_dtype(consts, p.dtype), (4, 5) if l2 else (4,))
+            _run(kernel, A, consts, (4, 5) if l2 else (4,))
         return AdamState(t, exp_avg, exp_avg_sq, state.max_exp_avg_sq, scratch)
 
     return Optimizer(name, hyper, init, step, _words(2 + int(amsgrad)))
