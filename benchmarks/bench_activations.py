@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     cfg, threads, with_torch = settings(args)
     sizes = [int(float(s)) for s in args.sizes.split(",") if s] or ([10**6] if args.quick else [10**6, 10**7])
     names = [s.strip() for s in args.names.split(",") if s.strip()]
-    print(header())
+    print(header(args))
     rng = np.random.default_rng(0)
     rows = []
     for n in sizes:

@@ -27,7 +27,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     cfg, threads, with_torch = settings(args)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    print(header())
+    print(header(args))
     rng = np.random.default_rng(0)
     rows = []
     for kind in kinds:

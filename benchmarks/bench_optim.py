@@ -102,7 +102,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     cfg, threads, with_torch = settings(args)
     names = OPTIMIZERS.parse_list(args.names)
-    print(header())
+    print(header(args))
     rows = step_rows(names, threads, with_torch, cfg)
     print(table(rows, threads, "ms per step", 1e3, per_item=False))
     if with_torch:
