@@ -88,7 +88,7 @@ def measure(op: str, name: str, arrays: tuple, hyper: dict, threads: list[int], 
     impls, contexts = implementations(op, name, arrays, hyper, threads, with_torch, kernel)
     with threadpool_limits(limits=1, user_api="blas"):
         timings = time_interleaved(impls, contexts=contexts, items=items, bytes=nbytes, **cfg)
-    copy = copy_at(int(working_set), dtype, cfg["samples"] < DEFAULT["samples"])
+    copy = copy_at(int(working_set), dtype, cfg["samples"] < DEFAULT["samples"], cfg.get("clock", time.perf_counter))
     return {"timings": timings, "copy_gbps": copy, "items": items}
 
 

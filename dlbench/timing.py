@@ -203,15 +203,17 @@ def probe_working_set(level: str) -> int:
 
 
 @functools.cache
-def copy_at(working_set: int, dtype: str = "float32", quick: bool = False) -> float:
+def copy_at(working_set: int, dtype: str = "float32", quick: bool = False,
+            clock: Callable[[], float] = time.perf_counter) -> float:
     """GB/s (bytes read + written) of `np.copyto` between two arrays that together take `working_set` bytes.
 
     The best of the samples: the machine's capability, the median carrying the noise. Cached per process.
+    `clock` as in `time_kernel` (a kernel timed on another clock is compared with a probe on that clock).
     """
     n = max(1, int(working_set) // (2 * np.dtype(dtype).itemsize))
     src = np.ones(n, dtype=dtype)
     dst = np.empty_like(src)
-    t = time_kernel(np.copyto, dst, src, **(QUICK if quick else DEFAULT))
+    t = time_kernel(np.copyto, dst, src, clock=clock, **(QUICK if quick else DEFAULT))
     return 2 * src.nbytes / float(np.min(t.samples)) / 1e9
 
 
