@@ -27,6 +27,7 @@ from dlbench import experiments
 from dlbench.env import fingerprint
 from dlbench.errors import DlbenchError, UnknownName
 from dlbench.experiments.base import Progress, RunContext, catalogue, parts_of
+from dlbench.nn.parallel import kernel_threads
 from dlbench.protocol import judge
 from dlbench.results import Recorder, Results, check_out_path, make_results, write_table
 from dlbench.timing import copy_bandwidth
@@ -125,7 +126,7 @@ def run_many(
         check_memory(module, opts, n_seeds)
     limits = threadpool_limits(limits=threads) if threads else contextlib.nullcontext()
     recorders = []
-    with limits:
+    with limits, kernel_threads(threads or 1):  # dlbench's own kernels: one thread unless --threads
         bandwidth = copy_bandwidth(quick)
         fp = fingerprint(argv)
         for module, opts in plan:
@@ -139,7 +140,8 @@ def run_many(
         "base_seeds": base_seeds,
         "seeds": [base_seeds[0] + i for i in range(n_seeds)],
         "quick": quick,
-        "timing_threads": threads or 1,
+        "timing_threads": threads or 1,     # BLAS threads of the timing parts
+        "kernel_threads": threads or 1,     # threads of dlbench's own elementwise and norm kernels
         "options": {m.NAME: dataclasses.asdict(o) for m, o in plan},
         "sections": {m.NAME: dict(getattr(m, "SECTIONS", {})) for m, _ in plan},
     }

@@ -130,11 +130,13 @@ class RunContext:
         """Time several (case, zero-argument call) pairs sample by sample in turn with the run's timing
         settings, and record each one's raw samples under `metric` and its case: the samples of two calls
         with the same index were taken side by side, so their ratio is a paired comparison."""
-        ts = timing.time_interleaved([c for _, c in calls], items=items, bytes=bytes, order_seed=self.seed,
-                                     **self.timing_config)
-        for (case, _), t in zip(calls, ts):
-            self.record.timing(metric, t, case=case, section=section)
-        return ts
+        keys = [str(i) for i in range(len(calls))]
+        per_call = (lambda v: None if v is None else dict(zip(keys, v)))
+        ts = timing.time_interleaved(dict(zip(keys, (c for _, c in calls))), items=per_call(items),
+                                     bytes=per_call(bytes), order_seed=self.seed, **self.timing_config)
+        for (case, _), k in zip(calls, keys):
+            self.record.timing(metric, ts[k], case=case, section=section)
+        return [ts[k] for k in keys]
 
     def finding(self, claim: str, f: Finding, *, point: dict | None = None, role: str = "claim",
                 timing: bool = False) -> Finding:
