@@ -507,8 +507,12 @@ def test_too_large_a_run_is_refused_before_it_starts(monkeypatch):
     assert r.exit_code == 2 and len(lines) == 1 and "needs about" in lines[0], r.output
 
 
-def test_words_per_param_is_the_optimizers_own_when_it_declares_it():
-    class Declared:
-        words_per_param = 11
+def test_update_timings_carry_the_optimizers_own_bytes_per_parameter(quick):
+    from dlbench.nn.optim import get_optimizer
 
-    assert om.words_per_param("adam") == 7 and om.words_per_param("adam", Declared()) == 11
+    rows = quick.rows
+    updates = rows[(rows["kind"] == "timing") & (rows["metric"] == "update")]
+    assert len(updates)
+    for name, g in updates.groupby("p_optimizer"):
+        per_param = get_optimizer(name, lr=1e-3).bytes_per_param(np.float32)
+        assert (g["bytes"] == per_param * g["p_params"]).all(), name

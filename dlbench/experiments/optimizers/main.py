@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlbench import timing
 from dlbench.experiments.base import RunContext
 from dlbench.experiments.optimizers import Config, configure
 from dlbench.experiments.optimizers.trajectories import (
@@ -34,18 +33,8 @@ SADDLE_STEPS = {False: 100, True: 60}
 TARGET_GAP, SADDLE_TARGET, MLP_TARGET = 1e-3, -1.0, 0.05
 #: Parameters of one timed optimizer update, and the timing settings of the default (not --quick) run.
 UPDATE_PARAMS = 2**16
-TIMING = {"min_time": 0.005, "samples": 9, "warmup": 1}
 #: Runs whose paths --plot draws.
 PATH_STARTS = 8
-#: Float32 words moved per parameter by one update (read + write), for the bandwidth column. The one place
-#: that knows them: an optimizer that declares its own traffic (an attribute `words_per_param`) wins.
-WORDS_PER_PARAM = {"sgd": 3, "momentum": 5, "nesterov": 5, "adagrad": 5, "rmsprop": 5, "adam": 7, "adamw": 7}
-
-
-def words_per_param(name: str, optimizer=None) -> int:
-    """Float32 words one update reads and writes per parameter (the optimizer's own figure when it has one)."""
-    own = getattr(optimizer, "words_per_param", None)
-    return int(own) if own is not None else WORDS_PER_PARAM.get(name, 3)
 
 
 @dataclass
@@ -193,7 +182,6 @@ def timings(opts, ctx: RunContext) -> None:
 
     cfg = configure(opts)
     s = setup(opts, cfg, ctx.quick)
-    tcfg = timing.QUICK if ctx.quick else TIMING
     rng = ctx.rng("timing")
     g = rng.standard_normal(UPDATE_PARAMS).astype(np.float32)
     starts = sample_starts(s.surface, ctx.rng("starts", opts.surface), s.starts)
@@ -201,15 +189,15 @@ def timings(opts, ctx: RunContext) -> None:
         p = rng.standard_normal(UPDATE_PARAMS).astype(np.float32)
         opt = get_optimizer(name, lr=1e-3)
         state = opt.init([p])
-        t = timing.time_kernel(opt.step, [p], [g], state, items=UPDATE_PARAMS,
-                               bytes=4 * words_per_param(name, opt) * UPDATE_PARAMS, **tcfg)
-        ctx.record.timing("update", t, case={"optimizer": name, "params": UPDATE_PARAMS})
+        # the bytes one update moves per parameter are the optimizer's own fact (its state, read and written)
+        t = ctx.time("update", opt.step, [p], [g], state, items=UPDATE_PARAMS,
+                     bytes=opt.bytes_per_param(np.float32) * UPDATE_PARAMS,
+                     case={"optimizer": name, "params": UPDATE_PARAMS})
         ctx.record.metric("update ns/param", t.median / UPDATE_PARAMS * 1e9, case=case_of(opts, cfg, s, name),
                           unit="ns", better="none", section="shape")
-        t = timing.time_kernel(_trajectory_step(s.surface, build_optimizer(name, 1e-3), starts),
-                               items=starts.shape[1], **tcfg)
-        ctx.record.timing("trajectory step", t, case={"surface": opts.surface, "optimizer": name,
-                                                      "points": starts.shape[1]})
+        t = ctx.time("trajectory step", _trajectory_step(s.surface, build_optimizer(name, 1e-3), starts),
+                     items=starts.shape[1], case={"surface": opts.surface, "optimizer": name,
+                                                  "points": starts.shape[1]})
 
 
 def _trajectory_step(surface, opt, Z0: np.ndarray):
