@@ -34,7 +34,7 @@ N9_RATIO = 3.0                 # N9: 'far more' = at least 3x the time
 N9_BATCH = 1024
 N9_STEPS_GAIN = math.log10(1.25)
 N9_DATA = {"dim": 8, "n": 1024, "target": 0.2, "steps": 300, "every": 3, "lrs": (0.1, 0.3, 1.0), "batch": 64,
-           "eval_n": 512}
+           "eval_n": 512, "seeds": (6, 12)}   # seeds (--quick, default)
 KERNEL_SHAPE = (256, 512)
 
 
@@ -407,7 +407,8 @@ def _whitening_steps(ctx: RunContext, condition: float, white: bool) -> dict:
     c = N9_DATA
     rng = ctx.rng("N9 data", condition, white)
     data = m.correlated_data(rng, c["n"], 512, c["dim"], condition, white)
-    seeds, S, K = ctx.seed_list, ctx.seeds, len(c["lrs"])
+    seeds = [ctx.seed + i for i in range(max(c["seeds"][not ctx.quick], ctx.seeds))]
+    S, K = len(seeds), len(c["lrs"])
     out = {}
     for name, kind, affine in (("batch", "batch", True), ("zca", "zca", False), ("zca + affine", "zca", True)):
         net = Net(NetSpec((c["dim"], 32, 32, 2), input_norm=kind, input_affine=affine))

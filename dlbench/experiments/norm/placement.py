@@ -17,9 +17,9 @@ from dlbench.stats import all_of, finding
 N10_DEPTH = 3
 N10_SHARE = 0.1                # decades
 N10_ACC = 0.05
-N11_LRS = (0.01, 0.03, 0.1, 0.3)
+N11_LRS = (0.01, 0.03, 0.1)
 N11_LOSS = 0.05                # decades
-N11_SEEDS = 12                 # a difference of a tenth of a decade is decided with twelve
+N11_SEEDS = 24                 # a difference of a tenth of a decade is decided with two dozen
 N12_DEPTH = 32
 N12_LR = 0.01                  # trained for half of --steps: a 32-layer batch-norm net is the costliest step
 N12_PROBE = 128                # training samples of the gradient-norm batch
