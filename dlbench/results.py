@@ -53,7 +53,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dlbench.errors import DlbenchError, ResultsFileError
-from dlbench.stats import Claim, Finding
+from dlbench.stats import Finding
 from dlbench.timing import Timing
 
 SCHEMA_VERSION = 2
@@ -192,14 +192,6 @@ class Recorder:
                   statement=statement, evidence=judgement.evidence, unit=h.unit if h else "",
                   threshold=h.threshold if h else nan, better="none", basis=basis, control=judgement.control,
                   sensitivity=judgement.sensitivity)
-
-    def claim(self, c: Claim, *, timing: bool = False) -> Claim:
-        """A claim-shaped finding, recorded as the claim's one grid point."""
-        if c.verdict == "not run":
-            self.not_run(c.id, c.evidence)
-        else:
-            self.finding(c.id, c.finding, timing=timing)
-        return c
 
     def table(self, kinds: tuple[str, ...] | None = None) -> pa.Table:
         """The rows recorded so far (only those of `kinds`, when given) as an Arrow table."""

@@ -43,7 +43,7 @@ from dlbench import timing
 from dlbench.errors import DlbenchError
 from dlbench.results import Recorder
 from dlbench.protocol import CheckSpec, ClaimSpec
-from dlbench.stats import Claim, Finding
+from dlbench.stats import Finding
 
 
 def option(default: Any, help: str, *, choices: Callable[[], list[str]] | None = None,
@@ -152,10 +152,6 @@ class RunContext:
         """Record an exact identity; it passes when `error` is within `tolerance`."""
         return self.record.check(check_id, error, tolerance, what=what, n=n, claim=claim)
 
-    def claim(self, c: Claim, *, timing: bool = False) -> Claim:
-        """Record a claim-shaped finding as the claim's one grid point; `timing=True` when it rests on
-        wall time (compare then treats a change of it as a timing result)."""
-        return self.record.claim(c, timing=timing)
 
 
 def parse_numbers(text: str, kind: type = int, *, what: str = "value", positive: bool = True) -> list:
