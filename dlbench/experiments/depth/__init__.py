@@ -69,8 +69,8 @@ CLAIMS = {
         "D4", "without a nonlinearity depth buys nothing: a deep linear net is one matrix, and trained it does no "
               "better than least squares",
         measures="per seed, (test error of a trained identity-activation net of width 16 - error of least "
-                 f"squares) / least squares, on a random relu teacher of 8 inputs, each net at its own lr; that "
-                 f"the net equals the product of its weights is a check",
+                 "squares) / least squares, on a random relu teacher of 8 inputs, each net at its own lr; that "
+                 "the net equals the product of its weights is a check",
         control="the relu net of the same shape, the same lr search and steps: it does better than least squares",
         grid=(Axis("depth", (2, 4, 8), quick=(2, 4)), Axis("steps", (300, 1000), quick=(300,))),
         threshold="no better than least squares: the interval above -0.01 (1 % of least squares' error)",
