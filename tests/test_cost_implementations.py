@@ -239,3 +239,10 @@ def test_with_torch_n9_times_both_and_joins_one_training_measurement(torch, monk
     # one training measurement, two cost measurements: the (c) part of the evidence is the same text
     assert claim["evidence"].str.split("|").str[-1].nunique() == 1
     assert math.isfinite(claim["value"].iloc[0])
+
+
+def test_i2_times_schemes_with_hyperparameters_under_their_label(without_torch):
+    ctx = _context("init", _generation_times)
+    iclaims.claim_i2(iexp.Options(time_schemes="normal:std=0.01,xavier_uniform"), ctx)
+    timings = ctx.record.table(("timing",)).to_pandas()
+    assert {"normal:std=0.01", "xavier_uniform", "uniform", "normal", "orthogonal"} == set(timings["p_scheme"])
