@@ -12,7 +12,9 @@ grid, in one of two roles:
 
 1. Per base seed, the grid: every point agrees -> that verdict; the points disagree ->
    `conditional`, and the sensitivity line names the boundary ("supported for lr >= 0.3;
-   inconclusive for lr <= 0.1").
+   inconclusive for lr <= 0.1"). Over a quantifier axis (the claim's own universe: "bounded
+   activations saturate" over the activations) one refuted value refutes the claim, and it is
+   supported only where every value supports it. Points not run are named in the sensitivity.
 2. The control: if any control finding is `supported`, the measurement cannot tell the claim
    from its counterfactual, and the claim is `inconclusive` whatever its own findings say.
 3. A check of the claim that failed makes it `inconclusive` (the implementation is in doubt).
@@ -43,11 +45,18 @@ PARAM_PREFIX = "p_"
 
 @dataclass(frozen=True)
 class Axis:
-    """A nuisance setting the verdict should not depend on, with its grid (and a smaller one for --quick)."""
+    """A setting of a claim's grid, with its values (and fewer for --quick).
+
+    A nuisance axis (the default) is a setting the verdict should not depend on: values that disagree make
+    the claim `conditional`. A quantifier axis is the claim's own universe ("bounded activations saturate":
+    the activations): the claim asserts itself for every value, so one refuted value refutes it, and it is
+    supported only where every value supports it.
+    """
 
     name: str
     values: tuple
     quick: tuple | None = None
+    quantifier: bool = False
 
     def grid(self, quick: bool = False) -> tuple:
         return self.quick if quick and self.quick is not None else self.values
@@ -118,7 +127,8 @@ def judge(spec: ClaimSpec, grid: pd.DataFrame, checks: pd.DataFrame | None = Non
     if rows.empty:
         return Judgement(spec.id, "not run", None, "not run", "", "this run did not measure it")
     seeds = list(dict.fromkeys(rows["base_seed"].tolist()))
-    per_seed = {s: _judge_seed(rows[rows["base_seed"] == s]) for s in seeds}
+    over = tuple(a.name for a in spec.grid if a.quantifier)
+    per_seed = {s: _judge_seed(rows[rows["base_seed"] == s], over) for s in seeds}
     j = per_seed[seeds[0]]
     verdicts = {s: per_seed[s].verdict for s in seeds}
     if len(set(verdicts.values())) > 1:
@@ -147,7 +157,7 @@ def _override(j: Judgement, verdict: str, reason: str) -> Judgement:
                      f"{reason}{was}; {j.evidence}", j.points, j.per_seed)
 
 
-def _judge_seed(rows: pd.DataFrame) -> Judgement:
+def _judge_seed(rows: pd.DataFrame, over: tuple[str, ...] = ()) -> Judgement:
     claim_id = str(rows["claim"].iloc[0])
     own = rows[rows["role"] == "claim"]
     ctrl = rows[rows["role"] == "control"]
@@ -156,10 +166,16 @@ def _judge_seed(rows: pd.DataFrame) -> Judgement:
         reason = "; ".join(dict.fromkeys(str(e) for e in own["evidence"] if isinstance(e, str) and e)) \
             or "this run did not measure it"
         return Judgement(claim_id, "not run", None, combine_points(list(ctrl["verdict"])), "", reason)
-    verdict = combine_points(list(measured["verdict"]))
-    headline = _finding(measured.iloc[0])
     points = [(_settings(r), r["verdict"]) for _, r in measured.iterrows()]
+    verdict, counter = quantify(points, over)
+    headline = _finding(measured.iloc[0])
     sensitivity = describe_sensitivity(points)
+    if counter:
+        sensitivity = f"{counter}; {sensitivity}"
+    skipped = own[own["verdict"] == "not run"]
+    if len(skipped):  # a verdict over part of its grid says so
+        sensitivity += (f"; not run at {len(skipped)} of {len(own)} grid points"
+                        + _points_text([_settings(r) for _, r in skipped.iterrows()]))
     control = combine_points(list(ctrl["verdict"])) if len(ctrl) else "not run"
     evidence = headline.evidence
     if "supported" in set(ctrl["verdict"]):
@@ -170,6 +186,35 @@ def _judge_seed(rows: pd.DataFrame) -> Judgement:
                          f"its control came out supported{at}: the measurement does not tell the claim "
                          f"from the counterfactual")
     return Judgement(claim_id, verdict, headline, control, sensitivity, evidence, len(points))
+
+
+def quantify(points: Sequence[tuple[dict, str]], over: Sequence[str]) -> tuple[str, str]:
+    """The verdict of points over quantifier axes `over`, and the counterexamples that refute it ('' if none).
+
+    Points that share every other setting form one statement about all values of `over`: supported when
+    every value supports it, refuted when one refutes it, inconclusive otherwise. The statements at the
+    other settings then combine as nuisance points do (`combine_points`).
+    """
+    if not over:
+        return combine_points([v for _, v in points]), ""
+    groups: dict[tuple, list] = {}
+    for p, v in points:
+        key = tuple((k, p[k]) for k in p if k not in over)
+        groups.setdefault(key, []).append((p, v))
+    verdicts, counter = [], []
+    for members in groups.values():
+        vs = [v for _, v in members]
+        if "refuted" in vs:
+            verdicts.append("refuted")
+            counter += [" ".join(f"{k}={fmt_setting(p[k])}" for k in over if k in p)
+                        for p, v in members if v == "refuted"]
+        elif all(v == "supported" for v in vs):
+            verdicts.append("supported")
+        else:
+            verdicts.append("inconclusive")
+    shown = list(dict.fromkeys(counter))
+    text = f"refuted by the counterexample{'s' if len(shown) > 1 else ''} {', '.join(shown)}" if shown else ""
+    return combine_points(verdicts), text
 
 
 def _finding(r: pd.Series) -> Finding:

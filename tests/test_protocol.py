@@ -109,7 +109,8 @@ def test_points_not_run_are_left_out_of_the_verdict():
         rec.finding("X1", found("supported"), point={"lr": lr})
     df = rec.table().to_pandas()
     j = judge(SPEC, df, df.iloc[0:0])
-    assert j.verdict == "supported" and j.sensitivity == "supported at all 2 grid points"
+    assert j.verdict == "supported"
+    assert j.sensitivity == "supported at all 2 grid points; not run at 1 of 3 grid points at lr=0.01"
 
 
 def test_combine_points():
@@ -153,3 +154,37 @@ def test_headline_keeps_the_finding_numbers():
     assert (j.headline.low, j.headline.high, j.headline.n) == (0.9, 1.1, 6)
     assert math.isnan(j.headline.threshold)
     assert np.isfinite(j.headline.effect)
+
+
+QSPEC = ClaimSpec("X2", "every bounded activation saturates",
+                  grid=(Axis("activation", ("sigmoid", "tanh", "sin"), quantifier=True), Axis("scale", (10, 100))))
+
+
+def quantified(verdicts: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rec = Recorder("demo")
+    for (act, scale), v in verdicts.items():
+        rec.finding("X2", found(v), point={"activation": act, "scale": scale})
+    rec.finding("X2", found("refuted", 0.0), role="control")
+    df = rec.table().to_pandas()
+    return df[df["kind"] == "grid"], df[df["kind"] == "check"]
+
+
+def test_a_quantifier_axis_is_refuted_by_one_counterexample():
+    every = {(a, s): "supported" for a in ("sigmoid", "tanh", "sin") for s in (10, 100)}
+    assert judge(QSPEC, *quantified(every)).verdict == "supported"
+    one = {**every, ("sin", 10): "refuted", ("sin", 100): "refuted"}
+    j = judge(QSPEC, *quantified(one))
+    assert j.verdict == "refuted"
+    assert j.sensitivity.startswith("refuted by the counterexample activation=sin;")
+    undecided = {**every, ("sin", 10): "inconclusive", ("sin", 100): "inconclusive"}
+    assert judge(QSPEC, *quantified(undecided)).verdict == "inconclusive"
+
+
+def test_nuisance_axes_beside_a_quantifier_still_make_a_claim_conditional():
+    mixed = {(a, s): "supported" for a in ("sigmoid", "tanh", "sin") for s in (10, 100)}
+    mixed[("sin", 10)] = "refuted"          # refuted at scale 10 (sin is a counterexample there), holds at 100
+    j = judge(QSPEC, *quantified(mixed))
+    assert j.verdict == "conditional" and "counterexample activation=sin" in j.sensitivity
+    # the same split on a nuisance axis alone is conditional, not refuted
+    spec = ClaimSpec("X2", "s", grid=(Axis("activation", ("sigmoid", "tanh", "sin")), Axis("scale", (10, 100))))
+    assert judge(spec, *quantified({**mixed, ("sin", 100): "refuted"})).verdict == "conditional"

@@ -78,7 +78,7 @@ def parts_of(module, opts) -> list[Part]:
 
 def catalogue(module) -> dict[str, ClaimSpec]:
     """The module's claims as ClaimSpecs (a bare statement string becomes a spec with only that)."""
-    return {k: v if isinstance(v, ClaimSpec) else ClaimSpec(k, v) for k, v in module.CLAIMS.items()}
+    return {k: v if isinstance(v, ClaimSpec) else ClaimSpec(k, v) for k, v in getattr(module, "CLAIMS", {}).items()}
 
 
 def checks_of(module) -> dict[str, CheckSpec]:

@@ -53,7 +53,7 @@ CLAIMS = {
         basis="timing"),
     "A2": ClaimSpec(
         "A2", "the notes' property table matches the measured properties",
-        measures="each cell of the notes' table (seed-notes 2.2) against the measured property of its "
+        measures="each cell of the lecture notes' activation table (section 2.2) against the measured property of its "
                  "activation: nonlinear (RMS residual of the best affine fit on [-5, 5] over f's RMS, above "
                  "1e-6), zero-centred (|E f| / RMS f under N(0, 1) input, analytic mean beside it), output range "
                  "(a probe out to |x| = 1e4), derivative range or values, hyperparameters (how many a user "
@@ -258,7 +258,7 @@ CHECKS = {
 
 SECTIONS = {
     "a2.properties": "A2 · measured properties (out min/max ±inf = unbounded)",
-    "a2.cells": "A2 · the notes' table cell by cell (seed-notes 2.2, verbatim)",
+    "a2.cells": "A2 · the notes' table cell by cell (section 2.2, verbatim)",
     "costs.timings": "A2, A9 · forward+backward timings (float32, interleaved)",
     "costs.ratio": "A2, A9 · forward+backward time over relu's",
     "a1.layer": "A1 · dense layer forward, one activation per layer or per unit",

@@ -1,4 +1,4 @@
-"""The notes' activation table (seed-notes.md, section 2.2), verbatim, and how each of its cells is read.
+"""The lecture notes' activation table (section 2.2), verbatim, and how each of its cells is read.
 
 A cell states something checkable about one property of one activation ("0~0.25": the derivative lies in
 [0, 0.25]), commits to nothing ("可能", maybe), or is blank (its mark did not survive). `reading` turns a
@@ -15,7 +15,7 @@ from dlbench.experiments.activations.measure import Properties, slope_alpha
 #: The table's columns 非线性 0均值 单调性 输出范围 导数 参数 计算, as the properties they state.
 PROPERTIES = ("nonlinear", "zero_centred", "monotonic", "output_range", "derivative", "hyperparameters", "cost")
 
-#: seed-notes.md section 2.2, verbatim. Empty strings are the blank cells.
+#: The notes' section 2.2, verbatim. Empty strings are the blank cells.
 NOTES_TABLE: dict[str, dict] = {
     "ReLU": {"names": ("relu",), "cells": ("非线性", "", "", "0; 0~+∞", "0或1 (解决了梯度消失问题)", "", "简单")},
     "ELU": {"names": ("elu",),
