@@ -88,6 +88,16 @@ def test_every_cost_claim_has_the_implementation_axis_and_says_what_torch_adds(m
     assert {p["implementation"] for p in spec.points(quick=True)} == {"dlbench", "torch"}
 
 
+def test_a2_judges_its_cost_cells_per_implementation_and_its_other_cells_once(monkeypatch):
+    monkeypatch.setattr(peer, "available", lambda: True)
+    points = aexp.CLAIMS["A2"].points()
+    by = {}
+    for p in points:
+        by.setdefault(p["property"].startswith("cost"), set()).add(p["implementation"])
+    assert by == {True: {"dlbench", "torch"}, False: {"dlbench"}}
+    assert len(points) == len(aexp.TABLE) * (6 + 2 * 2)
+
+
 # ----------------------------------------------------------------------------- without torch
 
 def test_without_torch_only_dlbench_is_timed_and_every_point_is_recorded(without_torch):

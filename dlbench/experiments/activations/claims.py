@@ -75,10 +75,6 @@ def properties(opts, ctx: RunContext) -> None:
         name, prop = point["activation"], point["property"]
         if prop.startswith("cost"):
             continue  # timed in costs.kernel_costs
-        if point.get("implementation", "dlbench") != "dlbench":
-            ctx.not_run("A2", "a property of the function, measured once: only the cost cells are judged per "
-                              "implementation", point=point)
-            continue
         if name not in measured:
             ctx.not_run("A2", f"{name} is not in --activations", point=point)
             continue
