@@ -166,7 +166,8 @@ class TorchKernels:
         """`DlbenchKernels.dense_layers` in torch: z^T = torch.addmm(b, W^T, x^T), then one activation over z,
         or each unit block's activation over its rows of z joined by torch.cat (a torch user's per-unit
         activations; an activation torch lacks leaves its layers out)."""
-        torch = peer._torch()
+        import torch   # only built where torch imports (the implementation axis holds it)
+
         xt = torch.from_numpy(rng.standard_normal((width, A1_BATCH), dtype=np.float32))
         Wt = torch.from_numpy((rng.standard_normal((width, width)) / math.sqrt(width)).astype(np.float32))
         bt = torch.zeros((width, 1), dtype=torch.float32)
