@@ -190,18 +190,21 @@ def _judge_seed(rows: pd.DataFrame, over: tuple[str, ...] = (), requires_control
         return _override(Judgement(claim_id, verdict, headline, control, sensitivity, evidence, len(points)),
                          "inconclusive", "its control was not measured, so nothing shows the measurement could "
                                          "have come out otherwise")
-    # a control made of parts that must all hold is a counterfactual for each part: one part supported
-    # there means that part of the claim is no evidence for the mechanism
-    part_supported = (ctrl["parts"].map(lambda p: isinstance(p, str) and "supported" in p.split(","))
-                      if "parts" in ctrl else pd.Series(False, index=ctrl.index)).astype(bool)
-    where = ctrl[(ctrl["verdict"] == "supported") | part_supported]
+    where = ctrl[ctrl["verdict"] == "supported"]
     if len(where):
         at = _points_text([_settings(r) for _, r in where.iterrows()])
-        what = "its control" if (where["verdict"] == "supported").any() else "a part of its control"
         return _override(Judgement(claim_id, verdict, headline, control, sensitivity, evidence, len(points)),
                          "inconclusive",
-                         f"{what} came out supported{at}: the measurement does not tell the claim "
+                         f"its control came out supported{at}: the measurement does not tell the claim "
                          f"from the counterfactual")
+    # a control made of parts that must all hold fails as a whole, yet a part that holds there too is no
+    # evidence for the mechanism: the evidence says which
+    part_supported = (ctrl["parts"].map(lambda p: isinstance(p, str) and "supported" in p.split(","))
+                      if "parts" in ctrl else pd.Series(False, index=ctrl.index)).astype(bool)
+    if part_supported.any() and verdict in ("supported", "conditional"):
+        at = _points_text([_settings(r) for _, r in ctrl[part_supported].iterrows()])
+        evidence = (f"{evidence}; a part of the claim also holds on its control{at}, so the verdict rests "
+                    f"on the parts that fail there")
     return Judgement(claim_id, verdict, headline, control, sensitivity, evidence, len(points))
 
 

@@ -192,7 +192,7 @@ def test_nuisance_axes_beside_a_quantifier_still_make_a_claim_conditional():
     assert judge(spec, *quantified({**mixed, ("sin", 100): "refuted"})).verdict == "conditional"
 
 
-def test_a_supported_part_of_a_control_makes_the_claim_inconclusive():
+def test_a_supported_part_of_a_control_is_named_but_the_control_fails_as_a_whole():
     from dlbench.stats import all_of
 
     rec = Recorder("demo")
@@ -202,8 +202,12 @@ def test_a_supported_part_of_a_control_makes_the_claim_inconclusive():
     df = rec.table().to_pandas()
     j = judge(SPEC, df, df.iloc[0:0])
     assert df.loc[df["role"] == "control", "parts"].tolist() == ["supported,refuted"]
-    assert j.control == "refuted" and j.verdict == "inconclusive"
-    assert "a part of its control came out supported" in j.evidence
+    assert j.control == "refuted" and j.verdict == "supported"
+    assert "a part of the claim also holds on its control" in j.evidence
+    rec.finding("X1", all_of([found("supported", 0.0), found("supported", 0.0)]), role="control")
+    df = rec.table().to_pandas()
+    j = judge(SPEC, df, df.iloc[0:0])
+    assert j.verdict == "inconclusive" and "its control came out supported" in j.evidence
 
 
 def test_a_declared_control_that_was_not_measured_leaves_the_claim_inconclusive():
