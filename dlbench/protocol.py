@@ -11,15 +11,16 @@ grid, in one of two roles:
 `judge` turns a claim's findings into its verdict, by one rule:
 
 1. Per base seed, the grid: every point agrees -> that verdict; the points disagree ->
-   `conditional`, and the sensitivity line names the boundary ("supported for lr >= 0.3;
-   inconclusive for lr <= 0.1"). Over a quantifier axis (the claim's own universe: "bounded
+   `conditional`, and the sensitivity line names the boundary by its grid values ("supported at lr
+   0.3 to 3; inconclusive at lr 0.01 and 0.1"). Over a quantifier axis (the claim's own universe: "bounded
    activations saturate" over the activations) one refuted value refutes the claim, and it is
    supported only where every value supports it. Points not run are named in the sensitivity.
 2. The control: if any control finding is `supported`, the measurement cannot tell the claim
-   from its counterfactual, and the claim is `inconclusive` whatever its own findings say.
+   from its counterfactual, and the claim is `inconclusive` whatever its own findings say; a claim
+   whose declared control was not measured is `inconclusive` too.
 3. A check of the claim that failed makes it `inconclusive` (the implementation is in doubt).
-4. Across base seeds: every base seed gives the same verdict -> that verdict; otherwise
-   `inconclusive`, naming the verdict of each base seed.
+4. Across base seeds: every base seed gives the same verdict (and a conditional one the same
+   boundary) -> that verdict; otherwise `inconclusive`, naming the verdict of each base seed.
 
 A claim with no finding is `not run`, with the reason the experiment gave. A *check* is not a
 claim: an exact identity (a linear net is one matrix) that passes or fails to a tolerance.
@@ -128,7 +129,7 @@ def judge(spec: ClaimSpec, grid: pd.DataFrame, checks: pd.DataFrame | None = Non
         return Judgement(spec.id, "not run", None, "not run", "", "this run did not measure it")
     seeds = list(dict.fromkeys(rows["base_seed"].tolist()))
     over = tuple(a.name for a in spec.grid if a.quantifier)
-    per_seed = {s: _judge_seed(rows[rows["base_seed"] == s], over) for s in seeds}
+    per_seed = {s: _judge_seed(rows[rows["base_seed"] == s], over, bool(spec.control)) for s in seeds}
     j = per_seed[seeds[0]]
     verdicts = {s: per_seed[s].verdict for s in seeds}
     if len(set(verdicts.values())) > 1:
@@ -137,6 +138,10 @@ def judge(spec: ClaimSpec, grid: pd.DataFrame, checks: pd.DataFrame | None = Non
             by.setdefault(v, []).append(str(s))
         said = "; ".join(f"{v} for base seed {', '.join(ss)}" for v, ss in by.items())
         j = _override(j, "inconclusive", f"the verdict changes with the base seed ({said})")
+    elif j.verdict == "conditional" and len({per_seed[s].sensitivity for s in seeds}) > 1:
+        # the same word over different boundaries is not the same verdict
+        j = _override(j, "inconclusive", "the verdict's boundary changes with the base seed ("
+                      + "; ".join(f"base seed {s}: {per_seed[s].sensitivity}" for s in seeds) + ")")
     failed = _failed_checks(spec, checks)
     if failed and j.verdict not in ("not run",):
         j = _override(j, "inconclusive", f"check {', '.join(failed)} failed, so the measurement is in doubt")
@@ -157,7 +162,7 @@ def _override(j: Judgement, verdict: str, reason: str) -> Judgement:
                      f"{reason}{was}; {j.evidence}", j.points, j.per_seed)
 
 
-def _judge_seed(rows: pd.DataFrame, over: tuple[str, ...] = ()) -> Judgement:
+def _judge_seed(rows: pd.DataFrame, over: tuple[str, ...] = (), requires_control: bool = False) -> Judgement:
     claim_id = str(rows["claim"].iloc[0])
     own = rows[rows["role"] == "claim"]
     ctrl = rows[rows["role"] == "control"]
@@ -168,7 +173,10 @@ def _judge_seed(rows: pd.DataFrame, over: tuple[str, ...] = ()) -> Judgement:
         return Judgement(claim_id, "not run", None, combine_points(list(ctrl["verdict"])), "", reason)
     points = [(_settings(r), r["verdict"]) for _, r in measured.iterrows()]
     verdict, counter = quantify(points, over)
-    headline = _finding(measured.iloc[0])
+    # the headline carries the verdict: the first point that says it (for conditional, the first supported)
+    says = {"conditional": "supported"}.get(verdict, verdict)
+    carriers = measured[measured["verdict"] == says]
+    headline = _finding((carriers if len(carriers) else measured).iloc[0])
     sensitivity = describe_sensitivity(points)
     if counter:
         sensitivity = f"{counter}; {sensitivity}"
@@ -178,13 +186,25 @@ def _judge_seed(rows: pd.DataFrame, over: tuple[str, ...] = ()) -> Judgement:
                         + _points_text([_settings(r) for _, r in skipped.iterrows()]))
     control = combine_points(list(ctrl["verdict"])) if len(ctrl) else "not run"
     evidence = headline.evidence
-    if "supported" in set(ctrl["verdict"]):
-        where = ctrl[ctrl["verdict"] == "supported"]
+    if control == "not run" and requires_control and verdict != "inconclusive":
+        return _override(Judgement(claim_id, verdict, headline, control, sensitivity, evidence, len(points)),
+                         "inconclusive", "its control was not measured, so nothing shows the measurement could "
+                                         "have come out otherwise")
+    where = ctrl[ctrl["verdict"] == "supported"]
+    if len(where):
         at = _points_text([_settings(r) for _, r in where.iterrows()])
         return _override(Judgement(claim_id, verdict, headline, control, sensitivity, evidence, len(points)),
                          "inconclusive",
                          f"its control came out supported{at}: the measurement does not tell the claim "
                          f"from the counterfactual")
+    # a control made of parts that must all hold fails as a whole, yet a part that holds there too is no
+    # evidence for the mechanism: the evidence says which
+    part_supported = (ctrl["parts"].map(lambda p: isinstance(p, str) and "supported" in p.split(","))
+                      if "parts" in ctrl else pd.Series(False, index=ctrl.index)).astype(bool)
+    if part_supported.any() and verdict in ("supported", "conditional"):
+        at = _points_text([_settings(r) for _, r in ctrl[part_supported].iterrows()])
+        evidence = (f"{evidence}; a part of the claim also holds on its control{at}, so the verdict rests "
+                    f"on the parts that fail there")
     return Judgement(claim_id, verdict, headline, control, sensitivity, evidence, len(points))
 
 
@@ -285,6 +305,13 @@ def describe_sensitivity(points: Sequence[tuple[dict, str]]) -> str:
     return f"{common} at {counts[common]} of {n} grid points; {listed}{more}"
 
 
+def _span(xs: list) -> str:
+    """Grid values as said: one value, two values, or the first to the last of several."""
+    if len(xs) <= 2:
+        return " and ".join(fmt_setting(x) for x in xs)
+    return f"{fmt_setting(xs[0])} to {fmt_setting(xs[-1])}"
+
+
 def _boundary(axis: str, by_value: dict) -> str:
     """'supported for lr >= 0.3; inconclusive for lr <= 0.1' when one axis splits the verdicts in order."""
     values = list(by_value)
@@ -297,10 +324,8 @@ def _boundary(axis: str, by_value: dict) -> str:
                 runs[-1][1].append(v)
             else:
                 runs.append((by_value[v], [v]))
-        if len(runs) == 2:
-            (low_v, low), (high_v, high) = runs
-            return (f"{high_v} for {axis} >= {fmt_setting(high[0])}; "
-                    f"{low_v} for {axis} <= {fmt_setting(low[-1])}")
+        if len(runs) == 2:  # one boundary: name the grid values on each side of it, and nothing between
+            return "; ".join(f"{v} at {axis} {_span(xs)}" for v, xs in reversed(runs))
     by_verdict: dict[str, list] = {}
     for v in values:
         by_verdict.setdefault(by_value[v], []).append(v)

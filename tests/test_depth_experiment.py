@@ -435,7 +435,7 @@ def test_quick_verdicts_are_those_the_science_gives(quick_run):
     assert claims.loc["D2", "verdict"] == "supported", claims.loc["D2", "evidence"]
     # the wide net finds its fit on t^2, and at t^4 nothing does better
     assert claims.loc["D3", "verdict"] == "conditional", claims.loc["D3", "evidence"]
-    assert "refuted for k <= 2" in claims.loc["D3", "sensitivity"]
+    assert "refuted at k 2" in claims.loc["D3", "sensitivity"]
     assert claims.loc["D4", "verdict"] == "supported", claims.loc["D4", "evidence"]
     assert claims.loc["D6", "verdict"] == "supported", claims.loc["D6", "evidence"]
     assert claims.loc["D5", "basis"] == "timing"
