@@ -278,7 +278,7 @@ def memory(opts: Options, seeds: int) -> int:
     lrs = len(parse_numbers(opts.lr_grid, float, what="--lr-grid"))
     w = opts.width
     # float32 activations and their caches (~12 arrays per layer) for replicas x batch x width x layers
-    n2 = seeds * lrs * 32 * w * 7 * 12 * 4
+    n2 = max(seeds, 12) * lrs * 32 * w * 7 * 12 * 4
     n7 = 5 * seeds * 512 * w * 4 * 12 * 4 + 3 * opts.large_size * 4 * 2 + seeds * 5 * 512 * w * 4 * 8
     n5 = 2 * max(12, seeds) * opts.train_size * w * 4 * 12 * 4 // 8
     n12 = seeds * 128 * w * 33 * 12 * 4 + seeds * 33 * w * w * 4 * 4

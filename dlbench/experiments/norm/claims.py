@@ -25,6 +25,7 @@ PROBES = 10                    # N1: checkpoints of the shift measurements per r
 PROBE_SAMPLES = 256            # N1: test samples whose layer outputs the moment shift follows
 NOISE = (0.5, 2.0)             # N1: noisy BN's (n_mu, n_sigma)
 GRID_STEP = math.log10(3)      # N2: 3x, the step of a half-decade grid (3.16x) with its rounding
+N2_SEEDS = 12                  # N2: the largest stable rate moves by grid steps from seed to seed; a dozen decide it
 N3_SCALES = (0.1, 1.0, 10.0)
 N3_LRS = (0.01, 0.03, 0.1)
 SPREAD = 0.3                   # N3: decades
@@ -166,7 +167,8 @@ def claim_n2(opts, ctx: RunContext) -> None:
 
     lrs = sorted(parse_numbers(opts.lr_grid, float, what="--lr-grid"))
     data = m.make_data(opts.data, ctx.seed, opts.train_size)
-    seeds, S, K = ctx.seed_list, ctx.seeds, len(lrs)
+    seeds = [ctx.seed + i for i in range(max(N2_SEEDS, ctx.seeds))]
+    S, K = len(seeds), len(lrs)
     for point in CLAIMS["N2"].points(ctx.quick):
         depth = point["depth"]
         top = {}

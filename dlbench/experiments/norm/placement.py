@@ -17,6 +17,8 @@ from dlbench.stats import all_of, finding
 N10_DEPTH = 3
 N10_SHARE = 0.1                # decades
 N10_ACC = 0.05
+N10_SEEDS = 12                 # a tenth of a decade at lr 0.1 is decided with a dozen
+N10_FLOOR = 1e-6               # a nonlinear share below this counts as this: the identity's is exactly 0
 N11_LRS = (0.01, 0.03, 0.1)
 N11_LOSS = 0.05                # decades
 N11_SEEDS = 24                 # a difference of a tenth of a decade is decided with two dozen
@@ -37,7 +39,8 @@ def claim_n10(opts, ctx: RunContext) -> None:
     points = CLAIMS["N10"].points(ctx.quick)
     lrs = [p["lr"] for p in points]
     data = m.make_data(opts.data, ctx.seed, opts.train_size)
-    seeds, S, K = ctx.seed_list, ctx.seeds, len(lrs)
+    seeds = [ctx.seed + i for i in range(max(N10_SEEDS, ctx.seeds))]
+    S, K = len(seeds), len(lrs)
     found = {}
     for act in ("sigmoid", "identity"):
         for affine in (True, False):
@@ -56,7 +59,8 @@ def claim_n10(opts, ctx: RunContext) -> None:
     for k, point in enumerate(points):
         for role, act in (("claim", "sigmoid"), ("control", "identity")):
             (acc_l, share_l), (acc_h, share_h) = found[act, True], found[act, False]
-            parts = [finding(log_ratio(share_l[k], share_h[k]), threshold=N10_SHARE, seed=ctx.seed,
+            floored = np.maximum(share_l[k], N10_FLOOR), np.maximum(share_h[k], N10_FLOOR)
+            parts = [finding(log_ratio(*floored), threshold=N10_SHARE, seed=ctx.seed,
                              label=f"(a) log10 nonlinear share of the {act} units' output, learned / held",
                              note=f"median share {np.median(share_l[k]):.3g} against {np.median(share_h[k]):.3g}"),
                      finding(acc_l[k] - acc_h[k], threshold=N10_ACC, seed=ctx.seed,
