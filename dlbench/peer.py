@@ -27,11 +27,32 @@ Operations (``op``, ``name``, arrays, hyperparameters):
               `get_optimizer` takes them (scalars). One call = one step, updating the params in place.
               torch: torch.optim's class with fused=True where torch has a fused CPU kernel, else
               foreach=True, on tensors sharing the params' memory.
+  dense       any ACTIVATIONS name; arrays (h, W, g): h (N, D), W (D, k M) with k the activation's pieces,
+              g (N, M) = dL/dy. One call = a dense layer's forward and backward: z = h W, y = f(z), then
+              dz, dW = h^T dz and dh = dz W^T; dh returned.
+              dlbench: matmul and the kernels into buffers made once. torch: torch.mm and the activation's
+              forward and aten backward (as `activation`), allocating their results as torch does.
+  init        any INITIALIZERS name; arrays (w,), whose shape (fan_in, fan_out) and dtype the weights take
+              (w itself is not touched); hyperparameters as `get_initializer` takes them, plus `seed` (int)
+              for the implementation's generator. One call = one freshly allocated, initialized matrix.
+              dlbench: the initializer on a numpy Generator. torch: torch.nn.init.<name>_ on torch.empty
+              of the transposed (fan_out, fan_in) shape, torch's layout, as nn.Linear allocates and fills it.
+  normalize   batch, layer or zca; arrays (x,) of shape (N, F); forward only, in training mode (what a
+              backward needs is kept), eps 1e-5. zca is ZCA whitening, y = (x - mu) Sigma^(-1/2) with the
+              eigendecomposition in float64 (dlbench.experiments.norm.whitening).
+              dlbench: the norm's forward(out=y, reuse=previous cache); zca_forward. torch: aten's
+              native_batch_norm / native_layer_norm; ZCA written in torch as its user would (mean, matmul,
+              torch.linalg.eigh in float64, matmul), allocating its results.
 
-`kernel(..., impl="torch")` returns None when torch does not import or has no counterpart (maxout's
-backward is composed, array hyperparameters have no torch form, and so on). Thread counts: dlbench's kernels
-follow `dlbench.nn.parallel.kernel_threads`, torch's follow `threads` below; both default to what the
-caller has set.
+`kernel(..., impl="torch")` returns None when torch does not import or has no counterpart (array
+hyperparameters have no torch form, an initializer torch lacks, and so on).
+
+Claims whose verdict rests on wall time carry an `implementation` axis (`ImplementationAxis`): the catalogue
+lists every implementation a claim can be timed on, a run the ones that import here (`implementations()`),
+so the same claim is judged on dlbench's kernels alone without torch and on both with it.
+
+Thread counts: dlbench's kernels follow `dlbench.nn.parallel.kernel_threads`, torch's follow `threads`
+below; both default to what the caller has set.
 """
 
 from __future__ import annotations
@@ -39,16 +60,19 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import math
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from dlbench.errors import DlbenchError
+from dlbench.protocol import Axis
 
 #: The implementations `kernel` knows, dlbench's first.
 IMPLS = ("dlbench", "torch")
 #: The operations `kernel` knows.
-OPS = ("activation", "norm", "optimizer")
+OPS = ("activation", "norm", "optimizer", "dense", "init", "normalize")
 
 
 @functools.cache
@@ -69,6 +93,30 @@ def version() -> str | None:
     """torch's version, or None without torch."""
     torch = _torch()
     return None if torch is None else str(torch.__version__)
+
+
+def implementations() -> tuple[str, ...]:
+    """The implementations this process can time: dlbench's, and torch's when torch imports."""
+    return IMPLS if available() else IMPLS[:1]
+
+
+def label(impl: str) -> str:
+    """'dlbench' or 'torch 2.13.0': an implementation as a finding's evidence names it."""
+    return f"torch {version()}" if impl == "torch" else impl
+
+
+@dataclass(frozen=True)
+class ImplementationAxis(Axis):
+    """A timing claim's `implementation` axis: `values` are the implementations it can be judged on (what the
+    catalogue lists), its grid those of them that run here, ("dlbench",) without torch and ("dlbench",
+    "torch") with it. A verdict that differs along it is a fact about an implementation, not the operation."""
+
+    name: str = "implementation"
+    values: tuple = IMPLS
+
+    def grid(self, quick: bool = False) -> tuple:
+        here = implementations()
+        return tuple(v for v in super().grid(quick) if v in here)
 
 
 @contextlib.contextmanager
@@ -99,7 +147,10 @@ def kernel(op: str, name: str, *arrays, impl: str = "dlbench", **hyper) -> Calla
         raise DlbenchError(f"unknown implementation {impl!r}; valid: {', '.join(IMPLS)}")
     builder = {"activation": (_dlbench_activation, _torch_activation),
                "norm": (_dlbench_norm, _torch_norm),
-               "optimizer": (_dlbench_optimizer, _torch_optimizer)}[op][IMPLS.index(impl)]
+               "optimizer": (_dlbench_optimizer, _torch_optimizer),
+               "dense": (_dlbench_dense, _torch_dense),
+               "init": (_dlbench_init, _torch_init),
+               "normalize": (_dlbench_normalize, _torch_normalize)}[op][IMPLS.index(impl)]
     if impl == "torch" and _torch() is None:
         return None
     return builder(name, *arrays, **hyper)
@@ -126,53 +177,218 @@ def _dlbench_activation(name: str, x: np.ndarray, g: np.ndarray, **hyper):
 
 
 def _torch_activation(name: str, x: np.ndarray, g: np.ndarray, **hyper):
+    pair = torch_activation(name, **hyper)
+    if pair is None:
+        return None
+    torch = _torch()
+    xt, gt = torch.from_numpy(x), torch.from_numpy(g)
+    both = pair[1]
+    return lambda: both(xt, gt)
+
+
+def torch_activation(name: str, **hyper) -> tuple[Callable, Callable] | None:
+    """torch's `forward(x) -> y` and `forward_backward(x, g) -> dx` of activation `name` on tensors, or None.
+
+    forward is torch.nn.functional's (what a model calls); forward_backward runs it, then the aten backward
+    autograd would run, each allocating its result. None without torch or a counterpart.
+    """
     from dlbench.nn.activations import SELU_ALPHA, SELU_SCALE, get_activation
 
     torch = _torch()
-    F, aten = torch.nn.functional, torch.ops.aten
     act = get_activation(name, **hyper)
+    if torch is None:
+        return None
+    F, aten = torch.nn.functional, torch.ops.aten
     h = dict(act.hyper)
-    xt, gt = torch.from_numpy(x), torch.from_numpy(g)
     name = act.name
     if name == "identity":
-        return lambda: (xt.clone(), gt.clone())[1]
+        return (lambda x: x.clone()), (lambda x, g: (x.clone(), g.clone())[1])
     if name == "relu":
-        return lambda: aten.threshold_backward(gt, F.relu(xt), 0)
+        return F.relu, (lambda x, g: aten.threshold_backward(g, F.relu(x), 0))
     if name == "leaky_relu":
         a = h["negative_slope"]
-        return lambda: (F.leaky_relu(xt, a), aten.leaky_relu_backward(gt, xt, a, False))[1]
+        return (lambda x: F.leaky_relu(x, a)), (lambda x, g: (F.leaky_relu(x, a),
+                                                              aten.leaky_relu_backward(g, x, a, False))[1])
     if name == "prelu":
-        w = torch.full((1,), h["init"], dtype=xt.dtype)
-        return lambda: (F.prelu(xt, w), aten._prelu_kernel_backward(gt, xt, w)[0])[1]
+        w = torch.full((1,), h["init"], dtype=torch.float32)
+
+        def weight(x):   # one slope shared by every unit, in the input's dtype
+            return w if w.dtype == x.dtype else w.to(x.dtype)
+
+        return (lambda x: F.prelu(x, weight(x))), (lambda x, g: (F.prelu(x, weight(x)),
+                                                                 aten._prelu_kernel_backward(g, x, weight(x))[0])[1])
     if name == "elu":
         a = h["alpha"]
-        return lambda: (F.elu(xt, a), aten.elu_backward(gt, a, 1.0, 1.0, False, xt))[1]
+        return (lambda x: F.elu(x, a)), (lambda x, g: (F.elu(x, a), aten.elu_backward(g, a, 1.0, 1.0, False, x))[1])
     if name == "selu":
-        return lambda: (F.selu(xt), aten.elu_backward(gt, SELU_ALPHA, SELU_SCALE, 1.0, False, xt))[1]
+        return F.selu, (lambda x, g: (F.selu(x), aten.elu_backward(g, SELU_ALPHA, SELU_SCALE, 1.0, False, x))[1])
     if name == "gelu":
         a = h["approximate"]
-        return lambda: (F.gelu(xt, approximate=a), aten.gelu_backward(gt, xt, approximate=a))[1]
+        return ((lambda x: F.gelu(x, approximate=a)),
+                (lambda x, g: (F.gelu(x, approximate=a), aten.gelu_backward(g, x, approximate=a))[1]))
     if name == "silu":
-        return lambda: (F.silu(xt), aten.silu_backward(gt, xt))[1]
+        return F.silu, (lambda x, g: (F.silu(x), aten.silu_backward(g, x))[1])
     if name == "softplus":
         b, t = h["beta"], h["threshold"]
-        return lambda: (F.softplus(xt, b, t), aten.softplus_backward(gt, xt, b, t))[1]
+        return (lambda x: F.softplus(x, b, t)), (lambda x, g: (F.softplus(x, b, t),
+                                                               aten.softplus_backward(g, x, b, t))[1])
     if name == "sigmoid":
-        return lambda: aten.sigmoid_backward(gt, torch.sigmoid(xt))
+        return torch.sigmoid, (lambda x, g: aten.sigmoid_backward(g, torch.sigmoid(x)))
     if name == "tanh":
-        return lambda: aten.tanh_backward(gt, torch.tanh(xt))
+        return torch.tanh, (lambda x, g: aten.tanh_backward(g, torch.tanh(x)))
     if name == "sin":
-        return lambda: (torch.sin(xt), gt * torch.cos(xt))[1]
+        return torch.sin, (lambda x, g: (torch.sin(x), g * torch.cos(x))[1])
     if name == "maxout":
         k = h["pieces"]
 
-        def maxout():
-            groups = xt.unflatten(-1, (-1, k))
-            _, idx = groups.max(-1)
-            return torch.zeros_like(groups).scatter_(-1, idx.unsqueeze(-1), gt.unsqueeze(-1)).flatten(-2)
+        def maxout(x):
+            return x.unflatten(-1, (-1, k)).amax(-1)
 
-        return maxout
+        def maxout_both(x, g):   # max's indices route g to the winning piece, as autograd's max backward
+            groups = x.unflatten(-1, (-1, k))
+            _, idx = groups.max(-1)
+            return torch.zeros_like(groups).scatter_(-1, idx.unsqueeze(-1), g.unsqueeze(-1)).flatten(-2)
+
+        return maxout, maxout_both
     return None
+
+
+# ---------------------------------------------------------------------------------------------- dense layers
+
+
+def _check_dense(name: str, h: np.ndarray, W: np.ndarray, g: np.ndarray, pieces: int) -> None:
+    ok = h.ndim == W.ndim == g.ndim == 2 and W.shape[0] == h.shape[1] and W.shape[1] % pieces == 0 \
+        and g.shape == (h.shape[0], W.shape[1] // pieces)
+    if not ok:
+        raise DlbenchError(f"dense {name}: need h (N, D), W (D, k M), g (N, M) with k = {pieces}, got {h.shape}, "
+                           f"{W.shape}, {g.shape}")
+
+
+def _dlbench_dense(name: str, h: np.ndarray, W: np.ndarray, g: np.ndarray, **hyper):
+    from dlbench.nn.activations import get_activation
+
+    act = get_activation(name, **hyper)
+    _check_dense(name, h, W, g, act.pieces)
+    theta = act.init_params((), W.shape[1], h.dtype) if act.init_params else ()
+    z, dz = np.empty((h.shape[0], W.shape[1]), h.dtype), np.empty((h.shape[0], W.shape[1]), h.dtype)
+    y, dW, dh = np.empty_like(g), np.empty_like(W), np.empty_like(h)
+
+    def call():
+        np.matmul(h, W, out=z)
+        act.forward(z, *theta, out=y)
+        act.backward(z, y, g, *theta, out=dz)
+        np.matmul(h.T, dz, out=dW)
+        return np.matmul(dz, W.T, out=dh)
+
+    return call
+
+
+def _torch_dense(name: str, h: np.ndarray, W: np.ndarray, g: np.ndarray, **hyper):
+    from dlbench.nn.activations import get_activation
+
+    pair = torch_activation(name, **hyper)
+    if pair is None:
+        return None
+    _check_dense(name, h, W, g, get_activation(name, **hyper).pieces)
+    torch = _torch()
+    both = pair[1]
+    ht, Wt, gt = torch.from_numpy(h), torch.from_numpy(W), torch.from_numpy(g)
+
+    def call():
+        dz = both(torch.mm(ht, Wt), gt)
+        torch.mm(ht.t(), dz)     # dW
+        return torch.mm(dz, Wt.t())
+
+    return call
+
+
+# ---------------------------------------------------------------------------------------------- initializers
+
+#: dlbench initializer -> (torch.nn.init function, fixed keyword arguments); torch_default is nn.Linear's.
+_TORCH_INIT = {
+    "zeros": ("zeros_", {}), "constant": ("constant_", {}), "normal": ("normal_", {}), "uniform": ("uniform_", {}),
+    "xavier_uniform": ("xavier_uniform_", {}), "xavier_normal": ("xavier_normal_", {}),
+    "kaiming_uniform": ("kaiming_uniform_", {}), "kaiming_normal": ("kaiming_normal_", {}),
+    "lecun_normal": ("kaiming_normal_", {"nonlinearity": "linear"}), "orthogonal": ("orthogonal_", {}),
+    "torch_default": ("kaiming_uniform_", {"a": math.sqrt(5.0)}),
+}
+
+
+def _dlbench_init(name: str, w: np.ndarray, *, seed: int = 0, **hyper):
+    from dlbench.nn.init import get_initializer
+
+    init = get_initializer(name, **hyper)
+    rng = np.random.default_rng(seed)
+    shape, dtype = w.shape, w.dtype
+    return lambda: init(rng, shape, dtype)
+
+
+def _torch_init(name: str, w: np.ndarray, *, seed: int = 0, **hyper):
+    from dlbench.nn.init import get_initializer
+
+    bound = dict(get_initializer(name, **hyper).hyper)   # validated, with dlbench's (torch's) defaults
+    torch = _torch()
+    spec = _TORCH_INIT.get(name)
+    if spec is None or w.ndim != 2:
+        return None
+    fn = getattr(torch.nn.init, spec[0])
+    kwargs = {**bound, **spec[1]}
+    if "generator" in inspect.signature(fn).parameters:
+        kwargs["generator"] = torch.Generator().manual_seed(int(seed))
+    dtype = torch.from_numpy(np.zeros(0, w.dtype)).dtype
+    shape = tuple(reversed(w.shape))   # torch's (fan_out, fan_in)
+    return lambda: fn(torch.empty(shape, dtype=dtype), **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- forward normalization
+
+NORMALIZE_EPS = 1e-5
+
+
+def _dlbench_normalize(name: str, x: np.ndarray):
+    from dlbench.experiments.norm.whitening import zca_forward
+    from dlbench.nn.norm import get_norm
+
+    _check_2d(name, x, x)
+    if name == "zca":
+        return lambda: zca_forward(x, NORMALIZE_EPS)[0]
+    if name not in ("batch", "layer"):
+        raise DlbenchError(f"normalize: unknown {name!r}; valid: batch, layer, zca")
+    norm = get_norm(name, eps=NORMALIZE_EPS)
+    params, state = norm.init(x.shape[-1], dtype=x.dtype)
+    y = np.empty_like(x)
+    held = [norm.forward(x, params, state, True)[1]]
+
+    def call():
+        _, held[0] = norm.forward(x, params, state, True, out=y, reuse=held[0])
+        return y
+
+    return call
+
+
+def _torch_normalize(name: str, x: np.ndarray):
+    _check_2d(name, x, x)
+    if name not in ("batch", "layer", "zca"):
+        raise DlbenchError(f"normalize: unknown {name!r}; valid: batch, layer, zca")
+    torch = _torch()
+    aten = torch.ops.aten
+    xt = torch.from_numpy(x)
+    n, f = x.shape
+    w, b = torch.ones(f, dtype=xt.dtype), torch.zeros(f, dtype=xt.dtype)
+    if name == "batch":
+        rm, rv = torch.zeros(f, dtype=xt.dtype), torch.ones(f, dtype=xt.dtype)
+        return lambda: aten.native_batch_norm(xt, w, b, rm, rv, True, 0.1, NORMALIZE_EPS)[0]
+    if name == "layer":
+        return lambda: aten.native_layer_norm(xt, [f], w, b, NORMALIZE_EPS)[0]
+
+    def zca():
+        xc = xt - xt.mean(0, keepdim=True)
+        cov = (xc.t() @ xc).double() / n + NORMALIZE_EPS * torch.eye(f, dtype=torch.float64)
+        lam, U = torch.linalg.eigh(cov)
+        s = lam.clamp_min(NORMALIZE_EPS).sqrt()
+        return xc @ ((U / s) @ U.t()).to(xt.dtype)
+
+    return zca
 
 
 # ---------------------------------------------------------------------------------------------- norms

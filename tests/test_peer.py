@@ -109,3 +109,85 @@ def test_threads_sets_and_restores_torch():
     with peer.threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+# ---------------------------------------------------------------------------------------------- dense, init, normalize
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "prelu", "maxout"])
+def test_dense_layer_is_forward_then_backward(name):
+    from dlbench.nn.activations import get_activation
+
+    rng = np.random.default_rng(7)
+    act = get_activation(name)
+    h = rng.standard_normal((16, 8)).astype(np.float32)
+    W = rng.standard_normal((8, 12 * act.pieces)).astype(np.float32)
+    g = rng.standard_normal((16, 12)).astype(np.float32)
+    theta = act.init_params((), W.shape[1], np.float32) if act.init_params else ()
+    z = h @ W
+    want = act.backward(z, act.forward(z, *theta), g, *theta) @ W.T
+    np.testing.assert_allclose(peer.kernel("dense", name, h, W, g)(), want, rtol=1e-5, atol=1e-6)
+    if peer.available():
+        np.testing.assert_allclose(np.asarray(peer.kernel("dense", name, h, W, g, impl="torch")()), want,
+                                   rtol=1e-5, atol=1e-5)
+    with pytest.raises(DlbenchError, match="dense"):
+        peer.kernel("dense", name, h, W[:, :5], g)
+
+
+@pytest.mark.parametrize("name", ["uniform", "normal", "orthogonal", "xavier_uniform", "kaiming_normal",
+                                  "lecun_normal", "torch_default", "constant"])
+def test_init_makes_a_fresh_matrix_of_the_shape_in_each_implementation(name):
+    w = np.full((48, 32), 7.0, np.float32)
+    impls = peer.implementations()
+    for impl in impls:
+        fn = peer.kernel("init", name, w, impl=impl, seed=3)
+        a, b = np.asarray(fn()), np.asarray(fn())
+        assert a.dtype == np.float32 and not np.shares_memory(a, b)
+        assert a.shape == (w.shape if impl == "dlbench" else w.shape[::-1])   # torch's (fan_out, fan_in)
+        assert (w == 7.0).all()   # the template is only read
+    if "torch" in impls:   # the same distribution: the second moments agree to sampling error
+        ours = np.stack([peer.kernel("init", name, w, seed=s)() for s in range(20)])
+        theirs = np.stack([np.asarray(peer.kernel("init", name, w, impl="torch", seed=s)()) for s in range(20)])
+        np.testing.assert_allclose(np.mean(ours**2), np.mean(theirs**2), rtol=0.03)
+    if name == "orthogonal":
+        q = peer.kernel("init", name, w)()
+        np.testing.assert_allclose(q.T @ q, np.eye(32), atol=1e-5)
+
+
+def test_init_without_a_torch_counterpart_is_none():
+    pytest.importorskip("torch")
+    assert peer.kernel("init", "normal", np.zeros((2, 3, 4), np.float32), impl="torch") is None
+
+
+@pytest.mark.parametrize("name", ["batch", "layer", "zca"])
+def test_normalize_forward_agrees(name):
+    rng = np.random.default_rng(8)
+    mix = np.eye(12, dtype=np.float32) + 0.3 * rng.standard_normal((12, 12)).astype(np.float32)   # correlated,
+    x = rng.standard_normal((256, 12)).astype(np.float32) @ mix + 3                              # well conditioned
+    ours = peer.kernel("normalize", name, x)()
+    cov = np.cov(ours.T, bias=True)
+    if name == "zca":
+        np.testing.assert_allclose(cov, np.eye(12), atol=1e-3)
+    elif name == "batch":
+        np.testing.assert_allclose(np.diag(cov), 1, atol=1e-3)
+    if peer.available():
+        np.testing.assert_allclose(np.asarray(peer.kernel("normalize", name, x, impl="torch")()), ours, atol=2e-4)
+    with pytest.raises(DlbenchError, match="normalize"):
+        peer.kernel("normalize", "group", x)
+
+
+# ---------------------------------------------------------------------------------------------- the implementation axis
+
+def test_the_implementation_axis_holds_torch_only_when_torch_imports(monkeypatch):
+    axis = peer.ImplementationAxis()
+    assert axis.name == "implementation" and axis.values == peer.IMPLS   # the catalogue lists both
+    monkeypatch.setattr(peer, "available", lambda: False)
+    assert peer.implementations() == ("dlbench",)
+    assert axis.grid() == axis.grid(quick=True) == ("dlbench",)
+    assert peer.label("dlbench") == "dlbench"
+    monkeypatch.setattr(peer, "available", lambda: True)
+    assert axis.grid() == ("dlbench", "torch")
+
+
+def test_label_names_torchs_version():
+    torch = pytest.importorskip("torch")
+    assert peer.label("torch") == f"torch {torch.__version__}"

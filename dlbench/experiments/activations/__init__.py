@@ -13,13 +13,33 @@ from dataclasses import dataclass
 
 from dlbench.errors import DlbenchError
 from dlbench.experiments.base import Part, option, parse_numbers
+from dlbench.peer import ImplementationAxis
 from dlbench.protocol import Axis, CheckSpec, ClaimSpec
 
 NAME = "activations"
 HELP = "The activation zoo: the notes' table cell by cell, claims A1-A14, kernel costs against relu."
 
-#: The implementations whose kernels the cost claims time (one more grid value per peer, e.g. torch).
-IMPLEMENTATIONS = ("dlbench",)
+#: The implementations whose kernels the cost claims can time (one more value per peer, each with a class in
+#: costs.KERNELS); a run times those that import (IMPLEMENTATION.grid(): dlbench's, and torch's with torch).
+IMPLEMENTATIONS = ("dlbench", "torch")
+IMPLEMENTATION = ImplementationAxis(values=IMPLEMENTATIONS)
+#: What the cost claims' texts say of the implementation axis.
+PEER = ("in each implementation of the run: dlbench's kernels always, torch's as well when torch imports "
+        "(torch.nn.functional's forward and aten's backward, results allocated as torch allocates them; the "
+        "same inputs, the same harness settings, interleaved with dlbench's, on as many threads); each ratio is "
+        "within one implementation, and a verdict that differs between them is a fact about an implementation")
+
+
+@dataclass(frozen=True)
+class TableSpec(ClaimSpec):
+    """A2's spec: the implementation axis bears on the cost cells alone; every other cell is a property of the
+    function, one grid point (at dlbench's implementation, where it is measured)."""
+
+    def points(self, quick: bool = False) -> list[dict]:
+        return [p for p in super().points(quick)
+                if p["property"].startswith("cost") or p["implementation"] == IMPLEMENTATIONS[0]]
+
+
 #: The activations the notes' table names, in its order.
 TABLE = ("relu", "elu", "leaky_relu", "prelu", "maxout", "sigmoid", "tanh", "sin")
 COSTLY_FACTOR = 1.5
@@ -30,11 +50,12 @@ CLAIMS = {
         measures="forward time of a dense layer (batch 512, float32) whose units each use one of the mixed "
                  "activations (units grouped by activation in unit-major layout, the best a per-unit choice "
                  "allows: one contiguous block per activation) over the mean time of the same layer with one "
-                 "activation for all its units, sample by sample, timed interleaved",
-        control="A/A: the relu layer against a second relu layer through the same code (the timing alone must "
-                "not make a layer dearer)",
+                 "activation for all its units, sample by sample, timed interleaved, " + PEER + " (torch's "
+                 "per-unit layer joins its blocks with torch.cat)",
+        control="A/A: the relu layer against a second relu layer through the same code, in each implementation "
+                "(the timing alone must not make a layer dearer)",
         grid=(Axis("width", (32, 512)), Axis("mix", ("relu,tanh", "relu,tanh,sigmoid,elu,gelu,sin")),
-              Axis("implementation", IMPLEMENTATIONS)),
+              IMPLEMENTATION),
         threshold="1.05x: supported where the whole interval lies above 1.05, refuted where it lies below (a "
                   "per-unit choice then costs less than 5 % more, no reason for a design rule); interleaved "
                   "samples resolve a few per cent, as the A/A control shows",
@@ -42,21 +63,23 @@ CLAIMS = {
                    "NVIDIA CUDA C Programming Guide, SIMT architecture); on a CPU the price is one call per "
                    "activation group",
         basis="timing"),
-    "A2": ClaimSpec(
+    "A2": TableSpec(
         "A2", "the notes' property table matches the measured properties",
         measures="each cell of the lecture notes' activation table (section 2.2) against the measured property of its "
                  "activation: nonlinear (RMS residual of the best affine fit on [-5, 5] over f's RMS, above "
                  "1e-6), zero-centred (|E f| / RMS f under N(0, 1) input, analytic mean beside it), output range "
                  "(a probe out to |x| = 1e4), derivative range or values, hyperparameters (how many a user "
                  "sets), cost (forward+backward time over relu's in cache and from DRAM; maxout as a layer "
-                 "with its k x matmul, against a relu layer); a cell agrees (supported), disagrees (refuted) or "
-                 "is blank or non-committal ('maybe', 'depends on w': not run); the claim's sensitivity line "
-                 "counts the cells that agree",
-        control="the cost cells' A/A: relu's own time judged costly against relu's (it must not be); the exact "
-                "cells are functions of the kernels, which the kernel tests check",
+                 "with its k x matmul, against a relu layer; " + PEER + "; the other cells are properties of "
+                 "the function, measured once, at implementation dlbench); a cell agrees (supported), disagrees "
+                 "(refuted) or is blank or non-committal ('maybe', 'depends on w': not run); the claim's "
+                 "sensitivity line counts the cells that agree",
+        control="the cost cells' A/A, in each implementation: relu's own time judged costly against relu's (it "
+                "must not be); the exact cells are functions of the kernels, which the kernel tests check",
         grid=(Axis("activation", TABLE),
               Axis("property", ("nonlinear", "zero_centred", "monotonic", "output_range", "derivative",
-                                "hyperparameters", "cost_in_cache", "cost_from_dram"))),
+                                "hyperparameters", "cost_in_cache", "cost_from_dram")),
+              IMPLEMENTATION),
         threshold="exact cells to 1e-3 relative; 'approximately zero-centred' = |E f| <= 0.25 RMS f (the mean "
                   "then carries at most 1/16 of E f^2; relu's 0.56 carries 32 %), judged on 16 batches of "
                   "2^18 draws; costly = at least 1.5x relu's time, cheap = below, as A9",
@@ -142,11 +165,13 @@ CLAIMS = {
     "A9": ClaimSpec(
         "A9", "relu and leaky relu are cheap; elu, sigmoid, tanh and sin are costly",
         measures="float32 forward+backward time of each named activation over relu's, per interleaved sample, "
-                 "in cache (the first --sizes, >= 65,536 elements: compute-bound) and from DRAM (the second); "
-                 "cheap = below 1.5x relu, costly = at least; every other activation's ratio recorded beside",
-        control="A/A: relu against a second relu timing, interleaved, judged costly (it must not be)",
+                 "in cache (the first --sizes, >= 65,536 elements: compute-bound) and from DRAM (the second), "
+                 + PEER + "; cheap = below 1.5x relu, costly = at least; every other activation's ratio recorded "
+                 "beside",
+        control="A/A: relu against a second relu timing, interleaved, judged costly (it must not be), in each "
+                "implementation",
         grid=(Axis("activation", ("leaky_relu", "elu", "sigmoid", "tanh", "sin")),
-              Axis("size", ("in_cache", "from_dram")), Axis("implementation", IMPLEMENTATIONS)),
+              Axis("size", ("in_cache", "from_dram")), IMPLEMENTATION),
         threshold="1.5x relu's time: half again relu's cost, a difference a profile shows plainly; supported "
                   "where the whole interval lies on the notes' side of 1.5, refuted on the other",
         literature="the notes; kernel speeds on this machine are in docs/kernels.md",
@@ -325,7 +350,7 @@ def memory(opts: Options, seeds: int) -> int:
 
     validate(opts)
     _, large = sizes(opts.sizes)
-    timing = costs.kernel_bytes(large)
+    timing = costs.kernel_bytes(large, IMPLEMENTATION.grid())
     replicas = max(48, 40 * seeds)                         # A8's 12 seeds x 4 lrs; A12's lr grid
     per_replica = 4 * 8 * (3 * opts.width**2 + 1000 * opts.width)  # params, optimizer state, activations
     curves = 8 * replicas * 2 * opts.steps

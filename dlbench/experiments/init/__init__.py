@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from dlbench.errors import DlbenchError
 from dlbench.experiments.base import Part, option, parse_numbers
+from dlbench.peer import ImplementationAxis
 from dlbench.protocol import Axis, CheckSpec, ClaimSpec
 
 NAME = "init"
@@ -32,10 +33,14 @@ CLAIMS = {
         "I2", "orthogonal init gives non-redundant units (orthonormal where fan_out <= fan_in; not where fan_out "
               "> fan_in), at a price: its generation time grows faster with n than uniform init's",
         measures="the exponent k of generation time ~ n^k of an n x n float32 matrix (median per size, bootstrap "
-                 "interval), orthogonal minus uniform, timed on one thread with sizes interleaved; the Gram "
-                 "identities are checks beside it",
-        control="normal minus uniform: both draw n^2 numbers, so their exponents should not differ",
-        grid=(Axis("sizes", ("128,256,512", "256,512,1024")),),
+                 "interval), orthogonal minus uniform, timed on one thread, every scheme of one size interleaved, "
+                 "in each implementation of the run: dlbench's initializers always, torch.nn.init's (orthogonal_, "
+                 "uniform_, normal_ on a freshly allocated torch.empty, as nn.Linear does) as well when torch "
+                 "imports, with the same harness settings, interleaved with dlbench's; a verdict that differs "
+                 "between them is a fact about an implementation; the Gram identities are checks beside it",
+        control="normal minus uniform, in each implementation: both draw n^2 numbers, so their exponents should "
+                "not differ",
+        grid=(Axis("sizes", ("128,256,512", "256,512,1024")), ImplementationAxis()),
         threshold="an exponent at least 0.25 larger: QR is O(n^3) against O(n^2), and the measured gap on "
                   "these sizes is 0.5-0.7",
         literature="Saxe, McClelland & Ganguli 2014 (orthogonal init); Mezzadri 2007 (Haar-orthogonal by QR)",

@@ -265,35 +265,46 @@ def check_orthogonal(opts, ctx: RunContext) -> None:
 
 
 def claim_i2(opts, ctx: RunContext) -> None:
-    """Generation time of n x n matrices over each size range of the grid: orthogonal's exponent against
-    uniform's; control: normal's against uniform's (both draw n^2 numbers)."""
+    """Generation time of n x n float32 matrices over each size range of the grid, in each implementation of
+    the run (dlbench's initializers; torch.nn.init's when torch imports), every scheme and implementation of
+    one size timed interleaved: orthogonal's exponent against uniform's; control: normal's against uniform's
+    (both draw n^2 numbers)."""
+    from dlbench import peer
     from dlbench.experiments.base import parse_numbers
     from dlbench.experiments.init import CLAIMS
     from dlbench.nn.init import get_initializer
+    from dlbench.nn.parallel import current_threads
 
-    rng = ctx.rng("generation timing")
-    schemes = {s: get_initializer(s) for s in dict.fromkeys(["uniform", "normal", "orthogonal",
-                                                            *[t.label for t in m.parse_schemes(opts.time_schemes)]])}
+    schemes = {name: get_initializer(name) for name in ("uniform", "normal", "orthogonal")}
+    schemes.update({t.label: t.init for t in m.parse_schemes(opts.time_schemes)})
     points = CLAIMS["I2"].points(ctx.quick)
+    impls = list(dict.fromkeys(p["implementation"] for p in points))
     sizes = sorted({n for p in points for n in parse_numbers(p["sizes"], int, what="sizes")})
-    times: dict = {name: {} for name in schemes}
-    for n in sizes:  # sizes outside, schemes inside: a slow spell of the machine hits every scheme alike
-        for name, init in schemes.items():
-            times[name][n] = ctx.time("generate", init, rng, (n, n), np.float32, case={"scheme": name, "n": n},
-                                      items=n * n, bytes=4 * n * n, section="i2.generation_time").samples
-    for name in schemes:
-        k, lo, hi, _ = power_law(sizes, [times[name][n] for n in sizes], seed=ctx.seed)
-        ctx.record.metric("exponent", k, case={"scheme": name, "n": f"{sizes[0]}-{sizes[-1]}"},
-                          section="i2.exponent")
+    seed = int(ctx.rng("generation timing").integers(2**31))
+    times: dict = {}
+    for n in sizes:  # sizes outside, schemes and implementations inside: a slow spell hits them all alike
+        shape = np.empty((n, n), np.float32)   # only its shape and dtype are read
+        calls = [({"scheme": label, "n": n, "implementation": impl},
+                  peer.kernel("init", init.name, shape, impl=impl, seed=seed, **dict(init.hyper)))
+                 for impl in impls for label, init in schemes.items()]
+        calls = [(case, fn) for case, fn in calls if fn is not None]
+        with peer.threads(current_threads()):
+            ts = ctx.time_interleaved("generate", calls, items=[n * n] * len(calls), bytes=[4 * n * n] * len(calls),
+                                      section="i2.generation_time")
+        times.update({(c["implementation"], c["scheme"], n): t.samples for (c, _), t in zip(calls, ts)})
+    for impl, name in dict.fromkeys((i, s) for i, s, _ in times):
+        k, lo, hi, _ = power_law(sizes, [times[impl, name, n] for n in sizes], seed=ctx.seed)
+        ctx.record.metric("exponent", k, case={"scheme": name, "implementation": impl,
+                                               "n": f"{sizes[0]}-{sizes[-1]}"}, section="i2.exponent")
     for point in points:
-        ns = parse_numbers(point["sizes"], int, what="sizes")
+        ns, impl = parse_numbers(point["sizes"], int, what="sizes"), point["implementation"]
 
         def diff(a: str, b: str, label: str):
-            ka, _, _, ba = power_law(ns, [times[a][n] for n in ns], seed=ctx.seed)
-            kb, _, _, bb = power_law(ns, [times[b][n] for n in ns], seed=ctx.seed + 1)
+            ka, _, _, ba = power_law(ns, [times[impl, a, n] for n in ns], seed=ctx.seed)
+            kb, _, _, bb = power_law(ns, [times[impl, b, n] for n in ns], seed=ctx.seed + 1)
             lo, hi = (float(v) for v in np.percentile(ba - bb, [2.5, 97.5]))
-            return from_interval(ka - kb, lo, hi, n=min(len(times[a][x]) for x in ns), method="bootstrap",
-                                 threshold=EXPONENT_THRESHOLD, label=label,
+            return from_interval(ka - kb, lo, hi, n=min(len(times[impl, a, x]) for x in ns), method="bootstrap",
+                                 threshold=EXPONENT_THRESHOLD, label=f"{label}, {peer.label(impl)}",
                                  note=f"time ~ n^{ka:.2f} vs n^{kb:.2f} over n = {ns[0]}..{ns[-1]}")
 
         ctx.finding("I2", diff("orthogonal", "uniform", "exponent orthogonal - uniform"), point=point, timing=True)

@@ -341,35 +341,25 @@ def _record_n8(ctx: RunContext, name: str, where: str, err: float) -> None:
 # ----------------------------------------------------------------------------- N9
 
 def claim_n9(opts, ctx: RunContext) -> None:
-    """ZCA whitening's cost against batch norm's over F (one thread), and what it buys: steps to the target with
-    the input normalized by BN, ZCA, ZCA + affine; control: input that is already white."""
+    """ZCA whitening's cost against batch norm's over F (one thread) in each implementation of the run, and what
+    it buys: steps to the target with the input normalized by BN, ZCA, ZCA + affine; control: input that is
+    already white. The training half is measured once and joins each implementation's cost half."""
     from dlbench.experiments.norm import CLAIMS
 
+    points = CLAIMS["N9"].points(ctx.quick)
+    impls = list(dict.fromkeys(p["implementation"] for p in points))
     feats = sorted(parse_numbers(opts.features, int, what="--features"))
-    times = _time_whitening(ctx, feats)
-    k_zca, lo_zca, hi_zca, b_zca = power_law(feats, [times["zca", f] for f in feats], seed=ctx.seed)
-    k_bn, lo_bn, hi_bn, b_bn = power_law(feats, [times["batch", f] for f in feats], seed=ctx.seed + 1)
-    for kernel, k, lo, hi in (("zca", k_zca, lo_zca, hi_zca), ("batch", k_bn, lo_bn, hi_bn)):
-        for metric, v in (("exponent", k), ("exponent_low", lo), ("exponent_high", hi)):
-            ctx.record.metric(metric, v, case={"kernel": kernel}, section="n9.exponent")
-    big = feats[-1]
-    r, rlo, rhi = bootstrap_ratio_ci(times["batch", big], times["zca", big], seed=ctx.seed)
-    n_samples = min(times["batch", big].size, times["zca", big].size)
-    cost = from_interval(r, rlo, rhi, n=n_samples, method="bootstrap", null=1.0, threshold=N9_RATIO - 1.0, unit="x",
-                         label=f"(a) time ZCA / batch norm at F={big}")
-    elo, ehi = (float(v) for v in np.percentile(b_zca - b_bn, [2.5, 97.5]))
-    growth = from_interval(k_zca - k_bn, elo, ehi, n=n_samples, method="bootstrap",
-                           label="(b) exponent ZCA - batch norm",
-                           note=f"time ~ F^{k_zca:.2f} against F^{k_bn:.2f} over F = {feats[0]}..{big}")
+    times = _time_whitening(ctx, feats, impls)
+    cost = {impl: _n9_cost(ctx, times, feats, impl) for impl in impls}
     mixed = m.correlated_data(ctx.rng("N9 white check"), N9_BATCH, 1, 16, 100.0, white=False).X_train
     y, _ = zca_forward(mixed.astype(np.float64))
     cov = (y.T @ y) / N9_BATCH
     ctx.check("N9.white", float(np.abs(cov - np.eye(16)).max()), 1e-3, claim="N9", n=1,
               what="max |cov(ZCA(x)) - I|, 1024 x 16 float64, covariance of condition number 100")
     with threadpool_limits(limits=1):
-        for point in CLAIMS["N9"].points(ctx.quick):
+        for condition in dict.fromkeys(p["condition"] for p in points):
             for role, white in (("claim", False), ("control", True)):
-                steps = _whitening_steps(ctx, point["condition"], white)
+                steps = _whitening_steps(ctx, condition, white)
                 # null at the practical gain: supported above 1.25x, refuted when 1.25x is excluded
                 gain = finding(log_ratio(steps["batch"], steps["zca + affine"]), null=N9_STEPS_GAIN,
                                seed=ctx.seed, label="(c) log10 steps to target, BN input / ZCA + affine input",
@@ -377,27 +367,49 @@ def claim_n9(opts, ctx: RunContext) -> None:
                                     f"{np.median(steps['zca']):.3g}, ZCA + affine "
                                     f"{np.median(steps['zca + affine']):.3g} ({'white' if white else 'correlated'} "
                                     f"input)")
-                ctx.finding("N9", all_of([cost, growth, gain], headline=0), point=point, role=role, timing=True)
+                for point in (p for p in points if p["condition"] == condition):
+                    ctx.finding("N9", all_of([*cost[point["implementation"]], gain], headline=0), point=point,
+                                role=role, timing=True)
 
 
-def _time_whitening(ctx: RunContext, feats: list[int]) -> dict:
-    """ZCA whitening and batch norm's forward on (1024, F) float32, sizes interleaved, on one thread."""
-    from dlbench.nn.norm import get_norm
+def _n9_cost(ctx: RunContext, times: dict, feats: list[int], impl: str) -> list:
+    """N9's cost findings in one implementation: (a) ZCA / batch norm time at the largest F, (b) the exponent
+    difference of time ~ F^k; the exponents recorded beside."""
+    from dlbench import peer
+
+    k_zca, lo_zca, hi_zca, b_zca = power_law(feats, [times[impl, "zca", f] for f in feats], seed=ctx.seed)
+    k_bn, lo_bn, hi_bn, b_bn = power_law(feats, [times[impl, "batch", f] for f in feats], seed=ctx.seed + 1)
+    for kernel, k, lo, hi in (("zca", k_zca, lo_zca, hi_zca), ("batch", k_bn, lo_bn, hi_bn)):
+        for metric, v in (("exponent", k), ("exponent_low", lo), ("exponent_high", hi)):
+            ctx.record.metric(metric, v, case={"kernel": kernel, "implementation": impl}, section="n9.exponent")
+    big = feats[-1]
+    r, rlo, rhi = bootstrap_ratio_ci(times[impl, "batch", big], times[impl, "zca", big], seed=ctx.seed)
+    n_samples = min(times[impl, "batch", big].size, times[impl, "zca", big].size)
+    cost = from_interval(r, rlo, rhi, n=n_samples, method="bootstrap", null=1.0, threshold=N9_RATIO - 1.0, unit="x",
+                         label=f"(a) time ZCA / batch norm at F={big}, {peer.label(impl)}")
+    elo, ehi = (float(v) for v in np.percentile(b_zca - b_bn, [2.5, 97.5]))
+    growth = from_interval(k_zca - k_bn, elo, ehi, n=n_samples, method="bootstrap",
+                           label=f"(b) exponent ZCA - batch norm, {peer.label(impl)}",
+                           note=f"time ~ F^{k_zca:.2f} against F^{k_bn:.2f} over F = {feats[0]}..{big}")
+    return [cost, growth]
+
+
+def _time_whitening(ctx: RunContext, feats: list[int], impls: list[str]) -> dict:
+    """ZCA whitening's and batch norm's forward on (1024, F) float32 in each implementation, all of one F
+    interleaved, on one thread (torch on as many as dlbench's kernels); seconds per call by (impl, kernel, F)."""
+    from dlbench import peer
+    from dlbench.nn.parallel import current_threads
 
     rng = ctx.rng("N9 timing")
-    bn = get_norm("batch")
     out = {}
-    with threadpool_limits(limits=1):
+    with threadpool_limits(limits=1), peer.threads(current_threads()):
         for F in feats:
             x = rng.standard_normal((N9_BATCH, F), dtype=np.float32)
-            params, state = bn.init(F)
-            _, cache = bn.forward(x, params, state, train=True)
-            case = {"f": F}
-            out["batch", F] = ctx.time("batch_norm", bn.forward, x, params, state, True, out=np.empty_like(x),
-                                       reuse=cache, case=case, items=x.size, bytes=2 * x.nbytes,
-                                       section="n9.timing").samples
-            out["zca", F] = ctx.time("zca_whitening", zca_forward, x, case=case, items=x.size, bytes=2 * x.nbytes,
-                                     section="n9.timing").samples
+            calls = [({"f": F, "implementation": impl, "kernel": kernel},
+                      peer.kernel("normalize", kernel, x, impl=impl)) for impl in impls for kernel in ("batch", "zca")]
+            ts = ctx.time_interleaved("forward", calls, items=[x.size] * len(calls),
+                                      bytes=[2 * x.nbytes] * len(calls), section="n9.timing")
+            out.update({(c["implementation"], c["kernel"], F): t.samples for (c, _), t in zip(calls, ts)})
     return out
 
 
