@@ -347,6 +347,75 @@ def test_mlp_surface_gradient_matches_finite_differences_and_minibatches_differ_
     np.testing.assert_allclose(mb.value(same), surf.value(same))  # value is the full-batch loss
 
 
+def _linear_regime(rho, hidden=16, T=(32, 40, 48, 56, 64), scale=1e-36, n=8):
+    """The largest |dL/dW| of the O10 net at W_hh = rho Q, its recurrent biases 0, on inputs so small that tanh
+    never leaves its linear part: h_t = sum_k (rho Q)^k W_ih x_{t-k} stays below 1e-5 for rho^T < 1e31."""
+    from dlbench.experiments.base import RunContext
+    from dlbench.experiments.optimizers.recurrent import _adding
+
+    data = _adding(RunContext(seed=0), "test", n, max(T))
+    net, params = ms.recurrent_net(hidden, [0, 1, 2], [rho] * 3, dtype=np.float64)
+    for name in ("bias_ih_l0", "bias_hh_l0"):
+        params[net.param_names.index(name)][...] = 0.0
+    X = data.X_train.astype(np.float64) * scale
+    return np.stack([ms.largest_weight_gradient(net, params, X[:, :t], data.y_train.astype(np.float64))
+                     for t in T], axis=-1), T
+
+
+@pytest.mark.parametrize("rho", [1.5, 2.0, 3.0])
+def test_gradient_growth_rate_is_log_rho_where_the_net_is_linear(rho):
+    # dL/dW sums (W_hh^T)^k terms: with W_hh = rho Q, Q orthogonal, every one has norm rho^k exactly, so the
+    # norm grows as rho^T (Pascanu et al. 2013, linear case). The largest entry is within a factor sqrt(H F) of the
+    # norm, and dL/dW_hh's terms carry a factor T more: over 32 steps, 0.015 decades per step covers both
+    G, T = _linear_regime(rho)
+    np.testing.assert_allclose(ms.log_growth_rate(G, T), math.log10(rho), atol=0.015)
+
+
+def test_tanh_gradient_grows_at_most_as_rho_and_not_below_one():
+    from dlbench.experiments.base import RunContext
+    from dlbench.experiments.optimizers import recurrent as rc
+
+    probe = rc._adding(RunContext(seed=3), "test", 32, 64)
+    scan = (0.5, 0.9, 2.0, 3.0)
+    G = rc.gradient_ladder(16, list(range(8)), scan, probe.X_train, probe.y_train, rc.O10_LADDER)
+    rate = ms.log_growth_rate(G, rc.O10_LADDER, start=rc.O10_FIT)            # (radius, net)
+    bound = np.log10(scan)[:, None]
+    # |tanh'| <= 1: the Jacobians' product never grows faster than rho^T (Pascanu et al.'s necessary condition)
+    assert (rate <= np.maximum(bound, 0) + 0.01).all(), rate
+    assert (np.abs(rate[:2]) < 0.01).all()                                 # no growth below radius 1
+    assert np.median(rate[2:], axis=1).min() > 0.02                         # geometric growth above
+    # the control: every rung at T = 1 reads growth 0 exactly, and W_hh's gradient is exactly 0 there
+    G1 = np.repeat(rc.gradient_ladder(16, [0, 1], scan, probe.X_train, probe.y_train, (1,)), len(rc.O10_LADDER), -1)
+    assert (rc.growth_per_doubling(G1) == 0).all()
+    from dlbench.nn.losses import mse
+    net, params = ms.recurrent_net(16, [0], [3.0])
+    _, grads, _ = net.value_and_grad(params, probe.X_train[:, :1], probe.y_train, mse)
+    assert not grads[net.param_names.index("weight_hh_l0")].any()
+
+
+def test_recurrent_net_has_spectral_radius_rho_and_loss_spike_by_hand():
+    net, params = ms.recurrent_net(8, [0, 1], [0.5, 2.0], dtype=np.float64)
+    W = params[net.param_names.index("weight_hh_l0")]
+    np.testing.assert_allclose(np.abs(np.linalg.eigvals(W)), [[0.5] * 8, [2.0] * 8], rtol=1e-12)
+    losses = np.array([[2.0, 1.0, 3.0, 0.5], [1.0, 0.9, 0.8, 0.7], [1.0, np.inf, np.nan, np.nan]])
+    np.testing.assert_allclose(ms.loss_spike(losses, 1e3), [1.0, 0.0, 1e3])
+
+
+def test_o0_residual_net_and_its_twin_share_init_and_slice_directions(monkeypatch):
+    from dlbench.data import make_dataset
+
+    monkeypatch.setattr(oc, "O0_STEPS", 1)
+    data = make_dataset(oc.O0_DATA, seed=0, n_train=32, n_test=16)
+    res, twin = (oc._train_net(n, [5, 6], data) for n in ("residual 12x16 bn", "plain 12x16 bn"))
+    assert res[0].param_names == twin[0].param_names
+    for a, b in zip(res[1], twin[1]):
+        np.testing.assert_array_equal(a, b)
+    X = np.ascontiguousarray(data.X_train, dtype=np.float64)
+    out_r, _ = res[0].forward(res[1], X, train=True)
+    out_t, _ = twin[0].forward(twin[1], X, train=True)
+    assert np.abs(out_r - out_t).max() > 1e-3              # the skips are the only difference, and they matter
+
+
 # --------------------------------------------------------------------------- the claims at --quick
 
 
@@ -380,8 +449,9 @@ def test_checks_pass(quick):
 def test_verdicts_at_quick_size(quick):
     v = quick.claims.set_index("claim")["verdict"]
     # noise escapes a saddle, clipping stops the cliff's throw, critical points above the minimum are saddles,
-    # Adagrad equalises then slows, runs of a large enough student end near zero loss: as the papers say
-    for cid in ("O0", "O1", "O2", "O3", "O5", "O9"):
+    # Adagrad equalises then slows, runs of a large enough student end near zero loss, a recurrent net's gradient
+    # explodes with T above radius 1 and clipping keeps it training: as the papers say
+    for cid in ("O0", "O1", "O2", "O3", "O5", "O9", "O10"):
         assert v[cid] == "supported", (cid, quick.claims.set_index("claim").loc[cid, "evidence"])
     # momentum damps the canyon's oscillation only where plain descent's best step oscillates on a steep canyon;
     # bias correction only matters for beta2 near 1 at larger learning rates (Kingma & Ba, Fig. 4)

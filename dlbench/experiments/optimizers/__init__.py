@@ -1,4 +1,5 @@
-"""`dlbench optimizers`: optimizers on saddles, cliffs, canyons and small nets; claims O0-O7, O9.
+"""`dlbench optimizers`: optimizers on saddles, cliffs, canyons, small nets and a recurrent net; claims O0-O7, O9,
+O10.
 
 The run on --surface: each optimizer from many starts at every learning rate of a grid in one vectorized
 engine call (`trajectories`); the lr with the lowest median final loss on tuning starts is then run from
@@ -20,7 +21,8 @@ from dlbench.experiments.optimizers.trajectories import surface_names
 from dlbench.protocol import Axis, CheckSpec, ClaimSpec
 
 NAME = "optimizers"
-HELP = "Optimizers on saddles, cliffs, canyons and small nets: best-lr trajectories, claims O0-O7, O9."
+HELP = "Optimizers on saddles, cliffs, canyons, small nets and a recurrent net: best-lr trajectories, claims " \
+       "O0-O7, O9, O10."
 
 LIT_DAUPHIN = "Dauphin et al. 2014 (saddle points, Fig. 1: index against loss)"
 LIT_PASCANU = "Pascanu, Mikolov & Bengio 2013 (cliffs, gradient clipping)"
@@ -29,19 +31,24 @@ LIT_KINGMA = "Kingma & Ba 2015 (Adam, §6.4 and Fig. 4: bias correction)"
 CLAIMS = {
     "O0": ClaimSpec(
         "O0", "the landscape is complex but smooth overall",
-        measures="a relu MLP trained on two spirals (Adam): per seed, (a) the loss along the straight line from "
-                 "its init to its trained parameters, as the largest rise above the running minimum over the "
-                 "total decrease (0 = monotone), and (b) the strict local minima on a filter-normalised 2-D "
-                 "slice around the trained parameters (1 = one basin); both must hold",
-        control="the same line and slice on the Rastrigin surface (a lattice of local minima), and on a deep plain "
-                "relu net without skip connections, whose slices Li et al. found chaotic",
-        grid=(Axis("net", ("2x16",)),),
+        measures="relu nets trained on two spirals (Adam): per seed, (a) the loss along the straight line from its "
+                 "init to its trained parameters, as the largest rise above the running minimum over the total "
+                 "decrease (0 = monotone), and (b) the strict local minima on a filter-normalised 2-D slice around "
+                 "the trained parameters (1 = one basin); both must hold. On the 2x16 MLP, (b) is the count itself. "
+                 "On a deep residual net (12 hidden layers of 16, 11 one-layer blocks with batch norm) it is Li et "
+                 "al.'s comparison: the count on its plain twin's slice (the same widths, batch norm, init, training "
+                 "and slice directions, the skips removed) minus the count on its own, two nets per seed",
+        control="the same line and slice on the Rastrigin surface (a lattice of local minima) and on a deep plain "
+                "relu net without skip connections (12x16), whose slices Li et al. found chaotic; at the residual "
+                "net also its plain twin alone, and the comparison at depth 2 (one block), where a plain net has no "
+                "chaos for skips to prevent",
+        grid=(Axis("net", ("2x16", "residual 12x16 bn"), quick=("2x16",)),),
         threshold="a rise below 10 % of the decrease (Goodfellow et al. saw none; 10 % allows the minibatch noise "
-                  "of the end point) and at most one local minimum on the slice (Li et al.'s convex-looking "
-                  "slices have one, their chaotic ones many)",
-        premise="nets that train (the end loss below half the start loss); the net axis has a slot for a "
-                "residual net beside the plain ones",
-        literature="Goodfellow, Vinyals & Saxe 2015 (the line); Li et al. 2018 (filter-normalised slices)"),
+                  "of the end point); at most one local minimum on the slice (Li et al.'s convex-looking slices have "
+                  "one, their chaotic ones many), or, for the residual net, at least one fewer than its twin's",
+        premise="nets that train (the end loss below half the start loss), the residual net's twin too",
+        literature="Goodfellow, Vinyals & Saxe 2015 (the line); Li et al. 2018 (filter-normalised slices; skip "
+                   "connections keep deep nets' slices from turning chaotic, Fig. 5)"),
     "O1": ClaimSpec(
         "O1", "in high dimension almost every critical point is a saddle",
         measures="critical points of a 2-w-1 tanh MLP's training loss (mse on a tanh teacher), found from many "
@@ -79,6 +86,30 @@ CLAIMS = {
                 "landed several units away); at a smaller lr a run only hops onto the wall's foot, and the point "
                 "is not run",
         literature=LIT_PASCANU),
+    "O10": ClaimSpec(
+        "O10", "cliffs come from exploding gradients, and are common in recurrent nets",
+        measures="a small Elman RNN (tanh, a linear head on the last state, mse on the adding problem, h_0 = 0) "
+                 "with its recurrent weight W_hh = rho Q (Q orthogonal: spectral radius exactly rho), scanned over "
+                 "rho: the largest |dL/dW| over W_ih and W_hh at sequence lengths T = 8 .. 64, four nets per seed. "
+                 "All must hold: (a) at the grid's rho > 1 it grows geometrically: log10 of its growth over the "
+                 "doubling T = 32 -> 64, read off a least-squares line through T = 32, 40, .., 64; (b) at rho = 0.9 "
+                 "it does not; (c) trained from that init by SGD (lr 0.1) on sequences of 64 steps, two nets per "
+                 "seed, clipping the gradient's norm at 1 keeps training stable: log10 of the largest loss spike "
+                 "(over the first loss) and of the final training loss, unclipped over clipped, on the same inits "
+                 "and batches. The scan's radii 1.1 and 1.5 are recorded beside: a radius above 1 is necessary for "
+                 "tanh gradients to explode, not sufficient",
+        control="T = 1 in every slot of the ladder and in training: no product of Jacobians, nothing to explode or "
+                "clip. W_hh's gradient is exactly 0 there (h_0 = 0 never meets it), so the largest |dL/dW| takes "
+                "W_ih beside W_hh throughout",
+        grid=(Axis("rho", (2.0, 3.0), quick=(2.0,)), Axis("hidden", (16, 32), quick=(16,))),
+        threshold="(a) at least 4x per doubling of T (0.6 decades): with a radius <= 1 each of the T terms of "
+                  "dL/dW is bounded, and their sum can grow at most in proportion to T, 2x per doubling; (b) the "
+                  "interval below 2x (0.3 decades); (c) spikes a decade smaller and a final loss at least 2x lower "
+                  "with clipping, as O3",
+        premise="radii and a learning rate at which unclipped training is thrown by a cliff (a median spike of 10x "
+                "the first loss or more); below that there is nothing for clipping to stop",
+        literature="Pascanu, Mikolov & Bengio 2013 (a radius above 1 is necessary for tanh gradients to explode; "
+                   "cliffs; clipping); Bengio, Simard & Frasconi 1994"),
     "O4": ClaimSpec(
         "O4", "canyons make descent oscillate; momentum damps it",
         measures="on the canyon 1/2(x^2 + kappa y^2), plain descent and heavy-ball momentum (0.9), each at its best "
@@ -174,11 +205,13 @@ SECTIONS = {
     "o7.bias_correction": "O7 · Adam with and without bias correction",
     "o8.symmetries": "O8 · equal-loss families (check)",
     "o9.teacher": "O9 · final loss over seeds on a teacher-student task",
+    "o10.gradients": "O10 · largest |dL/dW| of an Elman RNN against sequence length, per spectral radius",
+    "o10.clipping": "O10 · training on the adding problem with and without clipping",
 }
 
 #: Where each claim is judged: with --surface set to its home (or --all-claims) it is measured, else not run.
 CLAIM_HOMES = {"O0": "mlp", "O1": "mlp", "O2": "saddle", "O3": "cliff", "O4": "canyon", "O5": "canyon",
-               "O6": "canyon", "O7": "mlp", "O9": "mlp"}
+               "O6": "canyon", "O7": "mlp", "O9": "mlp", "O10": "cliff"}
 SUITE_OPTIONS = {"all_claims": True}
 
 DEFAULT_GRID = "1e-4,3e-4,1e-3,3e-3,0.01,0.03,0.1,0.3,1,3,10,30,100"

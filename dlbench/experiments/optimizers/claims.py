@@ -15,6 +15,7 @@ import numpy as np
 from dlbench.experiments.base import RunContext
 from dlbench.experiments.optimizers import CLAIM_HOMES, CLAIMS, measured_claims
 from dlbench.experiments.optimizers import measure as ms
+from dlbench.experiments.optimizers.recurrent import claim_o10
 from dlbench.experiments.optimizers.trajectories import (
     CURVE_POINTS, ModelSurface, Track, build_optimizer, loglog_fit, make_surface, mlp_surface, path_of,
     run_trajectories, sample_starts, search_lr,
@@ -29,6 +30,15 @@ TWO = math.log10(2.0)
 O0_DATA, O0_N, O0_STEPS, O0_LR, O0_BATCH = "spirals", 128, 600, 0.01, 64
 O0_LINE, O0_GRID = 41, 17            # points on the line; G x G points on the slice, over [-1, 1]^2
 O0_DEEP = "12x16"                    # the deep plain control net
+#: Residual nets and their plain twins (the same nets without skips): (skips, blocks) of one-layer blocks of 16 units
+#: with batch norm after a 16-unit stem. The deep pair has 12 hidden layers as the deep plain control; the shallow
+#: pair (2 hidden layers) is the control of the comparison: no depth, no chaos for skips to prevent.
+O0_RESIDUAL = {"residual 12x16 bn": (True, 11), "plain 12x16 bn": (False, 11), "residual 2x16 bn": (True, 1),
+               "plain 2x16 bn": (False, 1)}
+O0_TWIN = {"residual 12x16 bn": "plain 12x16 bn", "residual 2x16 bn": "plain 2x16 bn"}
+O0_SHALLOW = {"residual 12x16 bn": "residual 2x16 bn"}
+O0_PAIR_NETS = 2                     # nets per seed of each residual net and its twin (the same inits)
+O0_SKIPS = 1.0                       # skips: at least one strict local minimum fewer than the twin's slice
 O0_BUMP, O0_MINIMA = 0.1, 2.0        # a rise below 10 % of the decrease; fewer than two local minima
 O0_RASTRIGIN_STEPS, O0_RASTRIGIN_LR = 300, 0.05
 # O1
@@ -114,17 +124,26 @@ def _mlp_loss(net, X, y, loss_fn):
     return loss_of
 
 
-def _train_net(depth: int, width: int, ctx: RunContext, data):
-    """A plain relu net (He init) trained with Adam from ctx's seeds: (net, init params, trained params)."""
+def _train_net(label: str, seeds: list, data):
+    """The net named `label` (He init, float64) trained with Adam, one replica per seed: (net, init params, trained
+    params). "DxW" is a plain relu MLP of D hidden layers of W units; the names of O0_RESIDUAL are residual nets
+    and their plain twins (dlbench.nn.residual: the same widths and init, with or without the skips)."""
     from dlbench.nn.mlp import MLP, MLPSpec
     from dlbench.nn.optim import get_optimizer
+    from dlbench.nn.residual import ResNet, ResNetSpec
     from dlbench.nn.train import train
 
-    net = MLP(MLPSpec((data.n_features, *(width,) * depth, data.n_outputs), activation="relu",
-                      init="kaiming_normal", dtype=np.float64))
-    start = net.init(ctx.seed_list)
+    if label in O0_RESIDUAL:
+        skips, blocks = O0_RESIDUAL[label]
+        net = ResNet(ResNetSpec(data.n_features, 16, blocks, data.n_outputs, block_layers=1, residual=skips,
+                                norm="batch", init="kaiming_normal", dtype=np.float64))
+    else:
+        depth, width = (int(v) for v in label.split("x"))
+        net = MLP(MLPSpec((data.n_features, *(width,) * depth, data.n_outputs), activation="relu",
+                          init="kaiming_normal", dtype=np.float64))
+    start = net.init(seeds)
     end = [p.copy() for p in start]
-    train(net, data, ctx.seed_list, optimizer=get_optimizer("adam", lr=O0_LR), epochs=10**6, batch_size=O0_BATCH,
+    train(net, data, seeds, optimizer=get_optimizer("adam", lr=O0_LR), epochs=10**6, batch_size=O0_BATCH,
           max_steps=O0_STEPS, params=end, eval_every=0)
     return net, start, end
 
@@ -147,21 +166,52 @@ def _o0_finding(r: dict, what: str, seed: int):
     ])
 
 
+def _skips_finding(res: dict, twin: dict, what: str, twin_what: str, seed: int):
+    """Li et al.'s comparison: the residual net's line is monotone, and its slice has fewer local minima than its
+    plain twin's (per net: the same init, data and slice directions)."""
+    return all_of([
+        finding(res["bump"], direction="less", null=O0_BUMP, seed=seed,
+                label=f"{what}: line init->trained, largest rise / decrease"),
+        finding(twin["minima"] - res["minima"], threshold=O0_SKIPS, seed=seed,
+                label=f"{twin_what} minus {what}: strict local minima on the {O0_GRID}x{O0_GRID} filter-normalised "
+                      f"slice (paired: the same init and directions)"),
+    ], note=f"median local minima {_med(res['minima']):g} with skips, {_med(twin['minima']):g} without")
+
+
+def _trained(r: dict) -> bool:
+    return _med(r["end"]) < 0.5 * _med(r["start"])
+
+
 def claim_o0(opts, ctx: RunContext) -> None:
-    """The line from init to solution and a filter-normalised slice; controls Rastrigin and a deep plain net."""
+    """The line from init to solution and a filter-normalised slice; controls Rastrigin and a deep plain net, and
+    at the residual net's point its plain twin and the same comparison at depth 2. A net with batch norm is
+    evaluated with the statistics of the whole training set."""
+    from threadpoolctl import threadpool_limits
+
     from dlbench.data import make_dataset
     from dlbench.nn.losses import get_loss
 
     data = make_dataset(O0_DATA, seed=ctx.seed, n_train=O0_N, n_test=16)
     X, y = np.ascontiguousarray(data.X_train, dtype=np.float64), data.y_train
     loss_fn = get_loss("softmax_ce")
-    results = {}
-    nets = dict.fromkeys([p["net"] for p in _points("O0", ctx)] + [O0_DEEP])
-    for label in nets:
-        depth, width = (int(v) for v in label.split("x"))
-        net, start, end = _train_net(depth, width, ctx, data)
-        weights = [n.endswith(".W") for n in net.param_names]
-        results[label] = _landscape(_mlp_loss(net, X, y, loss_fn), start, end, weights, ctx.rng("O0 slice", label))
+    results, seeds_of = {}, {}
+    labels = [p["net"] for p in _points("O0", ctx)]
+    residual = [n for n in labels if n in O0_TWIN]
+    pairs = residual + [O0_SHALLOW[n] for n in residual]
+    # the residual pairs are noisier (a count of minima on each of two slices): O0_PAIR_NETS nets per seed
+    pair_seeds = [int(v) for v in ctx.rng("O0", "residual pairs").integers(2**31, size=O0_PAIR_NETS * ctx.seeds)]
+    nets = {n: ctx.seed_list for n in labels if n not in O0_TWIN}
+    nets[O0_DEEP] = ctx.seed_list
+    for n in pairs:
+        nets[n] = nets[O0_TWIN[n]] = pair_seeds
+    with threadpool_limits(limits=1, user_api="blas"):   # small matmuls: a second BLAS thread only spins
+        for label, seeds in nets.items():
+            net, start, end = _train_net(label, seeds, data)
+            weights = [n.endswith(".W") for n in net.param_names]
+            # a residual net and its twin share their parameters' shapes, and so their slice directions
+            key = next((r for r in pairs if label in (r, O0_TWIN[r])), label)
+            results[label] = _landscape(_mlp_loss(net, X, y, loss_fn), start, end, weights, ctx.rng("O0 slice", key))
+            seeds_of[label] = seeds
     # Rastrigin: a 2-d point is one replica's only "filter"
     surf = make_surface("rastrigin")
     Z0 = sample_starts(surf, ctx.rng("O0 rastrigin"), ctx.seeds)
@@ -169,24 +219,38 @@ def claim_o0(opts, ctx: RunContext) -> None:
                           track=Track(shape=False, curve=0)).end
     results["rastrigin"] = _landscape(lambda ps: surf.value(ps[0].T), [Z0.T.copy()], [Z1.T.copy()], [True],
                                       ctx.rng("O0 slice", "rastrigin"))
+    seeds_of["rastrigin"] = ctx.seed_list
     for label, r in results.items():
         case = {"net": label}
         for metric, key, better in (("line rise / decrease", "bump", "lower"), ("slice local minima", "minima",
                                                                                 "lower"),
                                     ("loss at init", "start", "none"), ("loss trained", "end", "lower")):
-            ctx.record.metric(metric, r[key], case=case, better=better, seeds=ctx.seed_list, section="o0.landscape")
+            ctx.record.metric(metric, r[key], case=case, better=better, seeds=seeds_of[label], section="o0.landscape")
     controls = [("Rastrigin", _o0_finding(results["rastrigin"], "Rastrigin", ctx.seed)),
                 (f"deep plain {O0_DEEP}", _o0_finding(results[O0_DEEP], f"deep plain relu {O0_DEEP}", ctx.seed))]
     for point in _points("O0", ctx):
-        r = results[point["net"]]
-        trained = _med(r["end"]) < 0.5 * _med(r["start"])
-        if not trained:
-            ctx.not_run("O0", f"the {point['net']} net did not train (median loss {_med(r['start']):.3g} -> "
-                              f"{_med(r['end']):.3g})", point=point)
+        label = point["net"]
+        r, twin = results[label], O0_TWIN.get(label)
+        extra = []
+        if twin is None:
+            untrained = [] if _trained(r) else [label]
+            f = _o0_finding(r, f"relu {label}", ctx.seed)
         else:
-            ctx.finding("O0", _o0_finding(r, f"relu {point['net']}", ctx.seed), point=point)
-        for what, f in controls:
-            ctx.finding("O0", f, point={**point, "counterfactual": what}, role="control")
+            shallow = O0_SHALLOW[label]
+            untrained = [n for n in (label, twin) if not _trained(results[n])]
+            f = _skips_finding(r, results[twin], label, twin, ctx.seed)
+            extra = [(f"{twin} (no skips)", _o0_finding(results[twin], f"{twin}, the residual net without skips",
+                                                        ctx.seed)),
+                     (f"{shallow} against {O0_TWIN[shallow]}",
+                      _skips_finding(results[shallow], results[O0_TWIN[shallow]], shallow, O0_TWIN[shallow],
+                                     ctx.seed))]
+        if untrained:
+            ctx.not_run("O0", "; ".join(f"the {n} net did not train (median loss {_med(results[n]['start']):.3g} -> "
+                                        f"{_med(results[n]['end']):.3g})" for n in untrained), point=point)
+        else:
+            ctx.finding("O0", f, point=point)
+        for what, c in controls + extra:
+            ctx.finding("O0", c, point={**point, "counterfactual": what}, role="control")
 
 
 # ----------------------------------------------------------------------------- O1
@@ -774,4 +838,5 @@ PARTS = {
     "O7": (claim_o7, ("O7",)),
     "O8": (check_o8, ("O9",)),
     "O9": (claim_o9, ("O9",)),
+    "O10": (claim_o10, ("O10",)),
 }

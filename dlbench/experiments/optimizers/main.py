@@ -264,8 +264,8 @@ def _dim(surface: str, hyper: dict) -> int:
 
 def claims_memory(measured: list[str], seeds: int) -> int:
     """Peak bytes of the largest claim part: each is of fixed size (its grid and replicas scale with --seeds)."""
-    per_claim = {"O0": 64 * 2**20, "O1": 48 * 2**20, "O9": 32 * 2**20, "O5": 24 * 2**20, "O6": 24 * 2**20,
-                 "O7": 16 * 2**20}
+    per_claim = {"O0": 64 * 2**20, "O10": 96 * 2**20, "O1": 48 * 2**20, "O9": 32 * 2**20, "O5": 24 * 2**20,
+                 "O6": 24 * 2**20, "O7": 16 * 2**20}
     scale = max(1.0, seeds / 6)
     return int(max([per_claim.get(c, 8 * 2**20) for c in measured] + [0]) * scale)
 

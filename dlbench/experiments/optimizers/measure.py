@@ -2,8 +2,9 @@
 
 Landscapes (O0: the loss along a line and on a filter-normalised 2-D slice), critical points and their
 Hessian index (O1), the random-Hessian Monte Carlo beside the notes' formula (O1's check), the first
-step's per-coordinate spread (O5), Adam rebuilt from momentum and RMSProp (O7's check), and the relu
-net's rescaling and permutation symmetries (O8).
+step's per-coordinate spread (O5), Adam rebuilt from momentum and RMSProp (O7's check), the relu
+net's rescaling and permutation symmetries (O8), and a recurrent net's weight gradients and loss spikes
+(O10).
 """
 
 from __future__ import annotations
@@ -261,3 +262,60 @@ def relu_symmetry_errors(net, params: list, X: np.ndarray, y, loss_fn, rng: np.r
         loss, _ = loss_fn(out, y)
         results[kind] = (float(np.max(np.abs(out - out0))) / scale, float(np.max(np.abs(loss - loss0))))
     return results
+
+
+# --------------------------------------------------------------------------- O10: gradients through time
+
+
+def recurrent_net(hidden: int, seeds: Sequence[int], rho: Sequence[float], dtype=np.float32):
+    """An Elman RNN (tanh, torch's init) with a linear head on each sequence's last state, 2 inputs (the adding
+    problem's) and one output, one replica per (seed, rho) pair: (net, params). Replica i takes seed seeds[i]'s
+    parameters with its recurrent weight replaced by rho[i] Q_i, Q_i a Haar-orthogonal matrix drawn from that
+    seed: every eigenvalue of W_hh then has modulus rho[i], so rho is its spectral radius exactly."""
+    from dlbench.nn.init import orthogonal
+    from dlbench.nn.rnn import RNNNet, RNNNetSpec
+
+    net = RNNNet(RNNNetSpec(2, hidden, 1, dtype=dtype))
+    params = net.init([int(s) for s in seeds])
+    W = params[net.param_names.index("weight_hh_l0")]
+    for i, (s, r) in enumerate(zip(seeds, rho)):
+        q = orthogonal(np.random.default_rng(np.random.SeedSequence([int(s), 10])), (hidden, hidden), np.float64)
+        W[i] = r * q
+    return net, params
+
+
+def largest_weight_gradient(net, params: list, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per replica, the largest |dL/dW| over the recurrent net's two weight matrices (W_ih and W_hh), L the mse
+    of its head on the sequences X (N, T, F) against y (N, 1), h_0 = 0. W_hh's gradient alone is exactly 0 at
+    T = 1 (h_0 = 0 never meets W_hh), so W_ih stands beside it: at T = 1 the measure is |dL/dW_ih|."""
+    from dlbench.nn.losses import mse
+
+    with np.errstate(all="ignore"):
+        _, grads, _ = net.value_and_grad(params, X, y, mse)
+    names = ("weight_ih_l0", "weight_hh_l0")
+    return np.max([np.abs(grads[net.param_names.index(n)]).max(axis=(1, 2)) for n in names], axis=0)
+
+
+def loss_spike(losses: np.ndarray, cap: float) -> np.ndarray:
+    """Per run (rows of losses (R, T)), the largest rise of the loss above its running minimum over the first
+    loss: 0 for a loss that never rises. A non-finite loss counts as `cap` (a run that blew up), and so does any
+    larger rise."""
+    losses = np.asarray(losses, dtype=float)
+    with np.errstate(all="ignore"):
+        first = np.abs(losses[:, :1])
+        rel = np.where(np.isfinite(losses), losses / first, np.inf)
+        rise = rel - np.minimum.accumulate(rel, axis=1)
+        rise = np.where(np.isfinite(rise), rise, np.inf)   # inf - inf after a blow-up is a blow-up too
+    return np.minimum(np.nanmax(rise, axis=1), cap)
+
+
+def log_growth_rate(G: np.ndarray, lengths: Sequence[float], start: float = 0.0) -> np.ndarray:
+    """The least-squares slope of log10 G (..., len(lengths)) against the lengths from `start` on: decades per
+    step, log10 rho for a quantity that grows as rho^T. A value that is 0 or not finite gives nan."""
+    T = np.asarray(lengths, dtype=float)
+    keep = T >= start
+    T = T[keep] - T[keep].mean()
+    with np.errstate(all="ignore"):
+        L = np.log10(np.asarray(G, dtype=float)[..., keep])
+    L = np.where(np.isfinite(L), L, np.nan)
+    return (L - L.mean(axis=-1, keepdims=True)) @ T / (T @ T)
