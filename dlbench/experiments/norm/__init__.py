@@ -1,13 +1,13 @@
-"""Batch, layer, instance and group normalization: what they fix, why, and where each breaks; claims N1-N12.
+"""Batch, layer, instance and group normalization: what they fix, why, and where each breaks; claims N1-N13.
 
 What each claim measures, its negative control, its nuisance grid and its threshold are in CLAIMS below (and in
 `dlbench claims --list`). The nets and their trainer are in `net` (batch norm before or after the activation,
 with batch, noisy, frozen or population statistics, learned or held gamma and beta, dropout, ZCA whitening),
 the measurements in `measure`, the parts that judge them in `claims` (N1-N4, N9, the checks), `batchsize`
-(N5-N7) and `placement` (N10-N12).
+(N5-N7), `placement` (N10-N12) and `recurrent` (N13, an Elman RNN on sequences).
 
-Every net is an MLP of relu (or sigmoid, identity) hidden layers of --width units trained with SGD and momentum
-0.9 (torch.optim.SGD), softmax cross-entropy, on a seeded classification set whose inputs are standardised with
+Every net but N13's is an MLP of relu (or sigmoid, identity) hidden layers of --width units trained with SGD and
+momentum 0.9 (torch.optim.SGD), softmax cross-entropy, on a seeded classification set whose inputs are standardised with
 the training set's mean and std; seeds (and learning rates, init scales, dropout rates where a claim compares
 them) are the replica axis of one array pass.
 """
@@ -22,7 +22,7 @@ from dlbench.peer import ImplementationAxis
 from dlbench.protocol import Axis, CheckSpec, ClaimSpec
 
 NAME = "norm"
-HELP = "Batch, layer, instance and group norm: what they fix, why, and where each breaks (claims N1-N12)."
+HELP = "Batch, layer, instance and group norm: what they fix, why, and where each breaks (claims N1-N13)."
 
 CLAIMS = {
     "N1": ClaimSpec(
@@ -180,6 +180,23 @@ CLAIMS = {
         threshold="one decade over the 31 layers between the first and the last (7.7 % per layer)",
         literature="Ioffe & Szegedy 2015; Yang, Pennington, Rao, Sohl-Dickstein & Schoenholz 2019 (BN's "
                    "gradients explode at init without skips); He et al. 2015"),
+    "N13": ClaimSpec(
+        "N13", "batch norm does not suit recurrent nets; layer norm does",
+        measures="an Elman tanh RNN (torch.nn.RNN's cell, one layer) on the adding task, sequences of lengths "
+                 "uniform in shortest .. 12 padded to 12 steps, batch 32, Adam: per seed log10(test mse with "
+                 "batch norm per time step / with layer norm inside the cell), each at its best learning rate of "
+                 "{0.001, 0.003, 0.01} (--quick {0.003, 0.01}; median over seeds), after 300 steps (--quick 200), "
+                 "8 seeds. Step t's batch statistics are over the sequences still running at "
+                 "t; the evidence counts them at the last 3 steps and gives the ratio on the test sequences that "
+                 "reach those steps",
+        control="every sequence 12 steps long: every step's statistics are over the whole batch (the ragged "
+                "batch removed)",
+        grid=(Axis("hidden", (32, 16), quick=(32,)), Axis("shortest", (2, 6), quick=(2,))),
+        threshold="0.1 decades (a test mse 26 % higher) either way",
+        literature="Ba, Kiros & Hinton 2016 (Layer normalization, section 3.1 and 6.3); Cooijmans, Ballas, "
+                   "Laurent, Gulcehre & Courville 2017 (Recurrent batch normalization: statistics per time step); "
+                   "Laurent, Pereyra, Brakel, Zhang & Bengio 2016 (batch norm on the recurrent term does not "
+                   "help); Hochreiter & Schmidhuber 1997 (the adding task)"),
 }
 
 CHECKS = {
@@ -200,6 +217,16 @@ CHECKS = {
     "N1.noise-off": CheckSpec(
         "N1.noise-off", "noisy batch norm with zero noise is batch norm (the same batch, the same output)",
         "exact", "N1"),
+    "N13.layer-independence": CheckSpec(
+        "N13.layer-independence", "an RNN with layer norm inside the cell treats each sequence alone: a "
+        "sequence's output does not change when the rest of its batch (and their lengths) is replaced (2 layers, "
+        "float32 and float64)", "exact", "N13"),
+    "N13.batch-control": CheckSpec(
+        "N13.batch-control", "... while batch norm per time step changes it (the check above is not blind)",
+        "a relative change of at least 1e-3", "N13"),
+    "N13.padding": CheckSpec(
+        "N13.padding", "padded steps change nothing: noise in them leaves every output and every gradient of an "
+        "RNN with layer or batch norm as it was (their statistics leave padded steps out)", "exact", "N13"),
 }
 
 SECTIONS = {
@@ -220,6 +247,9 @@ SECTIONS = {
     "n10.sigmoid": "N10 · sigmoid units with gamma and beta learned or held",
     "n11.placement": "N11 · batch norm before or after the activation",
     "n12.gradients": "N12 · per-layer gradient norms of a 32-layer plain net",
+    "n13.rnn": "N13 · test mse of an RNN with batch or layer norm, varying and fixed lengths",
+    "n13.statistics": "N13 · sequences behind each time step's batch statistics",
+    "n13.checks": "N13 · a sequence's output with the rest of the batch replaced, and with noise in padded steps",
     "norm.kernels": "norm forward and backward kernels",
 }
 
@@ -273,7 +303,8 @@ def validate(opts: Options) -> None:
 
 def memory(opts: Options, seeds: int) -> int:
     """Bytes the run needs at its peak, from the options alone: the largest replica arrays of a training run
-    (N2's learning-rate grid, N7's large batches, N5's seeds) with the caches of a step, and the data sets."""
+    (N2's learning-rate grid, N7's large batches, N5's seeds, N13's recurrent nets) with the caches of a step,
+    and the data sets."""
     validate(opts)
     lrs = len(parse_numbers(opts.lr_grid, float, what="--lr-grid"))
     w = opts.width
@@ -285,13 +316,15 @@ def memory(opts: Options, seeds: int) -> int:
     evals = seeds * 5 * max(opts.train_size, 512) * w * 8 * 4
     data = (opts.train_size + 512) * 8 * 4 * 4
     largest_zca = 1024 * max(parse_numbers(opts.features, int, what="--features")) * 4 * 6
-    return int(max(n2, n7, n5, n12) + evals + data + largest_zca + 64 * 2**20)
+    # N13: replicas x (train batch 32 or an evaluation chunk of 128) x 12 steps x 32 units, ~16 arrays
+    n13 = 2 * 3 * max(8, seeds) * 128 * 12 * 32 * 16 * 4
+    return int(max(n2, n7, n5, n12, n13) + evals + data + largest_zca + 64 * 2**20)
 
 
 def parts(opts: Options) -> list[Part]:
     """The independent units of the run; N7 (it times a training step), N9 (whitening's cost) and the kernel
     timings run last, each alone on one thread."""
-    from dlbench.experiments.norm import batchsize, claims, placement
+    from dlbench.experiments.norm import batchsize, claims, placement, recurrent
 
     validate(opts)
     return [
@@ -305,6 +338,7 @@ def parts(opts: Options) -> list[Part]:
         Part("norm.N10", placement.claim_n10),
         Part("norm.N11", placement.claim_n11),
         Part("norm.N12", placement.claim_n12),
+        *(Part(name, fn) for name, fn in recurrent.parts_n13()),
         Part("norm.N7", batchsize.claim_n7, timing=True),
         Part("norm.N9", claims.claim_n9, timing=True),
         Part("norm.kernels", claims.time_kernels, timing=True),

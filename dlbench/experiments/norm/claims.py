@@ -43,9 +43,9 @@ def one_thread(fn):
     """Run a training part on one BLAS thread: its matrices are small, and a second thread only waits."""
 
     @functools.wraps(fn)
-    def wrapped(opts, ctx):
+    def wrapped(opts, ctx, **kwargs):
         with threadpool_limits(limits=1):
-            return fn(opts, ctx)
+            return fn(opts, ctx, **kwargs)
 
     return wrapped
 

@@ -1,0 +1,216 @@
+"""The norm experiment's recurrent part: N13 (batch norm does not suit recurrent nets; layer norm does) and its
+checks. See CLAIMS in the package for what it measures, its control, grid and threshold.
+
+An Elman tanh RNN (dlbench.nn.rnn, torch.nn.RNN's semantics) with batch norm per time step (Cooijmans et al.
+2017) or layer norm inside the cell (Ba et al. 2016) reads sequences of the adding task (Hochreiter &
+Schmidhuber 1997) and answers the sum of the two marked values from its last valid state. Sequences of varying
+length are padded to the longest; step t's batch statistics are over the sequences still running at t. The
+nets on sequences of varying length and on sequences of one fixed length train as replicas of one array pass:
+replica r reads its own batches of its own set, so seeds, learning rates and the two sets are one replica axis.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from dlbench.data import make_dataset
+from dlbench.experiments.base import RunContext
+from dlbench.experiments.norm.claims import log_ratio, one_thread
+from dlbench.nn.losses import get_loss
+from dlbench.nn.optim import get_optimizer
+from dlbench.nn.rnn import RNNNet, RNNNetSpec, sequence_mask
+from dlbench.stats import finding
+
+LONGEST = 12                   # every sequence is padded to 12 steps; the fixed-length control has 12 each
+BATCH = 32
+TRAIN_SIZE = 2048
+TEST_SIZE = 512
+EVAL_CHUNK = 128               # test sequences per evaluation pass
+LATE = 3                       # the last 3 steps: the evidence counts the sequences behind their statistics
+N13_LOSS = 0.1                 # decades: a test loss 26 % higher
+# (quick, default): seeds, Adam learning rates, steps
+N13_SIZE = {True: (8, (0.003, 0.01), 200), False: (8, (0.001, 0.003, 0.01), 300)}
+LENGTH_SETS = ("varying", "fixed")
+
+
+def adding_sets(seed: int, shortest: int) -> dict:
+    """The adding task with lengths uniform in shortest .. LONGEST and with every length LONGEST, same seed."""
+    return {name: make_dataset("adding", seed=seed, n_train=TRAIN_SIZE, n_test=TEST_SIZE,
+                               min_length=shortest if name == "varying" else LONGEST, max_length=LONGEST)
+            for name in LENGTH_SETS}
+
+
+def running_per_step(lengths: np.ndarray, T: int) -> np.ndarray:
+    """(..., T): how many sequences of each batch are still running at step t, i.e. feed step t's statistics."""
+    return sequence_mask(lengths, T).sum(axis=-1)
+
+
+def train_sequences(net: RNNNet, seeds, lrs, which, sets: list, *, steps: int, batch: int, rng):
+    """Train replica r (seed seeds[r], Adam at lrs[r]) on the training set sets[which[r]] for `steps` minibatch
+    steps (torch.optim.Adam's defaults but the learning rate; each replica draws its own batches, with
+    replacement); return (params, state, test mse per replica and test sequence (R, n_test), the running
+    sequences per step of every training batch (steps, R, T))."""
+    R = len(seeds)
+    params, state = net.init(list(seeds)), net.init_state(R)
+    # one Adam per parameter, its lr broadcast over that parameter's replica axis
+    opts = [get_optimizer("adam", lr=np.asarray(lrs, dtype=np.float64).reshape(R, *[1] * (p.ndim - 1)))
+            for p in params]
+    opt_states = [o.init([p]) for o, p in zip(opts, params)]
+    X = np.stack([s.X_train for s in sets])
+    y = np.stack([s.y_train for s in sets])
+    L = np.stack([s.lengths_train for s in sets])
+    which = np.asarray(which)[:, None]
+    loss_fn = get_loss("mse")
+    T = X.shape[2]
+    counts = np.empty((steps, R, T), dtype=np.int64)
+    for t in range(steps):
+        idx = rng.integers(0, X.shape[1], (R, batch))
+        lengths = L[which, idx]
+        counts[t] = running_per_step(lengths, T)
+        _, grads, _ = net.value_and_grad(params, X[which, idx], y[which, idx], loss_fn, state, lengths=lengths,
+                                         reuse=True)
+        for k, (o, p, g) in enumerate(zip(opts, params, grads)):
+            opt_states[k] = o.step([p], [g], opt_states[k])
+    w = which[:, 0]
+    Xt, yt = np.stack([s.X_test for s in sets])[w], np.stack([s.y_test for s in sets])[w]
+    Lt = np.stack([s.lengths_test for s in sets])[w]
+    err = np.empty(yt.shape[:2])
+    for i in range(0, Xt.shape[1], EVAL_CHUNK):  # eval mode treats each sequence alone: chunks bound the memory
+        part = slice(i, i + EVAL_CHUNK)
+        out, _ = net.forward(params, Xt[:, part], state, train=False, lengths=Lt[:, part])
+        err[:, part] = ((out - yt[:, part]) ** 2)[..., 0]
+    return params, state, err, counts
+
+
+def parts_n13() -> list[tuple[str, object]]:
+    """(name, fn(opts, ctx)) per hidden size of N13's grid, so two workers share the grid; the first also runs
+    the checks. A part whose hidden size the run's grid (--quick) leaves out measures nothing."""
+    from dlbench.experiments.norm import CLAIMS
+
+    sizes = next(a.values for a in CLAIMS["N13"].grid if a.name == "hidden")
+    return [("norm.N13" if i == 0 else f"norm.N13.hidden{h}", functools.partial(claim_n13, hidden=h, checks=i == 0))
+            for i, h in enumerate(sizes)]
+
+
+@one_thread
+def claim_n13(opts, ctx: RunContext, *, hidden: int | None = None, checks: bool = True) -> None:
+    """Batch norm per time step against layer norm on sequences of varying length, each at its best lr; control:
+    every sequence of one fixed length. hidden: only the grid points of that hidden size (None: all)."""
+    from dlbench.experiments.norm import CLAIMS
+
+    n_seeds, lrs, steps = N13_SIZE[ctx.quick]
+    seeds = [ctx.seed + i for i in range(max(n_seeds, ctx.seeds))]
+    S, K, D = len(seeds), len(lrs), len(LENGTH_SETS)
+    # replica (d, k, s): length set d, learning rate k, seed s
+    rep_seed = np.tile(seeds, D * K)
+    rep_lr = np.tile(np.repeat(lrs, S), D)
+    rep_set = np.repeat(np.arange(D), K * S)
+    for point in CLAIMS["N13"].points(ctx.quick):
+        if hidden is not None and point["hidden"] != hidden:
+            continue
+        H, shortest = point["hidden"], point["shortest"]
+        sets = adding_sets(ctx.seed, shortest)
+        test_len = sets["varying"].lengths_test
+        got = {}
+        for norm in ("batch", "layer"):
+            net = RNNNet(RNNNetSpec(2, H, 1, norm=norm))
+            _, _, err, counts = train_sequences(net, rep_seed, rep_lr, rep_set, [sets[n] for n in LENGTH_SETS],
+                                                steps=steps, batch=BATCH, rng=ctx.rng("N13 order", H, shortest))
+            err = err.reshape(D, K, S, -1)
+            loss = err.mean(axis=-1)
+            for d, name in enumerate(LENGTH_SETS):
+                best = int(np.argmin(np.median(loss[d], axis=1)))
+                got[norm, name] = (loss[d, best], err[d, best], lrs[best])
+                case = {"hidden": H, "shortest": shortest, "lengths": name, "norm": norm}
+                for k, lr in enumerate(lrs):
+                    ctx.record.metric("test_mse", loss[d, k], case={**case, "lr": lr}, better="lower", seeds=seeds,
+                                      section="n13.rnn")
+                if norm == "batch":
+                    per_step = counts.reshape(steps, D, K * S, -1)[:, d].mean(axis=(0, 1))
+                    ctx.record.curve("sequences_per_step", per_step, case=case, steps=np.arange(1, LONGEST + 1),
+                                     better="none", section="n13.statistics")
+        late = counts.reshape(steps, D, K * S, -1)[:, 0, :, -LATE:]
+        for role, name in (("claim", "varying"), ("control", "fixed")):
+            (lb, eb, rb), (ll, el, rl) = got["batch", name], got["layer", name]
+            note = (f"median test mse batch norm {np.median(lb):.3g} (lr {rb:g}), layer norm {np.median(ll):.3g} "
+                    f"(lr {rl:g})")
+            if name == "varying":
+                long_, short = test_len > LONGEST - LATE, test_len < shortest + LATE
+                edge_long = np.median(log_ratio(eb[:, long_].mean(-1), el[:, long_].mean(-1)))
+                edge_short = np.median(log_ratio(eb[:, short].mean(-1), el[:, short].mean(-1)))
+                note += (f"; steps {LONGEST - LATE + 1}-{LONGEST}: batch statistics over median "
+                         f"{np.median(late):.3g} of {BATCH} sequences (over one, which batch norm maps to 0, or "
+                         f"none in {np.mean(late < 2):.0%} of them); log10 test mse batch / layer on the test "
+                         f"sequences that reach those steps {edge_long:+.2f}, on those of {shortest}-"
+                         f"{shortest + LATE - 1} steps {edge_short:+.2f}")
+            else:
+                note += f"; every step's batch statistics over all {BATCH} sequences"
+            ctx.finding("N13", finding(log_ratio(lb, ll), threshold=N13_LOSS, seed=ctx.seed, unit="decades",
+                                       label=f"log10 test mse batch norm / layer norm, {name} lengths", note=note),
+                        point=point, role=role)
+    if checks:
+        check_n13(ctx)
+
+
+def _batch_dependence(net: RNNNet, params, x, lengths, rng) -> float:
+    """Max relative change of sequence 0's output (the head on its last valid state) when every other sequence
+    of the batch, and its length, is replaced."""
+    out, _ = net.forward(params, x, lengths=lengths)
+    x2, l2 = x.copy(), lengths.copy()
+    x2[1:] = rng.uniform(-3, 3, x2[1:].shape) * 10
+    l2[1:] = rng.integers(1, x.shape[1] + 1, len(l2) - 1)
+    out2, _ = net.forward(params, x2, lengths=l2)
+    return float(np.max(np.abs(out2[:, 0] - out[:, 0])) / np.max(np.abs(out[:, 0])))
+
+
+def _padding_change(net: RNNNet, params, x, y, lengths, rng, told=None) -> float:
+    """Max relative change of the outputs and of every gradient when the steps beyond `lengths` hold noise; the
+    net is told `told` (default: lengths) as the sequences' lengths."""
+    loss_fn = get_loss("mse")
+    told = lengths if told is None else told
+    _, g1, c1 = net.value_and_grad(params, x, y, loss_fn, lengths=told)
+    x2 = x.copy()
+    pad = ~sequence_mask(lengths, x.shape[1]).T
+    x2[pad] = rng.standard_normal((int(pad.sum()), x.shape[-1])) * 1e3
+    _, g2, c2 = net.value_and_grad(params, x2, y, loss_fn, lengths=told)
+    worst = float(np.max(np.abs(c2.out - c1.out)) / np.max(np.abs(c1.out)))
+    for a, b in zip(g1, g2):
+        worst = max(worst, float(np.max(np.abs(b - a)) / max(np.max(np.abs(a)), 1e-300)))
+    return worst
+
+
+def check_n13(ctx: RunContext) -> None:
+    """Layer norm's output for a sequence ignores the rest of the batch (batch norm's does not: the check is not
+    blind); padded steps change no output and no gradient, with either norm (float32 and float64)."""
+    rng = ctx.rng("N13 checks")
+    data = make_dataset("adding", seed=ctx.seed, n_train=16, n_test=0, min_length=2, max_length=LONGEST)
+    worst_ln, least_bn, worst_pad = 0.0, math.inf, 0.0
+    for dt in (np.float32, np.float64):
+        x, y, lengths = data.X_train.astype(dt), data.y_train.astype(dt), data.lengths_train
+        for norm in ("layer", "batch"):
+            net = RNNNet(RNNNetSpec(2, 16, 2, norm=norm, dtype=dt))
+            params = net.init(ctx.seed_list[:3])
+            err = _batch_dependence(net, params, x, lengths, rng)
+            ctx.record.metric("max_rel_change", err, case={"norm": norm, "dtype": np.dtype(dt).name,
+                                                          "what": "rest of the batch replaced"},
+                              section="n13.checks", better="none")
+            if norm == "layer":
+                worst_ln = max(worst_ln, err)
+            else:
+                least_bn = min(least_bn, err)
+            pad = _padding_change(net, params, x, y, lengths, rng)
+            ctx.record.metric("max_rel_change", pad, case={"norm": norm, "dtype": np.dtype(dt).name,
+                                                          "what": "padded steps filled with noise"},
+                              section="n13.checks", better="none")
+            worst_pad = max(worst_pad, pad)
+    ctx.check("N13.layer-independence", worst_ln, 0.0, claim="N13", n=2,
+              what="max relative change of a sequence's output, rest of the batch replaced "
+                   "(layer norm, 2 layers, float32 and float64)")
+    ctx.check("N13.batch-control", max(0.0, 1e-3 - least_bn), 0.0, claim="N13", n=2,
+              what=f"batch norm per time step changes it by {least_bn:.3g}; shortfall below 1e-3")
+    ctx.check("N13.padding", worst_pad, 0.0, claim="N13", n=4,
+              what="max relative change of every output and gradient when the padded steps hold noise (x1e3), "
+                   "layer and batch norm, float32 and float64")
