@@ -339,11 +339,11 @@ def test_parity_of_parities_composes_two_xors():
 
 # ----------------------------------------------------------------------------- plain and residual nets (D7, D8)
 
-@pytest.mark.parametrize("depth_, blocks", [(2, 0), (4, 1), (16, 7), (32, 15)])
+@pytest.mark.parametrize("depth_, blocks", [(2, 0), (4, 2), (16, 14), (32, 30)])
 def test_depth_counts_linear_layers(depth_, blocks):
     assert skips.blocks_of(depth_) == blocks
     for residual in (False, True):
-        model = skips.net(depth_, 8, residual)
+        model = skips.net(depth_, residual, 8)
         assert model.n_blocks == blocks and len(model.widths) - 1 == depth_
         assert model.residual is residual and model.has_norm
 
@@ -359,11 +359,11 @@ def test_deletion_sets_cover_every_single_block_and_sample_the_rest():
     assert skips.deletion_sets(0, np.random.default_rng(0)) == {0: [()]}
 
 
-def test_smoothness_of_an_even_rise_and_of_a_collapse():
-    even = np.linspace(0, 1, 5)[:, None]
-    assert skips.smoothness(even)[0] == pytest.approx(0.25)
-    collapse = np.array([[0.0], [0.98], [1.0], [1.0], [1.0]])
-    assert skips.smoothness(collapse)[0] == pytest.approx(0.98)
+def test_growth_of_an_even_rise_and_of_a_collapse():
+    even = np.linspace(0, 1, 5)[:, None]                            # B = 4: half is 2 blocks
+    assert skips.growth(even)[0] == pytest.approx(0.25)
+    collapse = np.array([[0.0], [0.98], [1.0], [1.0], [1.0], [1.0]])   # B = 5: half is 3 blocks
+    assert skips.growth(collapse)[0] == pytest.approx(0.02)
 
 
 def _teacher_data(n=256):
@@ -376,10 +376,10 @@ def _teacher_data(n=256):
 def test_damage_is_zero_where_the_deleted_blocks_do_nothing():
     """Residual blocks whose last layer is zero add nothing: deleting any of them loses nothing; damage is
     measured against the intact net, and capped at all of the fit."""
-    model = skips.net(8, 6, True)
+    model = skips.net(5, True, 6)
     params = model.init([1])
     for j in range(model.n_blocks):
-        last = model.units[2 * j + 1]
+        last = model.units[j]
         params[last.W][...] = 0
         params[last.b][...] = 0
     X, _, _ = _teacher_data()
@@ -395,7 +395,7 @@ def test_damage_is_zero_where_the_deleted_blocks_do_nothing():
 
 
 def test_a_net_that_learned_nothing_has_no_damage():
-    model = skips.net(4, 6, True)
+    model = skips.net(4, True, 6)
     params = model.init([1])
     X, y, var = _teacher_data()
     base, curve = skips.damage_curve(model, params, model.init_state(1), X, -100 * y, var,
@@ -406,7 +406,7 @@ def test_a_net_that_learned_nothing_has_no_damage():
 def test_damage_of_a_plain_net_follows_its_fvu():
     """Targets the intact net nearly fits: the damage of a set is the mean over its members of the capped share
     of the fit lost."""
-    model = skips.net(8, 6, False)
+    model = skips.net(5, False, 6)
     params = model.init([3])
     X, _, _ = _teacher_data()
     state = model.init_state(1)
@@ -423,13 +423,13 @@ def test_damage_of_a_plain_net_follows_its_fvu():
 
 
 def test_a_zero_branch_is_the_identity_exactly():
-    model = skips.net(8, 6, True)
+    model = skips.net(5, True, 6)
     params = model.init([4, 5])
     X, _, _ = _teacher_data(64)
     gap, n = skips._zero_branch_gap(model, params, model.init_state(2), X)
-    assert gap == 0.0 and n == 3 * 2 * 64
+    assert gap == 0.0 and n == model.n_blocks * 2 * 64
     # the same construction on a plain net is no identity: the check could fail
-    plain = skips.net(8, 6, False)
+    plain = skips.net(5, False, 6)
     assert skips._zero_branch_gap(plain, params, plain.init_state(2), X)[0] > 0
 
 

@@ -17,8 +17,9 @@ NAME = "depth"
 HELP = "Deep versus shallow nets: the sawtooth's exact bounds, training at equal parameters, depth's cost, " \
        "linear probes per layer, plain against residual nets (claims D1-D8)."
 
-RESNETS = ("plain and residual nets (a stem, blocks of two dense layers, a head; pre-activation blocks with "
-           "layer norm in both, so they differ only by the skip h + F(h); kaiming init; depth = linear layers)")
+RESNETS = ("plain and residual nets of width 16 (a stem, pre-activation blocks of one dense layer, F(h) = "
+           "W relu(norm(h)) + b, a head; layer norm in both, so they differ only by the skip h + F(h); kaiming init; "
+           "depth = linear layers)")
 SAWTOOTH = ("Telgarsky's sawtooth t^k, the tent map t(x) = 1 - |2x - 1| composed k times on x ~ U(0, 1) (2^k "
             "linear pieces, 2^(k-1) teeth), standardised; error = the exact population FVU of the trained net")
 
@@ -110,7 +111,7 @@ CLAIMS = {
                  "net does not",
         control="the same nets, lr search and steps over depths 2 and 4 only: too shallow for depth to be an "
                 "obstacle, so the plain net must not get worse there",
-        grid=(Axis("width", (16, 32), quick=(16,)), Axis("steps", (200, 500), quick=(200,))),
+        grid=(Axis("steps", (200, 400), quick=(200,)),),
         threshold="one meaning of worse for both nets, a training FVU at least 1.5x the reference depth's (0.18 "
                   "decades): the plain net's whole interval at or beyond it, the residual net's whole interval "
                   "below it",
@@ -119,20 +120,21 @@ CLAIMS = {
                    "Schmidhuber 2015 (highway networks)"),
     "D8": ClaimSpec(
         "D8", "a deep net acts like an ensemble of smaller ones",
-        measures="D7's trained nets (each at its best lr) lose k = 0..B of their B blocks after training (a "
+        measures="D7's trained nets of depth 16 (14 blocks; each at its best lr) lose k = 0..B of their B blocks "
+                 "after training (a "
                  "residual block keeps its skip; a plain block is cut out, its input feeding the next). Per seed, "
                  "the damage d(k) = (min(test FVU, 1) - intact FVU) / (1 - intact FVU), the share of the learned "
                  "fit lost, averaged over every single block for k = 1 and 8 random sets beyond. Both must hold: "
-                 "deleting one block costs a little, and the damage rises smoothly with k. Veit et al. say this "
+                 "deleting one block costs a little, and the damage keeps rising with k. Veit et al. say this "
                  "of residual nets (the claim) and not of plain ones (the control): the evidence says which holds "
                  "for which",
         control="the plain nets of the same shape, trained and cut the same way: without skip paths there is no "
                 "ensemble of paths, and one deletion should collapse the net",
-        grid=(Axis("depth", (16, 32), quick=(16,)), Axis("width", (16, 32), quick=(16,)),
-              Axis("steps", (200, 500), quick=(200,))),
+        grid=(Axis("depth", (16,)), Axis("steps", (200, 400), quick=(200,))),
         threshold="one deletion loses less than half of the learned fit (d(1) < 0.5: the net keeps most of what "
-                  "it learned, where a collapse loses all of it), and no single deletion adds half the damage of "
-                  "deleting every block (largest rise / d(B) < 0.5), each the whole interval",
+                  "it learned, where a collapse loses all of it), and deleting half the blocks costs at least a "
+                  "tenth of the fit more than deleting one (d(B/2) - d(1) >= 0.1: the loss keeps rising with k, where "
+                  "a collapse has nothing left to lose), each the whole interval",
         literature="Veit, Wilber & Belongie 2016 (deleting a block of a residual net changes its error smoothly; "
                     "deleting a layer of VGG drops it to chance); Huang et al. 2016 (stochastic depth)",
         premise="where the residual net learned the teacher (median intact test FVU at most 0.5)"),
@@ -220,7 +222,7 @@ def memory(opts: Options, seeds: int) -> int:
     # D7-D8: the trainer's eval-mode forward over the whole training set keeps every unit's arrays (about
     # five of replicas x samples x width float32 per unit) of the deepest, widest net
     units = max(skips.DEPTHS) - 1
-    per_seed += lrs * skips.N_TRAIN * max(CLAIMS["D7"].grid[0].values) * 4 * 5 * units
+    per_seed += lrs * skips.N_TRAIN * skips.WIDTH * 4 * 5 * units
     largest = max(CLAIMS["D5"].grid[0].values)
     once = 3 * (largest * 4 * 6 + c.D5_BATCH * (largest // (2 * c.D5_DIM)) * 4 * 6) + REFINEMENT_ELEMENTS * 8 * 8
     return int((seeds + c.TUNING_SEEDS) * per_seed + once)

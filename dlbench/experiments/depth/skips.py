@@ -1,7 +1,7 @@
 """D7 and D8: deep plain nets against residual nets, trained once and measured twice.
 
 D7 (He, Zhang, Ren & Sun 2016, "Deep residual learning for image recognition"). Nets of depth D (D linear
-layers: a stem, (D - 2) / 2 blocks of two layers, a head; dlbench.nn.residual) are trained on a random relu
+layers: a stem, D - 2 pre-activation blocks h + W relu(norm(h)) + b, a head; dlbench.nn.residual) are trained on a random relu
 teacher for a fixed number of steps, each at its own learning rate. Both nets carry the same layer norm in
 every block; they differ only by the skip paths h_{j+1} = h_j + F_j(h_j). He et al.'s plain nets were batch
 normalised too, so a plain net that fails is not one whose signal vanished: it is one that the optimizer cannot
@@ -30,31 +30,33 @@ TUNING_SEEDS = 2            # seeds that choose each net's lr and D7's reference
 INPUTS = 8                  # the teacher's inputs
 N_TRAIN, N_TEST = 1024, 512   # enough samples that a trained net's test FVU stays near its training FVU
 NORM = "layer"              # the norm of both nets (no running statistics: training loss is the function trained)
-DEPTHS = (2, 4, 8, 16, 32)  # linear layers: stem + 2 per block + head
+WIDTH = 16                  # units of every hidden layer
+BLOCK_LAYERS = 1            # dense layers per block: many blocks per depth, the most paths for D8 to cut
+DEPTHS = (2, 4, 8, 16, 32)  # linear layers: stem + one per block + head
 QUICK_DEPTHS = (2, 4, 16)
 CONTROL_DEPTHS = (2, 4)     # D7's control: a range too shallow for depth to hurt
 D7_WORSE = math.log10(1.5)  # "worse", for either net: a training FVU at least 1.5x the reference depth's
 D8_SUBSETS = 8              # random sets of k deleted blocks per k (every single block for k = 1)
 D8_LITTLE = 0.5             # "a little": one deletion loses less than half of what training gained
-D8_SMOOTH = 0.5             # "smoothly": no single further deletion adds half the damage of deleting them all
+D8_GROWS = 0.1              # "smoothly": deleting half the blocks costs at least a tenth of the fit more than one
 D8_LEARNED = 0.5            # premise: the intact net's test FVU at most this (it learned the teacher)
 
 
 def blocks_of(depth: int) -> int:
-    """Blocks of two layers in a net of `depth` linear layers (stem and head included)."""
-    return (depth - 2) // 2
+    """Blocks in a net of `depth` linear layers (stem and head included)."""
+    return (depth - 2) // BLOCK_LAYERS
 
 
 def depths(quick: bool) -> tuple[int, ...]:
     return QUICK_DEPTHS if quick else DEPTHS
 
 
-def net(depth: int, width: int, residual: bool):
+def net(depth: int, residual: bool, width: int = WIDTH):
     """The plain or residual net of `depth` linear layers and `width` units, layer norm in every block."""
     from dlbench.nn.residual import ResNet, ResNetSpec
 
-    return ResNet(ResNetSpec(INPUTS, width, blocks_of(depth), 1, block_layers=2, residual=residual, norm=NORM,
-                             init="kaiming_normal"))
+    return ResNet(ResNetSpec(INPUTS, width, blocks_of(depth), 1, block_layers=BLOCK_LAYERS, residual=residual,
+                             norm=NORM, init="kaiming_normal"))
 
 
 def _lrs(opts) -> list[float]:
@@ -103,10 +105,11 @@ def damage_curve(model, params, state, X, y, variance: float, sets: dict) -> tup
     return base, curve
 
 
-def smoothness(curve: np.ndarray) -> np.ndarray:
-    """The largest rise of the damage from k - 1 to k deleted blocks over the damage of deleting them all, per
-    replica: 1 / B for an even rise, near 1 for a collapse at the first deletion. curve (K + 1, R)."""
-    return np.diff(curve, axis=0).max(axis=0) / curve[-1]
+def growth(curve: np.ndarray) -> np.ndarray:
+    """d(K) - d(1) with K = ceil(B / 2), per replica: what deleting half the blocks costs beyond deleting one. A
+    smooth rise keeps growing; a collapse has lost everything at the first deletion. curve (B + 1, R)."""
+    half = -(-(curve.shape[0] - 1) // 2)
+    return curve[half] - curve[1]
 
 
 # ----------------------------------------------------------------------------- the part
@@ -123,7 +126,6 @@ def claim_d7_d8(opts, ctx: RunContext) -> None:
     from dlbench.nn.train import train
 
     p7, p8 = CLAIMS["D7"].points(ctx.quick), CLAIMS["D8"].points(ctx.quick)
-    widths = sorted({p["width"] for p in p7})
     budgets = sorted({p["steps"] for p in p7})
     d8_depths = sorted({p["depth"] for p in p8})
     teacher_seed = int(ctx.rng("D7 teacher").integers(2**31))
@@ -136,35 +138,32 @@ def claim_d7_d8(opts, ctx: RunContext) -> None:
     L, S = len(lrs), len(seeds)
     batch = min(opts.batch_size, N_TRAIN)
     lr = np.repeat(np.asarray(lrs, dtype=np.float32), S).reshape(-1, 1, 1)
-    fvu: dict = {}          # (width, depth, arch, steps) -> (L, S) training FVU
-    trained: dict = {}      # (width, depth, arch, steps) -> (model, params, state, (L, S) test FVU)
-    same = 0.0
-    for width in widths:
-        for depth in depths(ctx.quick):
-            for arch in ("plain", "residual"):
-                model = net(depth, width, arch == "residual")
-                params = [np.concatenate([p] * L) for p in model.init(seeds)]
-                snaps: dict = {}
+    fvu: dict = {}          # (depth, arch, steps) -> (L, S) training FVU
+    trained: dict = {}      # (depth, arch, steps) -> (model, params, state, (L, S) test FVU)
+    for depth in depths(ctx.quick):
+        for arch in ("plain", "residual"):
+            model = net(depth, arch == "residual")
+            params = [np.concatenate([p] * L) for p in model.init(seeds)]
+            snaps: dict = {}
 
-                def snapshot(info, snaps=snaps, keep=depth in d8_depths):
-                    if keep and info.step + 1 in budgets:
-                        snaps[info.step + 1] = [p.copy() for p in info.params]
+            def snapshot(info, snaps=snaps, keep=depth in d8_depths):
+                if keep and info.step + 1 in budgets:
+                    snaps[info.step + 1] = [p.copy() for p in info.params]
 
-                hist = train(model, data, np.tile(seeds, L), optimizer=get_optimizer(opts.optimizer, lr=lr),
-                             epochs=-(-budgets[-1] // (N_TRAIN // batch)), batch_size=batch, max_steps=budgets[-1],
-                             params=params, eval_every=0, eval_steps=budgets, callback=snapshot)
-                for steps in budgets:
-                    at = int(np.searchsorted(hist.eval_step, steps, side="right")) - 1
-                    err = (hist.train_loss[:, at] / var_train).reshape(L, S)
-                    fvu[width, depth, arch, steps] = np.where(np.isfinite(err), err, np.inf)
-                    if depth in d8_depths:
-                        trained[width, depth, arch, steps] = (model, snaps.get(steps, hist.params), hist.state,
-                                                              (hist.test_loss[:, at] / var_test).reshape(L, S))
-            a, b = fvu[width, 2, "plain", budgets[-1]], fvu[width, 2, "residual", budgets[-1]]
-            same = max(same, float(np.max(np.abs(a - b))))
-    ctx.check("D7.depth-2", same, 0.0, claim="D7", n=len(widths) * L * S,
+            hist = train(model, data, np.tile(seeds, L), optimizer=get_optimizer(opts.optimizer, lr=lr),
+                         epochs=-(-budgets[-1] // (N_TRAIN // batch)), batch_size=batch, max_steps=budgets[-1],
+                         params=params, eval_every=0, eval_steps=budgets, callback=snapshot)
+            for steps in budgets:
+                at = int(np.searchsorted(hist.eval_step, steps, side="right")) - 1
+                err = (hist.train_loss[:, at] / var_train).reshape(L, S)
+                fvu[depth, arch, steps] = np.where(np.isfinite(err), err, np.inf)
+                if depth in d8_depths:
+                    trained[depth, arch, steps] = (model, snaps.get(steps, hist.params), hist.state,
+                                                   (hist.test_loss[:, at] / var_test).reshape(L, S))
+    same = max(float(np.max(np.abs(fvu[2, "plain", t] - fvu[2, "residual", t]))) for t in budgets)
+    ctx.check("D7.depth-2", same, 0.0, claim="D7", n=len(budgets) * L * S,
               what="at depth 2 (no blocks) the plain and the residual net are one net: max |training FVU plain - "
-                   "residual| over widths, lrs and seeds")
+                   "residual| over budgets, lrs and seeds")
     _d7(ctx, p7, fvu, lrs)
     _d8(ctx, p8, trained, fvu, lrs, data, var_test)
 
@@ -177,11 +176,11 @@ def _at_best(err: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return j, err[j, :TUNING_SEEDS], err[j, TUNING_SEEDS:]
 
 
-def _degradation(fvu: dict, width: int, steps: int, arch: str, over: tuple[int, ...]) -> tuple[np.ndarray, str]:
+def _degradation(fvu: dict, steps: int, arch: str, over: tuple[int, ...]) -> tuple[np.ndarray, str]:
     """Per verdict seed log10(FVU at the deepest of `over` / FVU at the reference depth), and what it compared.
     The reference is the shallower depth whose FVU at its best lr has the lowest median on the tuning seeds."""
     deepest = max(over)
-    tune = {d: _at_best(fvu[width, d, arch, steps]) for d in over}
+    tune = {d: _at_best(fvu[d, arch, steps]) for d in over}
     ref = min((d for d in over if d < deepest), key=lambda d: np.median(tune[d][1]))
     with np.errstate(all="ignore"):
         effect = np.log10(tune[deepest][2] / tune[ref][2])
@@ -192,17 +191,17 @@ def _degradation(fvu: dict, width: int, steps: int, arch: str, over: tuple[int, 
 
 def _d7(ctx: RunContext, points: list[dict], fvu: dict, lrs) -> None:
     for point in points:
-        width, steps = point["width"], point["steps"]
+        steps = point["steps"]
         for arch in ("plain", "residual"):
             for depth in depths(ctx.quick):
-                j, _, err = _at_best(fvu[width, depth, arch, steps])
-                case = {"net": arch, "depth": depth, "blocks": blocks_of(depth), **point}
+                j, _, err = _at_best(fvu[depth, arch, steps])
+                case = {"net": arch, "depth": depth, "blocks": blocks_of(depth), "width": WIDTH, **point}
                 ctx.record.metric("train_fvu", err, case=case, better="lower", seeds=ctx.seed_list,
                                   section="d7.loss")
                 ctx.record.metric("lr", lrs[j], case=case, section="d7.loss")
         for role, over in (("claim", depths(ctx.quick)), ("control", CONTROL_DEPTHS)):
-            plain, plain_note = _degradation(fvu, width, steps, "plain", over)
-            res, res_note = _degradation(fvu, width, steps, "residual", over)
+            plain, plain_note = _degradation(fvu, steps, "plain", over)
+            res, res_note = _degradation(fvu, steps, "residual", over)
             f = all_of([finding(plain, threshold=D7_WORSE, seed=ctx.seed,
                                 label="plain: log10 training FVU deepest/reference", note=plain_note),
                         finding(res, direction="less", null=D7_WORSE, seed=ctx.seed,
@@ -217,13 +216,13 @@ def _d8(ctx: RunContext, points: list[dict], trained: dict, fvu: dict, lrs, data
     none_gap = zero_gap = 0.0
     n_none = n_zero = 0
     for point in points:
-        width, steps, depth = point["width"], point["steps"], point["depth"]
+        steps, depth = point["steps"], point["depth"]
         B = blocks_of(depth)
         sets = deletion_sets(B, ctx.rng("D8 deleted blocks", depth))
         curves, learned = {}, {}
         for arch in ("plain", "residual"):
-            model, params, state, test = trained[width, depth, arch, steps]
-            j, _, _ = _at_best(fvu[width, depth, arch, steps])
+            model, params, state, test = trained[depth, arch, steps]
+            j, _, _ = _at_best(fvu[depth, arch, steps])
             S = test.shape[1]
             idx = np.arange(j * S + TUNING_SEEDS, (j + 1) * S)
             chosen = [p[idx] for p in params]
@@ -236,7 +235,7 @@ def _d8(ctx: RunContext, points: list[dict], trained: dict, fvu: dict, lrs, data
             if arch == "residual" and not checked_zero:
                 zero_gap, n_zero = _zero_branch_gap(model, chosen, st, X)
                 checked_zero = True
-            case = {"net": arch, **point}
+            case = {"net": arch, "width": WIDTH, **point}
             ks = np.array(sorted(sets))
             for i, seed in enumerate(ctx.seed_list):
                 ctx.record.curve("damage", curve[:, i], case=case, seed=seed, steps=ks, section="d8.deletion")
@@ -277,12 +276,12 @@ def _zero_branch_gap(model, params, state, X) -> tuple[float, int]:
 
 
 def _d8_finding(curve: np.ndarray, base: np.ndarray, seed: int, arch: str, n_blocks: int):
-    """One deletion costs a little (d(1) below D8_LITTLE) and the damage rises smoothly (no single step above
-    D8_SMOOTH of deleting every block)."""
+    """One deletion costs a little (d(1) below D8_LITTLE) and the damage keeps rising with the number deleted
+    (d(ceil(B / 2)) - d(1) at least D8_GROWS)."""
     shape = ", ".join(f"{v:.2f}" for v in np.median(curve, axis=1))
     note = (f"{arch} net of {n_blocks} blocks, median test FVU intact {_fmt(np.median(base))}; median damage "
             f"for k = 0..{n_blocks} deleted: {shape}")
     return all_of([finding(curve[1], direction="less", null=D8_LITTLE, seed=seed,
                            label="share of the learned fit lost deleting one block"),
-                   finding(smoothness(curve), direction="less", null=D8_SMOOTH, seed=seed,
-                           label="largest rise per deleted block / damage deleting all")], note=note)
+                   finding(growth(curve), threshold=D8_GROWS, seed=seed,
+                           label=f"further share lost deleting {-(-n_blocks // 2)} blocks instead of one")], note=note)
