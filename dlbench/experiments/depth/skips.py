@@ -20,6 +20,7 @@ blocks go: every single block for k = 1, D8_SUBSETS random sets of k blocks beyo
 from __future__ import annotations
 
 import math
+from itertools import combinations
 
 import numpy as np
 
@@ -75,8 +76,6 @@ def deletion_sets(n_blocks: int, rng: np.random.Generator, subsets: int = D8_SUB
     out: dict[int, list[tuple]] = {0: [()]}
     for k in range(1, n_blocks + 1):
         if math.comb(n_blocks, k) <= max(subsets, n_blocks) or k == 1:
-            from itertools import combinations
-
             out[k] = list(combinations(range(n_blocks), k))
             continue
         seen: set = set()
@@ -212,7 +211,7 @@ def _d7(ctx: RunContext, points: list[dict], fvu: dict, lrs) -> None:
 
 def _d8(ctx: RunContext, points: list[dict], trained: dict, fvu: dict, lrs, data, var_test: float) -> None:
     X, y = data.X_test, data.y_test
-    checked_zero = checked_none = False
+    checked_zero = False
     none_gap = zero_gap = 0.0
     n_none = n_zero = 0
     for point in points:
@@ -229,9 +228,9 @@ def _d8(ctx: RunContext, points: list[dict], trained: dict, fvu: dict, lrs, data
             st = [{k: v[idx] for k, v in s.items()} for s in state]
             base, curve = damage_curve(model, chosen, st, X, y, var_test, sets)
             curves[arch], learned[arch] = curve, base
-            if not checked_none:      # the deletion code with nothing deleted is the trainer's own evaluation
-                none_gap = max(none_gap, float(np.max(np.abs(base - test[j, TUNING_SEEDS:]) / test[j, TUNING_SEEDS:])))
-                n_none += base.size
+            # the deletion code with nothing deleted is the trainer's own evaluation
+            none_gap = max(none_gap, float(np.max(np.abs(base - test[j, TUNING_SEEDS:]) / test[j, TUNING_SEEDS:])))
+            n_none += base.size
             if arch == "residual" and not checked_zero:
                 zero_gap, n_zero = _zero_branch_gap(model, chosen, st, X)
                 checked_zero = True
@@ -241,7 +240,6 @@ def _d8(ctx: RunContext, points: list[dict], trained: dict, fvu: dict, lrs, data
                 ctx.record.curve("damage", curve[:, i], case=case, seed=seed, steps=ks, section="d8.deletion")
             ctx.record.metric("test_fvu", base, case=case, better="lower", seeds=ctx.seed_list, section="d8.deletion")
             ctx.record.metric("lr", lrs[j], case=case, section="d8.deletion")
-        checked_none = True
         for arch, role in (("residual", "claim"), ("plain", "control")):
             curve, base = curves[arch], learned[arch]
             if role == "claim" and not np.median(base) <= D8_LEARNED:
