@@ -1,5 +1,6 @@
 """dlbench depth: the exact relu constructions and error, the shallow bound, dead nets, the trainer's padding and
-targets, probes, the claims on the protocol (grid, control, checks), the command end to end."""
+targets, probes, deleting blocks of plain and residual nets, the claims on the protocol (grid, control, checks),
+the command end to end."""
 
 import math
 
@@ -11,6 +12,7 @@ from dlbench import cli
 from dlbench.experiments import depth
 from dlbench.experiments.depth import claims as dc
 from dlbench.experiments.depth import measure as m
+from dlbench.experiments.depth import skips
 from dlbench.experiments.depth.relu_exact import (
     breakpoints, collapse_linear, count_pieces, dead_layer, relu_forward, shallow_tent_net, squared_error, tent_net,
 )
@@ -335,6 +337,112 @@ def test_parity_of_parities_composes_two_xors():
     assert 0.4 < y.mean() < 0.6
 
 
+# ----------------------------------------------------------------------------- plain and residual nets (D7, D8)
+
+@pytest.mark.parametrize("depth_, blocks", [(2, 0), (4, 2), (16, 14), (32, 30)])
+def test_depth_counts_linear_layers(depth_, blocks):
+    assert skips.blocks_of(depth_) == blocks
+    for residual in (False, True):
+        model = skips.net(depth_, residual, 8)
+        assert model.n_blocks == blocks and len(model.widths) - 1 == depth_
+        assert model.residual is residual and model.has_norm
+
+
+def test_deletion_sets_cover_every_single_block_and_sample_the_rest():
+    sets = skips.deletion_sets(7, np.random.default_rng(0), subsets=8)
+    assert sorted(sets) == list(range(8))
+    assert sets[0] == [()] and sets[1] == [(j,) for j in range(7)] and sets[7] == [tuple(range(7))]
+    assert sets[6] == [tuple(j for j in range(7) if j != i) for i in range(6, -1, -1)]    # 7 sets: all of them
+    for k in (2, 3, 4, 5):
+        assert len(sets[k]) == 8 and len(set(sets[k])) == 8
+        assert all(len(s) == k and list(s) == sorted(set(s)) and max(s) < 7 for s in sets[k])
+    assert skips.deletion_sets(0, np.random.default_rng(0)) == {0: [()]}
+
+
+def test_growth_of_an_even_rise_and_of_a_collapse():
+    even = np.linspace(0, 1, 5)[:, None]                            # B = 4: half is 2 blocks
+    assert skips.growth(even)[0] == pytest.approx(0.25)
+    collapse = np.array([[0.0], [0.98], [1.0], [1.0], [1.0], [1.0]])   # B = 5: half is 3 blocks
+    assert skips.growth(collapse)[0] == pytest.approx(0.02)
+
+
+def _teacher_data(n=256):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, skips.INPUTS)).astype(np.float32)
+    y = np.tanh(X[:, :1] + X[:, 1:2] * X[:, 2:3]).astype(np.float32)
+    return X, y, float(y.astype(np.float64).var())
+
+
+def test_damage_is_zero_where_the_deleted_blocks_do_nothing():
+    """Residual blocks whose last layer is zero add nothing: deleting any of them loses nothing; damage is
+    measured against the intact net, and capped at all of the fit."""
+    model = skips.net(5, True, 6)
+    params = model.init([1])
+    for j in range(model.n_blocks):
+        last = model.units[j]
+        params[last.W][...] = 0
+        params[last.b][...] = 0
+    X, _, _ = _teacher_data()
+    state = model.init_state(1)
+    out, _ = model.forward(params, X, state, train=False)
+    y = out[0] + 0.5 * float(out.std()) * np.random.default_rng(1).standard_normal(out[0].shape).astype(np.float32)
+    var = float(y.astype(np.float64).var())
+    base, curve = skips.damage_curve(model, params, state, X, y, var, skips.deletion_sets(3, np.random.default_rng(0)))
+    assert curve.shape == (4, 1)
+    np.testing.assert_array_equal(curve, 0.0)
+    np.testing.assert_allclose(base, skips.test_fvu(model, params, state, X, y, var, deleted=(0, 1, 2)), rtol=0)
+    assert (base < 1).all()
+
+
+def test_a_net_that_learned_nothing_has_no_damage():
+    model = skips.net(4, True, 6)
+    params = model.init([1])
+    X, y, var = _teacher_data()
+    base, curve = skips.damage_curve(model, params, model.init_state(1), X, -100 * y, var,
+                                     {0: [()], 1: [(0,)]})
+    assert base[0] > 1 and np.isnan(curve).all()
+
+
+def test_damage_of_a_plain_net_follows_its_fvu():
+    """Targets the intact net nearly fits: the damage of a set is the mean over its members of the capped share
+    of the fit lost."""
+    model = skips.net(5, False, 6)
+    params = model.init([3])
+    X, _, _ = _teacher_data()
+    state = model.init_state(1)
+    out, _ = model.forward(params, X, state, train=False)
+    y = out[0] + 0.3 * float(out.std()) * np.random.default_rng(1).standard_normal(out[0].shape).astype(np.float32)
+    var = float(y.astype(np.float64).var())
+    sets = {0: [()], 1: [(0,), (2,)]}
+    base, curve = skips.damage_curve(model, params, state, X, y, var, sets)
+    assert 0 < base[0] < 0.2
+    f0, f2 = (skips.test_fvu(model, params, state, X, y, var, deleted=d) for d in ((0,), (2,)))
+    want = np.mean([(np.minimum(f, 1) - base) / (1 - base) for f in (f0, f2)], axis=0)
+    np.testing.assert_allclose(curve[1], want, rtol=1e-6)
+    assert curve[0, 0] == 0 and 0 < curve[1, 0] <= 1
+
+
+def test_a_zero_branch_is_the_identity_exactly():
+    model = skips.net(5, True, 6)
+    params = model.init([4, 5])
+    X, _, _ = _teacher_data(64)
+    gap, n = skips._zero_branch_gap(model, params, model.init_state(2), X)
+    assert gap == 0.0 and n == model.n_blocks * 2 * 64
+    # the same construction on a plain net is no identity: the check could fail
+    plain = skips.net(5, False, 6)
+    assert skips._zero_branch_gap(plain, params, plain.init_state(2), X)[0] > 0
+
+
+def test_d8_finding_says_which_net_holds_it():
+    smooth = np.array([np.zeros(6), np.full(6, 0.2), np.full(6, 0.45), np.full(6, 0.7), np.ones(6)])
+    smooth[1:] += np.linspace(-0.02, 0.02, 6)
+    f = skips._d8_finding(smooth, np.full(6, 0.1), 0, "residual", 4)
+    assert f.verdict == "supported" and "residual net of 4 blocks" in f.evidence
+    collapse = np.array([np.zeros(6), np.full(6, 0.97), np.ones(6), np.ones(6), np.ones(6)])
+    collapse[1] += np.linspace(-0.02, 0.02, 6)
+    assert skips._d8_finding(collapse, np.full(6, 0.3), 0, "plain", 4).verdict == "refuted"
+
+
 # ----------------------------------------------------------------------------- claim helpers
 
 def test_beats_reads_the_practical_band():
@@ -388,13 +496,14 @@ def test_catalogue_is_complete():
     for cid, spec in depth.CLAIMS.items():
         assert spec.id == cid and spec.measures and spec.control and spec.grid and spec.threshold and spec.literature
     assert set(depth.CHECKS) == {"D1.construction", "D1.teeth", "D1.shallow-bound", "D2.exact-width",
-                                 "D3.hand-built", "D4.collapse"}
+                                 "D3.hand-built", "D4.collapse", "D7.depth-2", "D8.no-deletion", "D8.zero-branch"}
     assert {c.claim for c in depth.CHECKS.values()} <= set(depth.CLAIMS)
 
 
 def test_memory_estimate_grows_with_seeds():
     opts = depth.Options()
-    assert 0 < depth.memory(opts, 6) < depth.memory(opts, 60) < 2**31
+    assert 0 < depth.memory(opts, 6) < 2**30                       # the default run fits a small machine
+    assert depth.memory(opts, 6) < depth.memory(opts, 60) < 2**33
 
 
 # ----------------------------------------------------------------------------- through the command line
@@ -438,6 +547,11 @@ def test_quick_verdicts_are_those_the_science_gives(quick_run):
     assert "refuted at k 2" in claims.loc["D3", "sensitivity"]
     assert claims.loc["D4", "verdict"] == "supported", claims.loc["D4", "evidence"]
     assert claims.loc["D6", "verdict"] == "supported", claims.loc["D6", "evidence"]
+    # the plain net gets worse at depth 16 where the residual one does not; deleting a block costs the residual
+    # net a part of its fit and the plain net all of it
+    assert claims.loc["D7", "verdict"] == "supported", claims.loc["D7", "evidence"]
+    assert claims.loc["D8", "verdict"] == "supported", claims.loc["D8", "evidence"]
+    assert claims.loc["D8", "control"] == "refuted" and "residual net" in claims.loc["D8", "evidence"]
     assert claims.loc["D5", "basis"] == "timing"
     assert set(claims["basis"][claims["basis"] == "timing"].index) == {"D5"}
 
@@ -455,6 +569,19 @@ def test_quick_run_rows(quick_run):
     assert set(probes["p_target"]) == {"y", "z1"} and probes["value"].between(0, 1).all()
     timing = rows[rows["kind"] == "timing"]
     assert set(timing["p_net"]) == {"shallow", "deep", "shallow copy"} and (timing["value"] > 0).all()
+
+
+def test_quick_run_d7_d8_rows(quick_run):
+    rows = read_results(quick_run[0]).rows
+    d7 = rows[(rows["section"] == "d7.loss") & (rows["metric"] == "train_fvu")]
+    assert set(d7["p_net"]) == {"plain", "residual"} and set(d7["p_depth"]) == set(skips.QUICK_DEPTHS)
+    assert np.isfinite(d7["value"]).all() and (d7["value"] > 0).all()
+    damage = rows[(rows["section"] == "d8.deletion") & (rows["metric"] == "damage")]
+    assert set(damage["sample"]) == set(range(skips.blocks_of(16) + 1))
+    assert (damage[damage["sample"] == 0]["value"] == 0).all() and (damage["value"] <= 1).all()
+    plain = damage[(damage["p_net"] == "plain") & (damage["sample"] == 1)]["value"]
+    residual = damage[(damage["p_net"] == "residual") & (damage["sample"] == 1)]["value"]
+    assert plain.median() > residual.median()
 
 
 def test_show_renders_the_quick_run(quick_run):

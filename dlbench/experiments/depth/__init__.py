@@ -1,9 +1,9 @@
 """Depth: what a deep relu net can represent that a shallow one cannot, whether training finds it, what depth
-costs, and what its layers compute; claims D1-D6.
+costs, what its layers compute, and what skip paths change; claims D1-D8.
 
 What each claim measures, its negative control, its nuisance grid and its threshold are in CLAIMS below (and
 in `dlbench claims --list`). The exact constructions are in `relu_exact`, the measurements in `measure`, the
-parts that judge them in `claims`.
+parts that judge them in `claims`; plain against residual nets (D7, D8) in `skips`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from dlbench.protocol import Axis, CheckSpec, ClaimSpec
 
 NAME = "depth"
 HELP = "Deep versus shallow nets: the sawtooth's exact bounds, training at equal parameters, depth's cost, " \
-       "linear probes per layer (claims D1-D6)."
+       "linear probes per layer, plain against residual nets (claims D1-D8)."
 
+RESNETS = ("plain and residual nets of width 16 (a stem, pre-activation blocks of one dense layer, F(h) = "
+           "W relu(norm(h)) + b, a head; layer norm in both, so they differ only by the skip h + F(h); kaiming init; "
+           "depth = linear layers)")
 SAWTOOTH = ("Telgarsky's sawtooth t^k, the tent map t(x) = 1 - |2x - 1| composed k times on x ~ U(0, 1) (2^k "
             "linear pieces, 2^(k-1) teeth), standardised; error = the exact population FVU of the trained net")
 
@@ -99,6 +102,42 @@ CLAIMS = {
                   "more than 2 points below the layer beneath it (probes on 4096 test points)",
         literature="Alain & Bengio 2016 (linear classifier probes)",
         premise="where the relu net learns the task (median test accuracy at least 0.8)"),
+    "D7": ClaimSpec(
+        "D7", "depth is potential, not yet learning: deep plain nets are hard to train",
+        measures=f"{RESNETS} are trained for a fixed number of steps on a random relu teacher of 8 inputs, "
+                 "depths 2, 4, 8, 16, 32 (--quick 2, 4, 16), each net and depth at its own lr. Per net and seed, "
+                 "log10(training FVU at the deepest depth / at the reference depth: the shallower one with the "
+                 "lowest median FVU on the tuning seeds). Both must hold: the plain net gets worse, the residual "
+                 "net does not",
+        control="the same nets, lr search and steps over depths 2 and 4 only: too shallow for depth to be an "
+                "obstacle, so the plain net must not get worse there",
+        grid=(Axis("steps", (200, 400), quick=(200,)),),
+        threshold="one meaning of worse for both nets, a training FVU at least 1.5x the reference depth's (0.18 "
+                  "decades): the plain net's whole interval at or beyond it, the residual net's whole interval "
+                  "below it",
+        literature="He, Zhang, Ren & Sun 2016 (the degradation of deep plain nets, which are batch normalised "
+                   "and so not starved of signal; residual learning removes it); Srivastava, Greff & "
+                   "Schmidhuber 2015 (highway networks)"),
+    "D8": ClaimSpec(
+        "D8", "a deep net acts like an ensemble of smaller ones",
+        measures="D7's trained nets of depth 16 (14 blocks; each at its best lr) lose k = 0..B of their B blocks "
+                 "after training (a "
+                 "residual block keeps its skip; a plain block is cut out, its input feeding the next). Per seed, "
+                 "the damage d(k) = (min(test FVU, 1) - intact FVU) / (1 - intact FVU), the share of the learned "
+                 "fit lost, averaged over every single block for k = 1 and 8 random sets beyond. Both must hold: "
+                 "deleting one block costs a little, and the damage keeps rising with k. Veit et al. say this "
+                 "of residual nets (the claim) and not of plain ones (the control): the evidence says which holds "
+                 "for which",
+        control="the plain nets of the same shape, trained and cut the same way: without skip paths there is no "
+                "ensemble of paths, and one deletion should collapse the net",
+        grid=(Axis("depth", (16,)), Axis("steps", (200, 400), quick=(200,))),
+        threshold="one deletion loses less than half of the learned fit (d(1) < 0.5: the net keeps most of what "
+                  "it learned, where a collapse loses all of it), and deleting half the blocks costs at least a "
+                  "tenth of the fit more than deleting one (d(B/2) - d(1) >= 0.1: the loss keeps rising with k, where "
+                  "a collapse has nothing left to lose), each the whole interval",
+        literature="Veit, Wilber & Belongie 2016 (deleting a block of a residual net changes its error smoothly; "
+                    "deleting a layer of VGG drops it to chance); Huang et al. 2016 (stochastic depth)",
+        premise="where the residual net learned the teacher (median intact test FVU at most 0.5)"),
 }
 
 CHECKS = {
@@ -114,6 +153,12 @@ CHECKS = {
                                "1e-9", "D3"),
     "D4.collapse": CheckSpec("D4.collapse", "a net with the identity activation equals x W_1 ... W_L plus its "
                              "folded biases", "1e-10 relative, float64", "D4"),
+    "D7.depth-2": CheckSpec("D7.depth-2", "at depth 2 (no blocks) the plain and the residual net are one net: "
+                            "identical training losses at every lr and seed", "exact", "D7"),
+    "D8.no-deletion": CheckSpec("D8.no-deletion", "a trained net with no block deleted scores what the trainer "
+                                "measured", "1e-6 relative (float32)", "D8"),
+    "D8.zero-branch": CheckSpec("D8.zero-branch", "a residual block whose last layer is zero is the identity: the "
+                                "net equals the net with that block deleted", "exact", "D8"),
 }
 
 SECTIONS = {
@@ -124,6 +169,8 @@ SECTIONS = {
     "d4.linear": "D4 · linear nets against least squares",
     "d5.step_time": "D5 · training-step time, deep-narrow against shallow-wide",
     "d6.probes": "D6 · linear-probe accuracy per layer",
+    "d7.loss": "D7 · training FVU over depth, plain against residual, each at its best lr",
+    "d8.deletion": "D8 · damage of deleting k blocks after training (share of the learned fit lost)",
 }
 
 MAX_K = 10
@@ -161,16 +208,21 @@ def validate(opts: Options) -> None:
 
 def memory(opts: Options, seeds: int) -> int:
     """Bytes the run needs at its peak, from the options alone: per seed, the widest training group's replicas
-    (activations and their gradients, float32, about eight buffers a unit) and D6's probe features of every
-    layer (float64, train and test); once, D5's largest net (weights, gradients, Adam's two moments,
+    (activations and their gradients, float32, about eight buffers a unit), D6's probe features of every
+    layer (float64, train and test) and D7's deepest net evaluated on its training set; once, D5's largest net (weights, gradients, Adam's two moments,
     activations) three times over and the exact-error refinement of one chunk of replicas."""
     from dlbench.experiments.depth import claims as c
+    from dlbench.experiments.depth import skips
     from dlbench.experiments.depth.relu_exact import REFINEMENT_ELEMENTS
 
     validate(opts)
     lrs = len(parse_numbers(opts.lrs, float, what="--lrs"))
     per_seed = c.D2_WIDTHS[-1] * 4 * lrs * min(opts.batch_size, c.D6_TRAIN) * 8 * 4
     per_seed += (c.D6_TRAIN + c.D6_TEST) * (c.D6_WIDTH + 1) * (max(CLAIMS["D6"].grid[0].values) + 1) * 8
+    # D7-D8: the trainer's eval-mode forward over the whole training set keeps every unit's arrays (about
+    # five of replicas x samples x width float32 per unit) of the deepest, widest net
+    units = max(skips.DEPTHS) - 1
+    per_seed += lrs * skips.N_TRAIN * skips.WIDTH * 4 * 5 * units
     largest = max(CLAIMS["D5"].grid[0].values)
     once = 3 * (largest * 4 * 6 + c.D5_BATCH * (largest // (2 * c.D5_DIM)) * 4 * 6) + REFINEMENT_ELEMENTS * 8 * 8
     return int((seeds + c.TUNING_SEEDS) * per_seed + once)
@@ -178,7 +230,7 @@ def memory(opts: Options, seeds: int) -> int:
 
 def parts(opts: Options) -> list[Part]:
     """The independent units of the run; D5's timing runs alone, after the others."""
-    from dlbench.experiments.depth import claims
+    from dlbench.experiments.depth import claims, skips
 
     validate(opts)
     return [
@@ -188,13 +240,15 @@ def parts(opts: Options) -> list[Part]:
         Part("depth.D3", claims.claim_d3),
         Part("depth.D4", claims.claim_d4),
         Part("depth.D6", claims.claim_d6),
+        Part("depth.D7-D8", skips.claim_d7_d8),
         Part("depth.D5", claims.claim_d5, timing=True),
     ]
 
 
 def plot(results, path) -> None:
     """D1's errors per budget and depth beside the shallow bound, D2's width needed per k, D6's probe accuracy
-    per layer, D5's time per parameter over the size grid."""
+    per layer, D5's time per parameter over the size grid, D7's training FVU over depth (plain against
+    residual), D8's damage over the number of blocks deleted."""
     from dlbench.experiments.depth.figure import draw
 
     draw(results, path)

@@ -9,13 +9,15 @@ from dlbench.experiments.depth import NAME
 FLOOR = 1e-3        # errors below this are drawn at it (a log axis has no 0)
 TITLES = {"d1.errors": "D1 · trained nets against the shallow bound", "d2.width": "D2 · width a shallow net needs",
           "d3.errors": "D3 · very wide shallow net against a deep one", "d5.step_time": "D5 · step time per parameter",
-          "d6.probes": "D6 · linear probes per layer"}
+          "d6.probes": "D6 · linear probes per layer", "d7.loss": "D7 · plain against residual over depth",
+          "d8.deletion": "D8 · deleting blocks after training"}
 
 
 def draw(results, path) -> None:
-    """Five panels, each from its section's rows (first base seed): D1's FVU per budget and depth beside the
-    shallow bound, D2's width needed per k against the exact-fit width, D3's wide and deep nets over steps,
-    D5's time per parameter over the size grid, D6's probe accuracy per layer."""
+    """Up to seven panels, each from its section's rows (first base seed): D1's FVU per budget and depth beside
+    the shallow bound, D2's width needed per k against the exact-fit width, D3's wide and deep nets over steps,
+    D5's time per parameter over the size grid, D6's probe accuracy per layer, D7's training FVU over depth for
+    the plain and the residual net, D8's damage over the number of blocks deleted."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,7 +26,8 @@ def draw(results, path) -> None:
     rows = results.rows[results.rows["experiment"] == NAME]
     rows = rows[rows["base_seed"] == rows["base_seed"].min()]
     panels = [(s, fn) for s, fn in (("d1.errors", _d1), ("d2.width", _d2), ("d3.errors", _d3),
-                                     ("d5.step_time", _d5), ("d6.probes", _d6)) if (rows["section"] == s).any()]
+                                     ("d5.step_time", _d5), ("d6.probes", _d6), ("d7.loss", _d7),
+                                     ("d8.deletion", _d8)) if (rows["section"] == s).any()]
     ncols = min(3, max(len(panels), 1))
     nrows = -(-max(len(panels), 1) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.0 * nrows), squeeze=False)
@@ -104,4 +107,26 @@ def _d6(ax, rows):
         label = f"{act} {target}" + (" at init" if metric.endswith("at_init") else "")
         ax.plot(med.index, med.to_numpy(), style, marker=".", label=label)
     ax.set(xlabel="layer (0 = input)", ylabel="linear-probe test accuracy", ylim=(0.4, 1.02))
+    ax.legend(fontsize=7)
+
+
+def _d7(ax, rows):
+    fvu = rows[rows["metric"] == "train_fvu"]
+    fvu = fvu[(fvu["p_width"] == fvu["p_width"].min()) & (fvu["p_steps"] == fvu["p_steps"].max())]
+    for net, g in fvu.groupby("p_net"):
+        med = _median(g, "p_depth")
+        ax.plot(med.index, np.maximum(med.to_numpy(), FLOOR), "o-" if net == "residual" else "s--", label=str(net))
+    ax.set(xscale="log", yscale="log", xlabel="depth (linear layers)",
+           ylabel=f"training FVU after {int(fvu['p_steps'].max())} steps (median)")
+    ax.set_xticks(sorted(fvu["p_depth"].unique()), labels=[str(int(d)) for d in sorted(fvu["p_depth"].unique())])
+    ax.legend(fontsize=7)
+
+
+def _d8(ax, rows):
+    curves = rows[(rows["kind"] == "curve") & (rows["metric"] == "damage")]
+    curves = curves[(curves["p_width"] == curves["p_width"].min()) & (curves["p_steps"] == curves["p_steps"].max())]
+    for (net, depth), g in curves.groupby(["p_net", "p_depth"]):
+        med = g.groupby("sample")["value"].median()
+        ax.plot(med.index, med.to_numpy(), "o-" if net == "residual" else "s--", label=f"{net}, depth {int(depth)}")
+    ax.set(xlabel="blocks deleted after training", ylabel="share of the learned fit lost (median)", ylim=(-0.05, 1.1))
     ax.legend(fontsize=7)
