@@ -125,21 +125,28 @@ CLAIMS = {
         literature="Polyak 1964; Sutskever et al. 2013; Goodfellow, Bengio & Courville 2016 §8.3.2"),
     "O5": ClaimSpec(
         "O5", "Adagrad equalises the scale of each direction, but slows down later",
-        measures="with stochastic gradients (a canyon, kappa 50, with gradient noise of std 3; a 4-16-1 relu "
-                 "student of a relu teacher with label noise 0.3, on minibatches of 16), each optimizer at its best lr: (a) the fraction of the gradient's spread of "
+        measures="with stochastic gradients (a canyon, kappa 50, with gradient noise of std 3, each optimizer at "
+                 "its best lr; a 4-16-1 relu student of a relu teacher with label noise 0.3, on minibatches of 16, "
+                 "every optimizer at the point's lr, 16 inits): (a) the fraction of the gradient's spread of "
                  "coordinate sizes (decades) that Adagrad's first step removes, minus sgd's (paired starts); "
                  "(b) the log-log slope of Adagrad's effective lr |dz_i|/|g_i| (median over coordinates) against "
-                 "the step, over the last decade of the run; lr/sqrt(t) is the analytic curve beside it",
+                 "the step, over the last decade of the run; lr/sqrt(t) is the analytic curve beside it. The slope "
+                 "is -1/2 times the late gradients' mean square over their mean over the whole run: a large lr "
+                 "puts most of Adagrad's sum into its first steps, and its effective lr is then already small and "
+                 "flat, so the mlp's lr is a declared axis, one value per decade",
         control="noise 0 at the same learning rates (full-batch gradients for the mlp: they vanish near the "
                 "minimum, so Adagrad's sum stops growing), and RMSProp in Adagrad's place (the per-coordinate "
                 "scaling kept, the growing sum replaced by a decaying average)",
-        grid=(Axis("task", ("noisy quadratic", "minibatch mlp")),),
+        grid=(Axis("task", ("noisy quadratic", "minibatch mlp, lr 0.01", "minibatch mlp, lr 0.1",
+                            "minibatch mlp, lr 1")),),
         threshold="(a) at least half of the spread removed; (b) a slope of -0.25 or steeper (a fall of 1.8x per "
                   "decade of steps; lr/sqrt(t) is -0.5)",
         literature="Duchi, Hazan & Singer 2011 (Adagrad); Goodfellow, Bengio & Courville 2016 §8.5"),
     "O6": ClaimSpec(
         "O6", "RMSProp's decaying average removes Adagrad's slowdown",
-        measures="the same runs as O5: Adagrad's effective-lr slope (the slowdown must be there), RMSProp's slope "
+        measures="O5's runs (on the mlp each optimizer at its best lr instead: RMSProp's step is about lr "
+                 "throughout, Adagrad's lr/sqrt(t), so one lr for both compares two step sizes): Adagrad's "
+                 "effective-lr slope (the slowdown must be there), RMSProp's slope "
                  "minus Adagrad's (paired starts), and the late-run loss drop (decades of decrease of the full-batch "
                  "loss from the run's second quarter to its last), RMSProp minus Adagrad; all must hold",
         control="noise 0 at the same learning rates (no slowdown to remove), and RMSProp whose average does not "

@@ -69,7 +69,14 @@ O5_STEPS = {False: {"noisy quadratic": 2000, "minibatch mlp": 1500},
 O5_MLP = {"dim": 4, "teacher": 8, "label_noise": 0.3, "widths": (4, 16, 1), "n_train": 256, "batch": 16}
 O7_MLP = {"widths": (2, 16, 16, 2), "data": "spirals", "n_train": 256, "batch": 16}
 O5_GRID = {"noisy quadratic": (1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
-           "minibatch mlp": (1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3)}
+           "minibatch mlp": (1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3)}       # O6's lr search
+#: the minibatch task's lr is a declared axis, one value per decade, every optimizer at the point's lr: how
+#: much Adagrad's sum grows late depends on it (a large lr's first steps put a large share of the sum early),
+#: and a searched "best" lr sits between two grid values whose final losses tie
+O5_MLP_LRS = (0.01, 0.1, 1.0)
+O5_TASKS = {"noisy quadratic": ("noisy quadratic", None),
+            **{f"minibatch mlp, lr {lr:g}": ("minibatch mlp", lr) for lr in O5_MLP_LRS}}
+O5_MLP_STARTS = 16                   # the mlp's slope varies from init to init: more inits than --seeds
 O5_EQUAL, O5_SLOPE, O6_SLOPE_GAP = 0.5, 0.25, 0.25
 O5_STARTS = 64                       # the noisy quadratic's late drop is noisy: more starts than the others
 O6_MEMORY = 100                      # the control's RMSProp remembers 100x the run: alpha = 1 - 1/(100 T)
@@ -482,7 +489,7 @@ def claim_o4(opts, ctx: RunContext) -> None:
 # ----------------------------------------------------------------------------- O5, O6
 
 
-def _o5_setting(task: str, ctx: RunContext, noisy: bool):
+def _o5_setting(task: str, ctx: RunContext, noisy: bool, starts: int = 0):
     """The surface, its evaluation and tuning starts, the gradient noise and the steps of one task."""
     steps = O5_STEPS[ctx.quick][task]
     if task == "noisy quadratic":
@@ -499,7 +506,8 @@ def _o5_setting(task: str, ctx: RunContext, noisy: bool):
     data = make_dataset("teacher", seed=ctx.seed, n_train=m["n_train"], n_test=1, dim=m["dim"], net=teacher,
                         noise=m["label_noise"])
     surf = mlp_surface(widths=m["widths"], dataset=data, batch=m["batch"] if noisy else 0)
-    Z = surf.init_points(ctx.seed_list)
+    extra = [int(s) for s in ctx.rng("O5 starts", task).integers(2**31, size=max(0, starts - ctx.seeds))]
+    Z = surf.init_points(list(ctx.seed_list) + extra)
     tune = surf.init_points([int(s) for s in ctx.rng("O5 tune seeds").integers(2**31, size=O5_TUNE[task])])
     return surf, Z, tune, 0.0, steps
 
@@ -529,12 +537,13 @@ def _late_drop(tr) -> np.ndarray:
         return np.log10(c[mid].mean(axis=0) / c[end].mean(axis=0))
 
 
-def _o5_runs(task: str, ctx: RunContext, lrs: dict | None = None) -> dict:
-    """sgd, Adagrad and RMSProp on one task, each at its best lr, and RMSProp with a memory longer than the
-    run (its average no longer decays: Adagrad up to the lr scale); with `lrs`, the same at those lrs without
-    noise (the control). Per run: first-step equalisation, effective-lr slope, late drop, the curves."""
+def _o5_runs(task: str, ctx: RunContext, lrs: dict | None = None, at_lr: float | None = None) -> dict:
+    """sgd, Adagrad and RMSProp on one task, each at its best lr (or all at `at_lr`), and RMSProp with a memory
+    longer than the run (its average no longer decays: Adagrad up to the lr scale); with `lrs`, the same at
+    those lrs without noise (the control). Per run: first-step equalisation, effective-lr slope, late drop,
+    the curves."""
     noisy = lrs is None
-    surf, Z, tune, noise, steps = _o5_setting(task, ctx, noisy)
+    surf, Z, tune, noise, steps = _o5_setting(task, ctx, noisy, O5_MLP_STARTS if at_lr is not None else 0)
     target = surf.min_value + 1e-3 if not isinstance(surf, ModelSurface) else 0.0
     role = "noisy" if noisy else "noise 0"
     keep = 1.0 / (O6_MEMORY * steps)
@@ -547,8 +556,8 @@ def _o5_runs(task: str, ctx: RunContext, lrs: dict | None = None) -> dict:
             lr, hyper, base = out["adagrad"]["lr"] * math.sqrt(keep), {"alpha": 1.0 - keep}, "rmsprop"
         else:
             hyper, base = {}, name
-            lr = lrs[name] if lrs else search_lr(surf, name, tune, O5_GRID[task], steps, target, noise=noise,
-                                                 rng=ctx.rng("O5 tune noise", task, name)).best
+            lr = lrs[name] if lrs else at_lr if at_lr is not None else search_lr(
+                surf, name, tune, O5_GRID[task], steps, target, noise=noise, rng=ctx.rng("O5 tune noise", task, name)).best
         g, dz = _first_step(surf, build_optimizer(base, lr, **hyper), Z, noise,
                             ctx.rng("O5 first step", task, name, role))
         tr = run_trajectories(surf, build_optimizer(base, lr, **hyper), Z, steps, noise=noise,
@@ -590,36 +599,55 @@ def claims_o5_o6(opts, ctx: RunContext) -> None:
     """Adagrad's and RMSProp's effective learning rates under stochastic gradients. Controls: RMSProp in
     Adagrad's place (O5) and RMSProp whose average does not decay (O6); noise 0 on the quadratic."""
     measured = measured_claims(opts)
-    for point in _points("O5", ctx):
-        task = point["task"]
-        noisy = _o5_runs(task, ctx)
-        # without noise the gradients vanish near the minimum and Adagrad's sum stops growing
-        quiet = _o5_runs(task, ctx, lrs={k: v["lr"] for k, v in noisy.items()})
-        for role, r in (("noisy", noisy), ("noise 0", quiet)):
-            for name, v in r.items():
-                case = {"task": task, "gradient": role, "optimizer": name, "lr": float(f"{v['lr']:.3g}")}
-                ctx.record.metric("first step: spread removed", v["equalised"], case=case, better="none",
-                                  section="o5.effective_lr")
-                ctx.record.metric("effective-lr slope", v["slope"], case=case, better="none",
-                                  section="o5.effective_lr")
-                ctx.record.metric("late drop (decades)", v["drop"], case=case, better="higher",
-                                  section="o5.effective_lr")
-                ctx.record.curve("effective lr", _nanmedian_rows(v["eff"]), steps=v["eff_steps"], case=case,
-                                 better="none", section="o5.effective_lr")
-        _analytic_curve(ctx, task, noisy["adagrad"], O5_STEPS[ctx.quick][task])
-        if "O5" in measured:
-            ctx.finding("O5", _o5_finding(noisy, ctx.seed), point=point)
-            ctx.finding("O5", _o5_finding(noisy, ctx.seed, adaptive="rmsprop"),
-                        point={**point, "counterfactual": "rmsprop for adagrad"}, role="control")
-            ctx.finding("O5", _o5_finding(quiet, ctx.seed), point={**point, "counterfactual": "noise 0"}, role="control")
-        if "O6" in measured:
-            ctx.finding("O6", _o6_finding(noisy, ctx.seed), point=point)
-            ctx.finding("O6", _o6_finding(noisy, ctx.seed, decaying="rmsprop (no decay)"),
-                        point={**point, "counterfactual": "no decay"}, role="control")
-            ctx.finding("O6", _o6_finding(quiet, ctx.seed), point={**point, "counterfactual": "noise 0"}, role="control")
+    # O5 on the mlp at each declared lr; O6 on the mlp with each optimizer at its best lr (RMSProp's step is
+    # lr throughout, Adagrad's lr/sqrt(t): one lr for both compares two different step sizes)
+    wanted = {"O5": [(p, O5_TASKS[p["task"]]) for p in _points("O5", ctx)],
+              "O6": [(p, (p["task"], None)) for p in _points("O6", ctx)]}
+    runs: dict = {}
+    for cid in ("O5", "O6"):
+        if cid not in measured:
+            continue
+        for point, (task, lr) in wanted[cid]:
+            if (task, lr) not in runs:
+                runs[task, lr] = _o5_record(ctx, task, lr)
+            noisy, quiet = runs[task, lr]
+            if cid == "O5":
+                ctx.finding("O5", _o5_finding(noisy, ctx.seed), point=point)
+                ctx.finding("O5", _o5_finding(noisy, ctx.seed, adaptive="rmsprop"),
+                            point={**point, "counterfactual": "rmsprop for adagrad"}, role="control")
+                ctx.finding("O5", _o5_finding(quiet, ctx.seed), point={**point, "counterfactual": "noise 0"},
+                            role="control")
+            else:
+                ctx.finding("O6", _o6_finding(noisy, ctx.seed), point=point)
+                ctx.finding("O6", _o6_finding(noisy, ctx.seed, decaying="rmsprop (no decay)"),
+                            point={**point, "counterfactual": "no decay"}, role="control")
+                ctx.finding("O6", _o6_finding(quiet, ctx.seed), point={**point, "counterfactual": "noise 0"},
+                            role="control")
 
 
-def _analytic_curve(ctx: RunContext, task: str, ada: dict, steps: int) -> None:
+def _o5_record(ctx: RunContext, task: str, lr: float | None) -> tuple[dict, dict]:
+    """The noisy runs of one task (at `lr`, or each optimizer at its best lr) and the same without noise at
+    the same lrs, recorded; returns both."""
+    noisy = _o5_runs(task, ctx, at_lr=lr)
+    # without noise the gradients vanish near the minimum and Adagrad's sum stops growing
+    quiet = _o5_runs(task, ctx, lrs={k: v["lr"] for k, v in noisy.items()}, at_lr=lr)
+    lr_case = {} if lr is None else {"lr axis": float(lr)}
+    for role, r in (("noisy", noisy), ("noise 0", quiet)):
+        for name, v in r.items():
+            case = {"task": task, **lr_case, "gradient": role, "optimizer": name, "lr": float(f"{v['lr']:.3g}")}
+            ctx.record.metric("first step: spread removed", v["equalised"], case=case, better="none",
+                              section="o5.effective_lr")
+            ctx.record.metric("effective-lr slope", v["slope"], case=case, better="none",
+                              section="o5.effective_lr")
+            ctx.record.metric("late drop (decades)", v["drop"], case=case, better="higher",
+                              section="o5.effective_lr")
+            ctx.record.curve("effective lr", _nanmedian_rows(v["eff"]), steps=v["eff_steps"], case=case,
+                             better="none", section="o5.effective_lr")
+    _analytic_curve(ctx, task, noisy["adagrad"], O5_STEPS[ctx.quick][task], lr_case)
+    return noisy, quiet
+
+
+def _analytic_curve(ctx: RunContext, task: str, ada: dict, steps: int, lr_case: dict) -> None:
     """Adagrad's median effective lr beside lr/sqrt(t + 1) scaled to meet it at a tenth of the run: the
     accumulator of a gradient of stationary second moment grows as t."""
     s, eff = ada["eff_steps"], _nanmedian_rows(ada["eff"])
@@ -627,7 +655,7 @@ def _analytic_curve(ctx: RunContext, task: str, ada: dict, steps: int) -> None:
     if at >= s.size or not np.isfinite(eff[at]):
         return
     analytic = eff[at] * np.sqrt((s[at] + 1.0) / (s + 1.0))
-    case = {"task": task, "optimizer": "adagrad", "lr": float(f"{ada['lr']:.3g}")}
+    case = {"task": task, **lr_case, "optimizer": "adagrad", "lr": float(f"{ada['lr']:.3g}")}
     ctx.record.curve("measured", eff, steps=s, case=case, better="none", section="o5.analytic")
     ctx.record.curve("lr/sqrt(t) (scaled)", analytic, steps=s, case=case, better="none", section="o5.analytic")
 
