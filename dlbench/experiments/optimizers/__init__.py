@@ -112,8 +112,9 @@ CLAIMS = {
                    "cliffs; clipping); Bengio, Simard & Frasconi 1994"),
     "O4": ClaimSpec(
         "O4", "canyons make descent oscillate; momentum damps it",
-        measures="on the canyon 1/2(x^2 + kappa y^2), plain descent and heavy-ball momentum (0.9), each at its best "
-                 "lr on a fine log grid (12 per decade, chosen on tuning starts) or half of it: per start, the steep "
+        measures="on the canyon 1/2(x^2 + kappa y^2), plain descent and heavy-ball momentum (0.9), both at plain "
+                 "descent's analytic best step 2/(mu+L) or half of it (no search: a searched lr sits on a plateau of "
+                 "final loss and moves with the tuning starts): per start, the steep "
                  "axis's travel sum |dy| over its start offset |y_0| (1 = a straight approach), plain over momentum; "
                  "log10 of plain's final loss over momentum's (progress along the flat floor); and plain's travel "
                  "over its travel at the next smaller kappa (the oscillation grows with kappa); all must hold",

@@ -17,8 +17,8 @@ from dlbench.experiments.optimizers import CLAIM_HOMES, CLAIMS, measured_claims
 from dlbench.experiments.optimizers import measure as ms
 from dlbench.experiments.optimizers.recurrent import claim_o10
 from dlbench.experiments.optimizers.trajectories import (
-    CURVE_POINTS, ModelSurface, Track, build_optimizer, loglog_fit, make_surface, mlp_surface, path_of,
-    run_trajectories, sample_starts, search_lr,
+    CURVE_POINTS, ModelSurface, Track, build_optimizer, curvatures, loglog_fit, make_surface, mlp_surface,
+    optimal_gd, path_of, run_trajectories, sample_starts, search_lr,
 )
 from dlbench.stats import all_of, bootstrap_ci, finding, from_interval, wilson
 
@@ -53,11 +53,11 @@ O3_STEPS, O3_CLIP, O3_SPIKE, O3_GAP, O3_THROWN = 300, 1.0, 1.0, TWO, 10.0
 O3_NO_CLIP = 1e300                   # "infinity": the clip functions take finite thresholds; none is reached
 O3_STARTS = 64                       # a throw lands anywhere: the final gap varies a lot from start to start
 # O4
-O4_STEPS, O4_TUNE = 500, 8
-#: lr grid in units of plain descent's stability limit 2/L: 6 per decade from 1e-3, and fine below the limit,
-#: where plain descent's best step lies on a canyon (2/(mu+L) = 2/L x kappa/(kappa+1))
-O4_GRID = tuple(sorted({*(float(x) for x in 10 ** (np.arange(-18, 0) / 6)), 0.8, 0.9, 0.95, 0.98, 0.99, 0.995}))
-O4_BETA = 0.9
+O4_STEPS, O4_BETA = 500, 0.9
+#: the lr is plain descent's analytic best constant step 2/(mu+L) (or half of it), the same for both: a searched
+#: best lr sits on a plateau of final loss, so which lr won moved with the tuning starts; Polyak's heavy-ball
+#: optimum is no fixed-beta alternative: its steep mode is a double root at -sqrt(beta), whose travel equals
+#: plain descent's at 2/(mu+L) exactly, so the sign of the difference would be rounding
 _O4_SCALE = {"best": 1.0, "best/2": 0.5}
 # O5, O6
 O5_KAPPA, O5_NOISE = 50.0, 3.0
@@ -423,17 +423,17 @@ def claim_o3(opts, ctx: RunContext) -> None:
 
 
 def _o4_runs(kappa: float, ctx: RunContext, P: int, scales: list) -> dict:
-    """Plain descent and heavy-ball momentum on the canyon of condition number kappa, each at its best lr
-    (chosen on tuning starts) times each scale; the same evaluation starts for every kappa."""
+    """Plain descent and heavy-ball momentum (beta 0.9) at plain descent's best constant step on the quadratic,
+    2/(mu+L) (Polyak 1964), times each scale, on the canyon of condition number kappa; the same evaluation
+    starts for every kappa."""
     surf = make_surface("canyon", kappa=kappa)
     starts = sample_starts(surf, ctx.rng("O4 starts"), P)
-    tune = sample_starts(surf, ctx.rng("O4 tune"), O4_TUNE)
+    lam = curvatures(surf)
+    mu, L = float(lam.min()), float(lam.max())
+    best, _ = optimal_gd(mu, L)
     target = surf.min_value + 1e-3
     out = {}
     for label, hyper in (("plain", {}), ("momentum", {"momentum": O4_BETA})):
-        grid = [c * 2.0 / kappa for c in O4_GRID] + ([c * 2.0 * (1 + O4_BETA) / kappa for c in O4_GRID]
-                                                      if hyper else [])
-        best = search_lr(surf, "sgd", tune, grid, O4_STEPS, target, hyper=hyper).best
         for scale in scales:
             lr = best * scale
             tr = run_trajectories(surf, build_optimizer("sgd", lr, **hyper), starts, O4_STEPS,
@@ -458,7 +458,7 @@ def _o4_finding(runs: dict, scale: float, kappa: float, seed: int, previous: tup
         k_prev, prev = previous
         parts.append(finding(_log_ratio(plain["travel"], prev["plain", scale]["travel"]), threshold=TWO, seed=seed,
                              label=f"log10 plain travel at kappa {kappa:g} / at kappa {k_prev:g}"))
-    note = (f"lr plain {plain['lr']:.3g}, momentum {mom['lr']:.3g}; median travel / offset plain "
+    note = (f"lr {plain['lr']:.3g} = {scale:g} x 2/(mu+L), momentum {O4_BETA:g}; median travel / offset plain "
             f"{_med(plain['travel']):.3g}, momentum {_med(mom['travel']):.3g}; sign flips plain "
             f"{_med(plain['flips']):.2f}, momentum {_med(mom['flips']):.2f}")
     return all_of(parts, note=note)
