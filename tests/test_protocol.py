@@ -153,3 +153,177 @@ def test_headline_keeps_the_finding_numbers():
     assert (j.headline.low, j.headline.high, j.headline.n) == (0.9, 1.1, 6)
     assert math.isnan(j.headline.threshold)
     assert np.isfinite(j.headline.effect)
+
+
+# ----------------------------------------------------------------------------- every field of a judgement pinned
+
+from dlbench.protocol import Judgement  # noqa: E402
+from dlbench.stats import from_interval  # noqa: E402
+
+NOT_MEASURED = Judgement("X1", "not run", None, "not run", "", "this run did not measure it")
+
+
+def test_a_claim_absent_from_the_grid_is_not_run_in_every_field():
+    grid, checks = grid_rows()
+    assert judge(SPEC, grid, checks) == NOT_MEASURED
+    assert judge(SPEC, pd.DataFrame(), None) == NOT_MEASURED
+    other = ClaimSpec("X2", "another claim")
+    assert judge(other, *grid_rows(ALL, [({}, "supported")])) == Judgement(
+        "X2", "not run", None, "not run", "", "this run did not measure it")
+
+
+def test_a_failed_check_leaves_a_claim_not_run_as_not_run():
+    grid, checks = grid_rows(checks=[("X1.identity", 1.0)])
+    j = judge(SPEC, grid, checks)
+    assert (j.verdict, j.evidence) == ("not run", "this run did not measure it")
+    rec = Recorder("demo")
+    rec.not_run("X1", "needs --surface canyon")
+    rec.check("X1.identity", 1.0, 1e-9, what="max |diff|", claim="X1")
+    df = rec.table().to_pandas()
+    j = judge(SPEC, df[df["kind"] == "grid"], df[df["kind"] == "check"])
+    assert (j.verdict, j.evidence) == ("not run", "needs --surface canyon")
+
+
+def test_failed_checks_are_named_in_order_and_keep_the_measurement():
+    grid, checks = grid_rows(ALL, [({}, "refuted")], checks=[("X1.a", 1.0), ("X1.b", 0.0), ("X1.c", 2.0)])
+    j = judge(SPEC, grid, checks)
+    assert j == Judgement("X1", "inconclusive", j.headline, "refuted", "supported at all 3 grid points",
+                          "check X1.a, X1.c failed, so the measurement is in doubt (measured: supported); effect 1",
+                          3, {0: "supported"})
+    assert j.headline == found("supported")
+    assert judge(SPEC, grid, None).verdict == "supported"
+
+
+def test_a_supported_control_keeps_headline_sensitivity_and_points():
+    grid, checks = grid_rows([(0.01, "supported"), (0.1, "inconclusive")], [({}, "supported")])
+    j = judge(SPEC, grid, checks)
+    assert j == Judgement("X1", "inconclusive", found("supported"), "supported",
+                          "inconclusive for lr >= 0.1; supported for lr <= 0.01",
+                          "its control came out supported: the measurement does not tell the claim from the "
+                          "counterfactual (measured: conditional); effect 1", 2, {0: "inconclusive"})
+
+
+def test_an_override_to_the_measured_verdict_does_not_repeat_it():
+    grid, checks = grid_rows([(lr, "inconclusive") for lr, _ in ALL], [({"lr": 0.1}, "supported")])
+    j = judge(SPEC, grid, checks)
+    assert j.evidence == ("its control came out supported at lr=0.1: the measurement does not tell the claim from "
+                          "the counterfactual; effect 1")
+
+
+def test_control_points_are_named_with_every_setting():
+    spec = ClaimSpec("X1", "s", grid=(Axis("lr", (0.1, 1.0)), Axis("width", (8, 32))))
+    rec = Recorder("demo")
+    rec.finding("X1", found("supported"), point={"lr": 0.1, "width": 8})
+    rec.finding("X1", found("supported", 0.0), point={"lr": 1.0, "width": 8}, role="control")
+    rec.finding("X1", found("refuted", 0.0), point={"lr": 0.1, "width": 8}, role="control")
+    rec.finding("X1", found("supported", 0.0), point={"lr": 0.1, "width": 32}, role="control")
+    df = rec.table().to_pandas()
+    j = judge(spec, df[df["kind"] == "grid"], None)
+    assert "its control came out supported at lr=1 width=8, lr=0.1 width=32: " in j.evidence
+    assert j.control == "conditional"
+
+
+def test_the_headline_is_the_recorded_finding_field_for_field():
+    f = from_interval(0.3, 0.1, 0.5, n=7, method="t", null=0.05, threshold=0.2, label="gain", unit="dB")
+    rec = Recorder("demo")
+    rec.finding("X1", f, point={"lr": 0.1})
+    df = rec.table().to_pandas()
+    assert judge(SPEC, df, None).headline == f
+
+
+def test_a_grid_without_the_newer_columns_still_gives_a_headline():
+    # a version-1 file's rows lack threshold, unit, method and n
+    rows = pd.DataFrame({"claim": ["X1"], "role": ["claim"], "verdict": ["supported"], "base_seed": [0],
+                         "value": [0.3], "low": [0.1], "high": [0.5], "evidence": [None], "p_lr": [0.1]})
+    h = judge(SPEC, rows, None).headline
+    assert (h.verdict, h.effect, h.low, h.high, h.n, h.method, h.evidence, h.unit) == \
+        ("supported", 0.3, 0.1, 0.5, 0, "", "", "")
+    assert math.isnan(h.threshold)
+    rows["n"] = [math.nan]
+    rows["threshold"] = [None]
+    h = judge(SPEC, rows, None).headline
+    assert h.n == 0 and math.isnan(h.threshold)
+
+
+def test_not_run_reasons_are_joined_once_each():
+    rec = Recorder("demo")
+    rec.not_run("X1", "needs --surface canyon", point={"lr": 0.1})
+    rec.not_run("X1", "needs --surface canyon", point={"lr": 1.0})
+    rec.not_run("X1", "no GPU", point={"lr": 3.0})
+    rec.finding("X1", found("refuted", 0.0), point={}, role="control")
+    df = rec.table().to_pandas()
+    j = judge(SPEC, df, None)
+    assert j == Judgement("X1", "not run", None, "refuted", "", "needs --surface canyon; no GPU", 0, {0: "not run"})
+
+
+def test_not_run_without_a_reason_says_so():
+    rec = Recorder("demo")
+    rec.not_run("X1", "")
+    df = rec.table().to_pandas()
+    assert judge(SPEC, df, None).evidence == "this run did not measure it"
+    df["evidence"] = [math.nan]
+    assert judge(SPEC, df, None).evidence == "this run did not measure it"
+
+
+def test_grid_settings_are_plain_values_in_the_sensitivity_line():
+    spec = ClaimSpec("X1", "s", grid=(Axis("width", (8, 32)),))
+    rec = Recorder("demo")
+    rec.finding("X1", found("inconclusive"), point={"width": 8})
+    rec.finding("X1", found("supported"), point={"width": 32})
+    rec.finding("X2", found("supported"), point={"depth": 3})          # another claim's axis: NaN in X1's rows
+    df = rec.table().to_pandas()
+    assert judge(spec, df, None).sensitivity == "supported for width >= 32; inconclusive for width <= 8"
+
+
+@pytest.mark.parametrize("value, text", [(1e15, "scale=1e+15"), (3.0, "scale=3"), (0.5, "scale=0.5"),
+                                         (7, "scale=7"), ("relu", "scale=relu"), (True, "scale=True")])
+def test_control_settings_are_written_as_given(value, text):
+    rec = Recorder("demo")
+    rec.finding("X1", found("supported"), point={"scale": value})
+    rec.finding("X1", found("supported", 0.0), point={"scale": value}, role="control")
+    df = rec.table().to_pandas()
+    assert f"its control came out supported at {text}: " in judge(SPEC, df, None).evidence
+
+
+def test_a_list_valued_setting_is_kept():
+    rows = pd.DataFrame({"claim": ["X1", "X1"], "role": ["claim", "control"], "verdict": ["supported"] * 2,
+                         "base_seed": [0, 0], "value": [1.0, 0.0], "low": [0.9, 0.0], "high": [1.1, 0.0],
+                         "p_widths": [[8, 16], [8, 16]]})
+    assert "supported at widths=[8, 16]: " in judge(SPEC, rows, None).evidence
+
+
+def test_sensitivity_of_no_points_is_empty():
+    assert describe_sensitivity([]) == ""
+
+
+def test_sensitivity_names_the_most_common_verdict_not_the_last_alphabetically():
+    points = [({"lr": a, "steps": s}, "supported" if (a, s) == (0.01, 300) else "inconclusive")
+              for a in (0.01, 0.1) for s in (300, 2000)]
+    assert describe_sensitivity(points) == "inconclusive at 3 of 4 grid points; supported at lr=0.01 steps=300"
+
+
+def _diagonal(size: int, exceptions: int) -> list:
+    """A size x size grid, `exceptions` points off the common verdict, no single axis explaining them."""
+    odd = {(i, (i + 1) % size) for i in range(exceptions)}
+    return [({"a": i, "b": j}, "refuted" if (i, j) in odd else "supported") for i in range(size) for j in range(size)]
+
+
+@pytest.mark.parametrize("exceptions, tail", [(6, ""), (7, " and 1 more"), (8, " and 2 more")])
+def test_sensitivity_lists_six_exceptions_and_counts_the_rest(exceptions, tail):
+    text = describe_sensitivity(_diagonal(9, exceptions))
+    listed = ", ".join(f"refuted at a={i} b={(i + 1) % 9}" for i in range(min(exceptions, 6)))
+    assert text == f"supported at {81 - exceptions} of 81 grid points; {listed}{tail}"
+
+
+def test_quick_grid_is_used_only_when_asked():
+    axis = Axis("lr", (0.1, 1.0, 10.0), quick=(1.0,))
+    assert axis.grid() == (0.1, 1.0, 10.0) and axis.grid(quick=True) == (1.0,)
+    assert Axis("lr", (0.1, 1.0)).grid(quick=True) == (0.1, 1.0)
+
+
+def test_numpy_settings_become_plain_python_values():
+    from dlbench.protocol import _plain
+
+    for value, plain in ((np.int64(8), 8), (np.float64(3.0), 3), (np.float32(0.5), 0.5), (np.bool_(True), True),
+                         (2.0, 2), (1e15, 1e15), (0.1, 0.1), ("relu", "relu")):
+        assert _plain(value) == plain and type(_plain(value)) is type(plain)
