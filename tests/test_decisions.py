@@ -157,6 +157,12 @@ def test_from_interval_note_follows_the_evidence():
 
 # ----------------------------------------------------------------------------------------- finding
 
+X24 = np.array([1.0006, 1.1611, 0.8719, 0.6406, 0.7967, 0.6091, 1.0305, 1.9544, 0.7818, 0.7333, 1.2775, 1.1954,
+                1.0541, 0.628, 0.9855, 1.4157, 0.5106, 0.7955, 0.3865, 0.5248, 0.3982, 0.8891, 0.5306, 1.1453])
+Y24 = np.array([0.5122, 0.6261, 0.6184, 1.0245, 0.3843, 1.1113, 0.7568, 1.9094, 1.9708, 2.4501, 1.7927, 1.1894,
+                1.8774, 2.5928, 0.8809, 1.6573, 1.1956, 2.5093, 0.8038, 1.0505, 1.464, 1.3897, 0.5381, 1.4624])
+
+
 SIX = [2.0, 2.1, 1.9, 2.2, 2.05, 1.95]
 SKEWED = [1.0, 1.1, 1.2, 1.3, 1.4, 9.0]     # mean 2.5, median 1.25
 
@@ -179,6 +185,8 @@ def test_finding_defaults_threshold_zero_seed_zero_label_effect():
     assert (f.low, f.high) == bootstrap_ci(v, seed=0) != bootstrap_ci(v, seed=1)
     s = finding(v, seed=1)
     assert (s.low, s.high) == bootstrap_ci(v, seed=1)
+    for x in (X24, Y24, X24 * Y24):  # several samples: an unseeded bootstrap cannot match them all by chance
+        assert (finding(x).low, finding(x).high) == bootstrap_ci(x, seed=0)
 
 
 def test_finding_passes_every_setting_to_the_rule():
@@ -389,12 +397,6 @@ def test_bootstrap_intervals_with_one_value_on_a_side_are_points():
 def test_intervals_of_nothing_are_nan_and_quiet():
     for lo, hi in (quietly(bootstrap_ci, []), quietly(t_ci, [])):
         assert math.isnan(lo) and math.isnan(hi)
-
-
-X24 = np.array([1.0006, 1.1611, 0.8719, 0.6406, 0.7967, 0.6091, 1.0305, 1.9544, 0.7818, 0.7333, 1.2775, 1.1954,
-                1.0541, 0.628, 0.9855, 1.4157, 0.5106, 0.7955, 0.3865, 0.5248, 0.3982, 0.8891, 0.5306, 1.1453])
-Y24 = np.array([0.5122, 0.6261, 0.6184, 1.0245, 0.3843, 1.1113, 0.7568, 1.9094, 1.9708, 2.4501, 1.7927, 1.1894,
-                1.8774, 2.5928, 0.8809, 1.6573, 1.1956, 2.5093, 0.8038, 1.0505, 1.464, 1.3897, 0.5381, 1.4624])
 
 
 def test_bootstrap_defaults_are_seed_zero_and_2000_resamples():
