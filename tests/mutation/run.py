@@ -40,6 +40,7 @@ MODULES = {
     "stats": ("dlbench/stats.py", {"Claim", "_claim", "verdict", "two_sample_verdict", "claim_from_interval",
                                    "not_measured", "exact_claim"}),
     "protocol": ("dlbench/protocol.py", set()),
+    "compare": ("dlbench/compare.py", set()),
 }
 KILLED = {"killed", "timeout", "caught by type check"}
 
