@@ -4,7 +4,7 @@ One row per observation. Core columns (always present):
 
     run_id, experiment, kind, section, case, metric, value, unit, better, seed, sample,
     items, bytes, loops, claim, verdict, low, high, n, method, statement, evidence, basis,
-    control, sensitivity, role, threshold, host, base_seed
+    control, sensitivity, role, threshold, host, base_seed, parts
 
 `kind` is one of:
 
@@ -15,7 +15,8 @@ One row per observation. Core columns (always present):
 - `grid`: one finding of a claim at one point of its nuisance grid: `claim` is the claim's
   id, `role` is `claim` or `control`, `metric` is `<claim>.<role>`, the point's settings are
   the case; `value` is the effect, `low`/`high` its 95 % interval, `threshold` the practical
-  threshold, `verdict` supported / refuted / inconclusive / not run;
+  threshold, `verdict` supported / refuted / inconclusive / not run, `parts` the verdicts of its
+  parts (comma-separated) when it is made of several;
 - `claim`: a claim's verdict (supported, refuted, inconclusive, conditional, not run), judged
   from its grid rows by `dlbench.protocol`; `metric` and `claim` are its id, `control` is its
   control's outcome, `sensitivity` one line over the grid, `basis` `measured` or `timing`
@@ -53,7 +54,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dlbench.errors import DlbenchError, ResultsFileError
-from dlbench.stats import Claim, Finding
+from dlbench.stats import Finding
 from dlbench.timing import Timing
 
 SCHEMA_VERSION = 2
@@ -90,9 +91,10 @@ CORE_SCHEMA = pa.schema([
     ("threshold", pa.float64()),
     ("host", pa.string()),
     ("base_seed", pa.int64()),
+    ("parts", pa.string()),
 ])
 #: The columns schema version 1 did not have; a version-1 file reads them as nulls.
-V2_COLUMNS = ("control", "sensitivity", "role", "threshold", "host", "base_seed")
+V2_COLUMNS = ("control", "sensitivity", "role", "threshold", "host", "base_seed", "parts")
 CORE_COLUMNS = tuple(CORE_SCHEMA.names)
 PARAM_PREFIX = "p_"
 
@@ -164,7 +166,7 @@ class Recorder:
         self._add(1, dict(point or {}), kind="grid", section="claims", metric=f"{claim}.{role}", claim=claim,
                   role=role, verdict=f.verdict, value=f.effect, low=f.low, high=f.high, n=f.n, method=f.method,
                   evidence=f.evidence, unit=f.unit, threshold=f.threshold, better="none",
-                  basis="timing" if timing else "measured")
+                  basis="timing" if timing else "measured", parts=",".join(f.parts) or None)
         return f
 
     def not_run(self, claim: str, reason: str, *, point: dict | None = None) -> None:
@@ -192,14 +194,6 @@ class Recorder:
                   statement=statement, evidence=judgement.evidence, unit=h.unit if h else "",
                   threshold=h.threshold if h else nan, better="none", basis=basis, control=judgement.control,
                   sensitivity=judgement.sensitivity)
-
-    def claim(self, c: Claim, *, timing: bool = False) -> Claim:
-        """A claim-shaped finding, recorded as the claim's one grid point."""
-        if c.verdict == "not run":
-            self.not_run(c.id, c.evidence)
-        else:
-            self.finding(c.id, c.finding, timing=timing)
-        return c
 
     def table(self, kinds: tuple[str, ...] | None = None) -> pa.Table:
         """The rows recorded so far (only those of `kinds`, when given) as an Arrow table."""

@@ -27,12 +27,15 @@ from dlbench import experiments
 from dlbench.env import fingerprint
 from dlbench.errors import DlbenchError, UnknownName
 from dlbench.experiments.base import Progress, RunContext, catalogue, parts_of
+from dlbench.nn.parallel import kernel_threads
 from dlbench.protocol import judge
 from dlbench.results import Recorder, Results, check_out_path, make_results, write_table
 from dlbench.timing import copy_bandwidth
 
 # Six: a percentile bootstrap needs six values for a 95 % interval (see dlbench.stats).
 DEFAULT_SEEDS = QUICK_SEEDS = 6
+#: Several base seeds must be this far apart: a claim uses at most this many replica seeds from its base.
+BASE_SEED_SPACING = 100
 
 
 def default_out(name: str, directory: Path = Path("results")) -> Path:
@@ -114,6 +117,11 @@ def run_many(
         raise DlbenchError("--seed must be one or more integers of 0 or more")
     if len(set(base_seeds)) != len(base_seeds):
         raise DlbenchError(f"--seed {','.join(map(str, base_seeds))}: a base seed is given twice")
+    close = min((abs(a - b) for i, a in enumerate(base_seeds) for b in base_seeds[:i]), default=None)
+    if close is not None and close < BASE_SEED_SPACING:
+        raise DlbenchError(f"--seed {','.join(map(str, base_seeds))}: base seeds must be at least "
+                           f"{BASE_SEED_SPACING} apart, or their replicas (seed, seed + 1, ...) overlap and the "
+                           "agreement between them is partly the same data")
     if seeds is not None and seeds < 1:
         raise DlbenchError("--seeds must be at least 1")
     if threads is not None and not 1 <= threads <= (os.cpu_count() or 1):
@@ -125,7 +133,7 @@ def run_many(
         check_memory(module, opts, n_seeds)
     limits = threadpool_limits(limits=threads) if threads else contextlib.nullcontext()
     recorders = []
-    with limits:
+    with limits, kernel_threads(threads or 1):  # dlbench's own kernels: one thread unless --threads
         bandwidth = copy_bandwidth(quick)
         fp = fingerprint(argv)
         for module, opts in plan:
@@ -139,7 +147,8 @@ def run_many(
         "base_seeds": base_seeds,
         "seeds": [base_seeds[0] + i for i in range(n_seeds)],
         "quick": quick,
-        "timing_threads": threads or 1,
+        "timing_threads": threads or 1,     # BLAS threads of the timing parts
+        "kernel_threads": threads or 1,     # threads of dlbench's own elementwise and norm kernels
         "options": {m.NAME: dataclasses.asdict(o) for m, o in plan},
         "sections": {m.NAME: dict(getattr(m, "SECTIONS", {})) for m, _ in plan},
     }

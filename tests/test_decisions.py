@@ -14,7 +14,7 @@ import pytest
 from dlbench import stats
 from dlbench.stats import (MIN_BOOTSTRAP_N, Finding, Proportion, agresti_caffo_difference, all_of,
                            bootstrap_ci, bootstrap_difference, bootstrap_ratio_ci, decide, equivalence,
-                           exact_claim, finding, fmt_number, from_interval, iqr, loglog_slope, mann_whitney_u,
+                           finding, fmt_number, from_interval, iqr, loglog_slope, mann_whitney_u,
                            median, power_law, t975, t_ci, two_sample, wilson, with_note)
 
 
@@ -47,19 +47,31 @@ def test_decide_interval_side_of_the_null_strictly(direction, effect, low, high,
     assert decide(effect, low, high, direction=direction, n=2) == expected
 
 
-@pytest.mark.parametrize("direction, null, effect, expected", [
-    ("greater", 1.0, 1.5, "supported"),            # effect - null == threshold: enough
+@pytest.mark.parametrize("direction, null, near, expected", [
+    ("greater", 1.0, 1.5, "supported"),            # the interval's near bound exactly threshold beyond the null
     ("greater", 1.0, math.nextafter(1.5, 0.0), "inconclusive"),   # a hair short of it
     ("greater", 1.0, 1.3, "inconclusive"),         # 0.3 short of 0.5 (twice 0.3 would pass)
+    ("greater", 1.0, 1.01, "inconclusive"),        # a real effect that may be smaller than practical
     ("less", 1.0, 0.5, "supported"),
     ("less", 1.0, math.nextafter(0.5, 1.0), "inconclusive"),
     ("less", 1.0, 0.7, "inconclusive"),
+    ("less", 1.0, 0.99, "inconclusive"),
 ])
-def test_decide_practical_threshold_is_inclusive_and_measured_from_the_null(direction, null, effect, expected):
-    # the interval lies wholly on the claimed side; only the effect's size decides
+def test_decide_practical_threshold_needs_the_whole_interval_beyond_it(direction, null, near, expected):
+    # the effect itself lies far beyond the threshold: only the interval's near bound decides
     side = 1 if direction == "greater" else -1
-    low, high = null + side * 0.01, null + side * 0.9
-    assert decide(effect, low, high, direction=direction, null=null, threshold=0.5, n=6) == expected
+    far, effect = null + side * 0.9, null + side * 0.8
+    assert decide(effect, near, far, direction=direction, null=null, threshold=0.5, n=6) == expected
+    assert decide(effect, far, near, direction=direction, null=null, threshold=0.5, n=6) == expected
+
+
+def test_decide_threshold_zero_still_needs_the_interval_strictly_off_the_null():
+    assert decide(0.3, 0.0, 0.5, threshold=0.0, n=6) == "inconclusive"
+    assert decide(0.3, 5e-324, 0.5, threshold=0.0, n=6) == "supported"
+    assert decide(-0.3, -0.5, 0.0, direction="less", threshold=0.0, n=6) == "inconclusive"
+    assert decide(-0.3, -0.5, -5e-324, direction="less", threshold=0.0, n=6) == "supported"
+    # the effect is not what is held to the threshold: a point effect beyond it with a near bound short of it
+    assert decide(10.0, 0.2, 20.0, threshold=0.5, n=6) == "inconclusive"
 
 
 def test_decide_threshold_never_turns_a_refutation_into_inconclusive():
@@ -110,8 +122,10 @@ def test_decide_any_non_finite_number_is_inconclusive(effect, low, high):
 # ----------------------------------------------------------------------------------------- from_interval
 
 def test_from_interval_keeps_every_number_of_the_interval():
-    f = from_interval(0.3, 0.1, 0.5, n=7, method="t", null=0.05, threshold=0.2, label="gain", unit="dB")
-    assert f == Finding("supported", 0.3, 0.1, 0.5, 7, "t", "gain 0.3 dB [95% t 0.1, 0.5], n=7", "dB", 0.25)
+    f = from_interval(0.4, 0.3, 0.5, n=7, method="t", null=0.05, threshold=0.2, label="gain", unit="dB")
+    assert f == Finding("supported", 0.4, 0.3, 0.5, 7, "t", "gain 0.4 dB [95% t 0.3, 0.5], n=7", "dB", 0.25)
+    short = from_interval(0.3, 0.1, 0.5, n=7, method="t", null=0.05, threshold=0.2)
+    assert (short.verdict, short.threshold) == ("inconclusive", 0.25)    # the low bound 0.1 is short of 0.25
     g = from_interval(0.3, 0.1, 0.5, n=7, method="t", direction="less", null=1.0, threshold=0.2)
     assert g == Finding("supported", 0.3, 0.1, 0.5, 7, "t", "effect 0.3 [95% t 0.1, 0.5], n=7", "", 0.8)
     assert all(type(v) is float for v in (f.effect, f.low, f.high, f.threshold)) and type(f.n) is int
@@ -128,8 +142,9 @@ def test_from_interval_evidence_by_unit():
 
 
 def test_from_interval_applies_its_threshold_and_min_n():
-    assert from_interval(0.3, 0.1, 0.5, n=6, method="t", threshold=0.3).verdict == "supported"
-    assert from_interval(0.3, 0.1, 0.5, n=6, method="t", threshold=0.31).verdict == "inconclusive"
+    assert from_interval(0.3, 0.1, 0.5, n=6, method="t", threshold=0.1).verdict == "supported"
+    assert from_interval(0.3, 0.1, 0.5, n=6, method="t", threshold=math.nextafter(0.1, 1.0)).verdict == "inconclusive"
+    assert from_interval(0.3, 0.1, 0.5, n=6, method="t", threshold=0.3).verdict == "inconclusive"
     assert from_interval(0.3, 0.1, 0.5, n=2, method="t").verdict == "supported"
     f = from_interval(0.3, 0.1, 0.5, n=2, method="t", min_n=3)
     assert f.verdict == "inconclusive" and f.evidence == "effect 0.3 [95% t 0.1, 0.5], n=2 (fewer than 3: too few)"
@@ -240,17 +255,28 @@ def test_two_sample_ratio_against_one():
 
 def test_two_sample_ratio_threshold_is_beyond_one():
     a = B6 * 1.3
-    assert two_sample(a, B6, ratio=True, threshold=0.3 - 1e-9).verdict == "supported"
-    r = two_sample(a, B6, ratio=True, threshold=0.31)
-    assert r.verdict == "inconclusive" and r.threshold == pytest.approx(1.31)
+    _, low, high = bootstrap_ratio_ci(B6, a, seed=0)                   # about [1.26, 1.34] around 1.3
+    assert two_sample(a, B6, ratio=True, threshold=low - 1.0).verdict == "supported"
+    r = two_sample(a, B6, ratio=True, threshold=math.nextafter(low - 1.0, 1.0))
+    assert r.verdict == "inconclusive" and r.threshold == pytest.approx(low)
+    # the median ratio 1.3 is beyond 1 + 0.3 - 1e-9, but the interval's low bound is not
+    assert two_sample(a, B6, ratio=True, threshold=0.3 - 1e-9).verdict == "inconclusive"
+    _, low, high = bootstrap_ratio_ci(a, B6, seed=0)                   # about [0.747, 0.793] around 1/1.3
     s = two_sample(B6, a, ratio=True, direction="less", threshold=0.2)
     assert s.verdict == "supported" and s.threshold == pytest.approx(0.8)
+    assert two_sample(B6, a, ratio=True, direction="less", threshold=1.0 - high).verdict == "supported"
+    assert two_sample(B6, a, ratio=True, direction="less",
+                      threshold=math.nextafter(1.0 - high, 1.0)).verdict == "inconclusive"
 
 
 def test_two_sample_difference_threshold():
     a = B6 + 0.5
-    assert two_sample(a, B6, threshold=0.5 - 1e-9).verdict == "supported"
-    assert two_sample(a, B6, threshold=0.51).verdict == "inconclusive"
+    _, low, _ = bootstrap_difference(a, B6, seed=0)                   # about 0.35: the median gap is 0.5
+    assert two_sample(a, B6, threshold=low).verdict == "supported"
+    assert two_sample(a, B6, threshold=math.nextafter(low, 1.0)).verdict == "inconclusive"
+    assert two_sample(a, B6, threshold=0.5 - 1e-9).verdict == "inconclusive"
+    assert two_sample(B6, a, direction="less", threshold=low).verdict == "supported"
+    assert two_sample(B6, a, direction="less", threshold=math.nextafter(low, 1.0)).verdict == "inconclusive"
 
 
 def test_two_sample_n_is_the_smaller_group_and_six_are_needed():
@@ -336,7 +362,10 @@ def test_all_of_headline_numbers_and_smallest_n():
     parts = [_part("supported", 1, n=9), _part("supported", 2, n=7), _part("supported", 3, n=8)]
     f = all_of(parts, headline=1)
     assert f == Finding("supported", 2, 1, 3, 7, "m2", "part 1 [supported] | part 2 [supported] | part 3 [supported]",
-                        "u2", 0.2)
+                        "u2", 0.2, ("supported", "supported", "supported"))
+    mixed = all_of([_part("supported", 1), _part("refuted", 2), _part("inconclusive", 3)])
+    assert mixed.parts == ("supported", "refuted", "inconclusive")
+    assert all_of(parts[:1]).parts == ()                # one part: nothing to name
     assert all_of(parts[:2]).evidence == "part 1 [supported] | part 2 [supported]"
     assert all_of(parts[:1]).evidence == "part 1"
 
@@ -359,20 +388,12 @@ def test_exact_check_tolerance_is_inclusive_and_not_ten_times_wider():
     assert rec.check("X.b", math.nextafter(1e-6, 1.0), 1e-6, what="max |diff|") is False
     assert rec.check("X.c", 5e-6, 1e-6, what="max |diff|") is False
     assert rec.check("X.d", math.nan, 1e-6, what="max |diff|") is False
+    assert rec.check("X.g", math.inf, 1e-6, what="max |diff|") is False
     assert rec.check("X.e", 0.0, 0.0, what="cells disagreeing") is True
     assert rec.check("X.f", 1.0, 0.0, what="cells disagreeing") is False
     df = rec.table().to_pandas()
-    assert list(df["verdict"]) == ["pass", "fail", "fail", "fail", "pass", "fail"]
-    assert list(df["threshold"]) == [1e-6] * 4 + [0.0, 0.0]
-
-
-def test_exact_claim_tolerance_is_inclusive_and_not_ten_times_wider():
-    assert exact_claim("X", "s", 1e-6, 1e-6).verdict == "supported"
-    assert exact_claim("X", "s", math.nextafter(1e-6, 1.0), 1e-6).verdict == "refuted"
-    assert exact_claim("X", "s", 5e-6, 1e-6).verdict == "refuted"
-    assert exact_claim("X", "s", math.inf, 1e-6).verdict == "refuted"
-    c = exact_claim("X", "s", 2e-7, 1e-6, n=3)
-    assert (c.effect, c.low, c.high, c.n) == (2e-7, 0.0, 1e-6, 3)
+    assert list(df["verdict"]) == ["pass", "fail", "fail", "fail", "fail", "pass", "fail"]
+    assert list(df["threshold"]) == [1e-6] * 5 + [0.0, 0.0]
 
 
 # ----------------------------------------------------------------------------------------- intervals: edges

@@ -30,7 +30,8 @@ def test_suite_holds_every_experiment_and_every_claim(two_runs):
         module = experiments.load(name)
         got = set(res.claims.loc[res.claims["experiment"] == name, "claim"])
         assert set(module.CLAIMS) <= got, f"{name} is missing verdicts for {set(module.CLAIMS) - got}"
-    assert set(res.claims["verdict"]) <= {"supported", "refuted", "inconclusive", "conditional", "not run"}
+    # every claim measured: any verdict of the protocol but "not run" (conditional: the grid points disagree)
+    assert set(res.claims["verdict"]) <= {"supported", "refuted", "inconclusive", "conditional"}
     assert res.claims["evidence"].str.len().min() > 0
 
 

@@ -1,8 +1,9 @@
 """Minibatch training of S replicas of an MLP at once, with per-replica data order, divergence and early stop.
 
 Replica s initialises from np.random.default_rng(seeds[s]) (MLP.init) and shuffles the training set each
-epoch with its own generator, default_rng(SeedSequence(seeds[s], spawn_key=(1,))); batches are gathered as
-(S, B, d), so every replica follows exactly the trajectory of a single-replica run with its seed, bit for bit.
+epoch with its own generator, default_rng(SeedSequence(seeds[s], spawn_key=(1,))), and draws its dropout masks
+from default_rng(SeedSequence(seeds[s], spawn_key=(2,))); batches are gathered as (S, B, d), so every replica
+follows exactly the trajectory of a single-replica run with its seed, bit for bit.
 """
 
 from __future__ import annotations
@@ -178,6 +179,9 @@ def train(
     classification = data.task == "classification"
 
     shufflers = [np.random.default_rng(np.random.SeedSequence(int(s), spawn_key=(1,))) for s in seeds]
+    # dropout's masks: one more stream per replica, so a replica's run does not depend on the others
+    droppers = ([np.random.default_rng(np.random.SeedSequence(int(s), spawn_key=(2,))) for s in seeds]
+                if getattr(model, "dropout", 0) > 0 else None)
     xb = np.empty((S, B, *X.shape[1:]), dtype=X.dtype)
     yb = np.empty((S, B, *y.shape[1:]), dtype=y.dtype)
     lb = None if lengths is None else np.empty((S, B), dtype=np.int64)
@@ -213,6 +217,8 @@ def train(
                 np.take(y, idx, axis=0, out=yb)
                 if lb is not None:
                     seq = {"lengths": np.take(lengths, idx, out=lb)}
+                if droppers is not None:
+                    seq["rng"] = droppers
                 out, cache = model.forward(params, xb, state, train=True, reuse=True, **seq)
                 step_loss, g_out = loss_fn(out, yb)
                 losses[:, t] = step_loss
