@@ -6,12 +6,14 @@ Results are built in memory (no files): what is pinned is the decision, not the 
 """
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 
-from dlbench.compare import (DEFAULT_ALPHA, DEFAULT_THRESHOLD, FAIL_ON, N_BOOT, Judgement, changed_claims,
-                             changed_rows, compare, judge, parse_fail_on, parse_threshold, smallest_p, unconfirmed)
+from dlbench.compare import (CLAIM_COLUMNS, DEFAULT_ALPHA, DEFAULT_THRESHOLD, FAIL_ON, N_BOOT, Judgement,
+                             changed_claims, changed_rows, compare, compare_files, judge, parse_fail_on,
+                             parse_threshold, smallest_p, unconfirmed)
 from dlbench.errors import DlbenchError
 from dlbench.protocol import Judgement as Verdict
 from dlbench.results import Recorder, make_results
@@ -34,6 +36,7 @@ def test_smallest_p_is_two_over_the_number_of_splits():
     assert smallest_p(1, 2) == 2 / 3
     assert smallest_p(3, 3) == 0.1 and smallest_p(5, 5) == 2 / 252 and smallest_p(6, 6) == 2 / 924
     assert smallest_p(2, 7) == 2 / 36
+    assert smallest_p(2, 1) == 2 / 3 and smallest_p(5, 1) == 2 / 6   # one value on the new side is enough
 
 
 def test_defaults():
@@ -143,11 +146,34 @@ def test_judge_difference_needs_the_whole_interval_off_zero_even_at_threshold_ze
 
 # ----------------------------------------------------------------------------------------- judge: n/a
 
+def test_judge_difference_p_must_be_strictly_below_alpha():
+    base = [-v for v in (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6)]
+    new = [-v for v in (1.45, 1.7, 1.8, 1.9, 2.0, 2.1, 2.2)]
+    p = mann_whitney_u(base, new)[1]
+    down = judge(base, new, threshold=0, alpha=p)
+    assert (down.effect, down.direction, down.min_p) == ("difference", 0, smallest_p(7, 7))
+    assert judge(base, new, threshold=0, alpha=math.nextafter(p, 1.0)).direction == -1
+    assert judge(new, base, threshold=0, alpha=p).direction == 0
+    assert judge(new, base, threshold=0, alpha=math.nextafter(p, 1.0)).direction == 1
+
+
+def test_judge_missing_values_and_empty_sides_are_quiet():
+    assert judge(const(1.0) + [None], const(2.0) + [None]) == judge(const(1.0), const(2.0))
+    assert judge([-1.0] * 6 + [None], const(2.0)) == judge([-1.0] * 6, const(2.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for base, new in (([], const(1.0)), (const(1.0), []), (const(-1.0), [])):
+            j = judge(base, new)
+            assert math.isnan(j.estimate) and j.direction is None
+
+
 def test_judge_too_few_values_is_not_testable_at_exactly_alpha():
     na = judge(const(1.0, 3), const(2.0, 3), alpha=0.1)           # smallest p 2/20 = 0.1, not below alpha
     assert na == Judgement("ratio", 2.0, na.low, na.high, na.p, 0.1, None)
     assert all(math.isnan(v) for v in (na.low, na.high, na.p))
     assert judge(const(1.0, 3), const(2.0, 3), alpha=math.nextafter(0.1, 1.0)).direction == 1
+    r = judge(const(2.0, 3), const(3.0, 3))
+    assert (r.effect, r.estimate, r.direction) == ("ratio", 1.5, None)
     d = judge(const(-1.0, 3), const(2.0, 3))
     assert (d.effect, d.estimate, d.direction) == ("difference", 3.0, None)
     for base, new in (([], const(1.0)), (const(1.0), []), ([math.nan], const(1.0))):
@@ -239,6 +265,7 @@ def test_timing_rows_are_slower_or_faster_and_only_slower_regresses():
         ("timing", "slower", True, "ratio", pytest.approx(1.2))
     assert (r["n_base"], r["n_new"], r["base"], r["new"], r["unit"], r["better"], r["section"]) == \
         (6, 6, 1.0, 1.2, "s", "lower", "timings")
+    assert (r["low"], r["high"], r["p"], r["min_p"]) == (pytest.approx(1.2), pytest.approx(1.2), 2 / 924, 2 / 924)
     assert (r["pairings"], r["change"], r["changed_in"]) == (1, "slower", 1)
     assert c.exit_status == 1
     c = compare(run(timings={100: const(1.2)}), run(timings={100: const(1.0)}))
@@ -352,6 +379,42 @@ def test_normalize_needs_each_sides_bandwidth():
         compare(run(timings={100: const(1.0)}, run_id="r1", bandwidth={"float64_cache": 1.0}),
                 run(timings={100: const(1.0)}), normalize=True)
     assert str(e.value) == "--normalize: run r1 has no float32 copy bandwidth for demo relu"
+    with pytest.raises(DlbenchError) as e:
+        compare(run(timings={100: const(1.0)}),
+                run(timings={100: const(1.0)}, run_id="r2", bandwidth={"float64_cache": 1.0}), normalize=True)
+    assert str(e.value) == "--normalize: run r2 has no float32 copy bandwidth for demo relu"
+
+
+def test_a_timing_without_bytes_is_normalized_by_the_cache_bandwidth():
+    def nobytes(bandwidth):
+        rec = Recorder("demo")
+        rec.timing("relu", Timing(np.asarray(const(1e-6)), loops=10, items=100), case={"n": 100})
+        return make_results([rec], {"bandwidth": bandwidth, "seeds": [0]})[1]
+
+    for bandwidth in (BANDWIDTH, dict(BANDWIDTH, float32_llc=80.0)):     # with and without a last-level probe
+        r = compare(nobytes(bandwidth), nobytes(bandwidth), normalize=True).rows.iloc[0]
+        assert r["base"] == pytest.approx(1e-6 * 120e9) and r["new"] == pytest.approx(1e-6 * 120e9)
+
+
+def test_a_timing_is_slower_when_it_takes_longer_whatever_its_better_column_says():
+    a, b = run(timings={100: const(1.0)}), run(timings={100: const(1.5)})
+    for res in (a, b):
+        res.rows["better"] = "higher"
+    r = row(compare(a, b))
+    assert (r["category"], r["result"], r["regression"]) == ("timing", "slower", True)
+
+
+def test_rows_missing_their_unit_better_or_section_read_as_plain_defaults():
+    a, b = run(metrics={("m", "lower"): const(1.0)}), run(metrics={("m", "lower"): const(2.0)})
+    for res in (a, b):
+        res.rows["unit"] = None
+        res.rows["section"] = None
+    r = row(compare(a, b), "m")
+    assert (r["unit"], r["section"], r["better"], r["result"]) == ("", "", "lower", "worse")
+    for res in (a, b):
+        res.rows["better"] = None
+    r = row(compare(a, b), "m")
+    assert (r["better"], r["category"], r["result"], r["regression"]) == ("none", "info", "higher", False)
 
 
 def test_rows_in_one_side_only_and_nothing_in_common():
@@ -360,6 +423,12 @@ def test_rows_in_one_side_only_and_nothing_in_common():
     c = compare(a, b)
     assert c.only_in_base.values.tolist() == [["demo", "timing", "n=200", "relu"], ["demo", "metric", "opt=adam", "m"]]
     assert c.only_in_new.values.tolist() == [["demo", "timing", "n=300", "relu"]]
+    # a check has no case: it is listed with an empty one
+    c = compare(run(timings={100: const(1.0)}, checks={"C1": [0.0]}), run(timings={100: const(1.0)}))
+    assert c.only_in_base.values.tolist() == [["demo", "check", "", "C1"]]
+    c = compare([run(timings={100: const(1.0)}, checks={"C1": [0.0]}), run(timings={100: const(1.0)})],
+                [run(timings={100: const(1.0)}, checks={"C1": [0.0]})])
+    assert c.warnings == ["1 row is missing from some of the runs and not compared (first: demo check C1)"]
     assert c.rows["case"].tolist() == ["n=100"]
     with pytest.raises(DlbenchError) as e:
         compare(run(timings={100: const(1.0)}, run_id="r1"), run(metrics={("m", "lower"): const(1.0)},
@@ -369,6 +438,22 @@ def test_rows_in_one_side_only_and_nothing_in_common():
         compare([], [b])
     with pytest.raises(DlbenchError, match="^compare needs at least one base and one new results file$"):
         compare([a], [])
+
+
+def test_runs_are_named_in_messages_by_path_or_run_id():
+    a, b = run(timings={100: const(1.0)}, run_id="r1"), run(timings={100: const(1.0)}, run_id="r2")
+    other = run(metrics={("m", "lower"): const(1.0)}, experiment="other")
+    more = run(metrics={("m", "lower"): const(1.0)}, experiment="more")
+    other.meta.pop("run_id")                     # a file without a run id (an older writer)
+    more.meta["run_id"] = "r4"
+    with pytest.raises(DlbenchError) as e:
+        compare([a, b], [other, more])
+    assert str(e.value) == ("run r1, run r2 (demo) and run ?, run r4 (other, more) have no rows in common: "
+                            "nothing to compare")
+    empty = make_results([Recorder("demo")], {"seeds": [0], "run_id": "r3"})[1]
+    with pytest.raises(DlbenchError) as e:
+        compare(empty, a)
+    assert str(e.value) == "run r3 (empty) and run r1 (demo) have no rows in common: nothing to compare"
 
 
 def test_grid_rows_are_not_compared_row_by_row():
@@ -414,6 +499,14 @@ def test_a_control_or_sensitivity_one_side_lacks_is_not_compared():
         a.rows[col] = None
     assert not compare(a, b).claims["changed"].any()
     assert compare(a, run(claims={"D1": ("refuted",) + CLAIM[1:]})).claims["changed"].tolist() == [True]
+
+
+def test_a_file_without_control_and_sensitivity_columns_compares_its_verdicts():
+    a, b = run(claims={"D1": CLAIM}), run(claims={"D1": ("refuted",) + CLAIM[1:]})
+    a.rows = a.rows.drop(columns=["control", "sensitivity"])
+    r = compare(a, b).claims.iloc[0]
+    assert (r["base_control"], r["base_sensitivity"], r["changed"]) == (None, None, True)
+    assert not compare(a, run(claims={"D1": CLAIM})).claims["changed"].any()
 
 
 def test_a_verdict_resting_on_wall_time_fails_under_timing():
@@ -481,6 +574,34 @@ def test_the_closest_to_no_change_for_differences_is_the_smallest_magnitude():
     assert (r["result"], r["estimate"], r["effect"]) == ("worse", 2.0, "difference")
 
 
+def test_the_closest_difference_is_the_smallest_magnitude_not_the_smallest_log():
+    # differences 0.2 and 2, both a change at threshold 0: 0.2 is the closer to no change; on a log scale
+    # 2 would be (|log 2| < |log 0.2|)
+    bases = [run(metrics={("m", "lower"): const(-10.0)})]
+    news = [run(metrics={("m", "lower"): const(-9.8)}), run(metrics={("m", "lower"): const(-8.0)})]
+    r = row(compare(bases, news, threshold=0), "m")
+    assert (r["effect"], r["estimate"], r["result"], r["changed_in"]) == \
+        ("difference", pytest.approx(0.2), "worse", 2)
+    down = [run(metrics={("m", "lower"): const(-10.2)}), run(metrics={("m", "lower"): const(-12.0)})]
+    r = row(compare(bases, down, threshold=0), "m")
+    assert (r["estimate"], r["result"]) == (pytest.approx(-0.2), "improved")
+
+
+def test_empty_tables_keep_their_boolean_columns():
+    c = compare(run(timings={100: const(1.0)}), run(timings={100: const(1.0)}))
+    assert c.claims.empty and list(c.claims.columns) == CLAIM_COLUMNS
+    assert [str(c.claims[k].dtype) for k in ("changed", "regression", "improvement")] == ["bool"] * 3
+    assert str(c.rows["regression"].dtype) == "bool"
+
+
+def test_a_claim_row_takes_the_new_statement_and_falls_back_to_the_base():
+    a, b = run(claims={"D1": CLAIM}), run(claims={"D1": CLAIM})
+    b.rows.loc[b.rows["kind"] == "claim", "statement"] = "the statement as it reads now"
+    assert compare(a, b).claims.iloc[0]["statement"] == "the statement as it reads now"
+    b.rows.loc[b.rows["kind"] == "claim", "statement"] = None
+    assert compare(a, b).claims.iloc[0]["statement"] == "claim D1"
+
+
 def test_a_pairing_that_cannot_be_tested_is_never_the_one_shown():
     few = run(timings={100: const(1.0, 2)})
     news = [run(timings={100: const(1.5)}), run(timings={100: const(1.5, 2)})]
@@ -544,6 +665,11 @@ def test_changed_claims_read_regressions_then_fixes_then_the_rest():
     assert changed_claims(c)["claim"].tolist() == ["D2", "C2", "C1"]
 
 
+def test_counts_without_claims_or_rows():
+    c = compare(run(timings={100: const(1.0)}), run(timings={100: const(1.0)}))
+    assert c.counts() == {"same": 1, "verdict changed": 0, "unconfirmed": 0, "only in base": 0, "only in new": 0}
+
+
 def test_counts_and_regressions():
     base = run(timings={1: const(1.0), 2: const(1.0), 3: const(1.0, 2)}, claims={"D1": CLAIM})
     new = run(timings={1: const(1.5), 2: const(1.0), 3: const(1.0, 2)}, claims={"D1": ("refuted",) + CLAIM[1:]},
@@ -579,6 +705,18 @@ def test_warnings_name_what_differs_between_the_runs():
         ["the runs used different seeds (0..5 vs 0..9)"]
     assert compare(run(timings=t, seeds=[0, 1]), run(timings=t, seeds=[0, 2])).warnings == \
         ["the runs used different seeds (0,1 vs 0,2)"]
+    assert compare(run(timings=t, seeds=[0, 1, 2]), run(timings=t, seeds=[0, 1])).warnings == \
+        ["the runs used different seeds (0..2 vs 0,1)"]
+    two = {"cpu_model": "Intel Xeon", "threads": 4}
+    w = compare(run(timings=t), run(timings=t, fingerprint=two)).warnings
+    assert w == ["the runs come from different setups (threads: 2 vs 4; cpu_model: 'AMD EPYC 7B13' vs 'Intel Xeon'): "
+                 "timings compare the setups, not only the code; --normalize compares them as fractions of each "
+                 "machine's copy bandwidth"]
+    # a file without options (an older writer) is compared without an options warning
+    bare = run(timings=t)
+    bare.meta.pop("options")
+    assert compare(bare, run(timings=t, options={"demo": {"lr": 0.1}})).warnings == []
+    assert compare(run(timings=t, options={"demo": {"lr": 0.1}}), bare).warnings == []
 
 
 def test_rows_missing_from_some_runs_are_counted_in_a_warning():
@@ -589,3 +727,59 @@ def test_rows_missing_from_some_runs_are_counted_in_a_warning():
     wider = run(timings={100: const(1.0), 200: const(1.0), 300: const(1.0)})
     assert compare([wider, part], [run(timings={100: const(1.0), 200: const(1.0), 300: const(1.0)})]).warnings == \
         ["2 rows are missing from some of the runs and not compared (first: demo timing n=200 relu)"]
+
+
+# ----------------------------------------------------------------------------------------- order, settings, files
+
+def test_rows_keep_the_files_order_and_equals_keep_it_when_sorted_for_reading():
+    # 50 rows, slower and faster in turn: reading order puts the slower first, each kind in the file's order
+    cases = [7, 3, 40, 1, 12] + list(range(100, 145))
+    up = [1.5 if i % 2 == 0 else 0.5 for i in range(len(cases))]
+    c = compare(run(timings={n: const(1.0) for n in cases}), run(timings={n: const(u) for n, u in zip(cases, up)}))
+    assert c.rows["case"].tolist() == [f"n={n}" for n in cases]
+    order = [n for n, u in zip(cases, up) if u > 1] + [n for n, u in zip(cases, up) if u < 1]
+    assert changed_rows(c)["case"].tolist() == [f"n={n}" for n in order]
+    # 50 changed claims in turn resting on measurement (a regression under --fail-on verdict) and on wall time
+    ids = [f"D{i}" for i in (5, 2, 9)] + [f"E{i}" for i in range(47)]
+    basis = {i: "timing" if k % 2 else "measured" for k, i in enumerate(ids)}
+    base = run(claims={i: CLAIM[:3] + (basis[i],) for i in ids})
+    new = run(claims={i: ("refuted",) + CLAIM[1:3] + (basis[i],) for i in ids})
+    got = changed_claims(compare(base, new, fail_on=("verdict",)))["claim"].tolist()
+    assert got == [i for i in ids if basis[i] == "measured"] + [i for i in ids if basis[i] == "timing"]
+
+
+def test_the_comparison_keeps_its_settings():
+    a = run(timings={100: const(1.0)})
+    c = compare(a, run(timings={100: const(1.0)}), threshold=0.2, alpha=0.05, normalize=True, fail_on=("quality",))
+    assert (c.threshold, c.alpha, c.normalize, c.fail_on) == (0.2, 0.05, True, ("quality",))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"threshold": 10.0}, "--threshold 10.0: must be between 0 and 10 (0% to 1000%)"),
+    ({"alpha": 0.0}, "--alpha 0.0: must be between 0 and 1"),
+])
+def test_compare_files_refuses_settings_before_reading_any_file(tmp_path, kwargs, message):
+    with pytest.raises(DlbenchError) as e:
+        compare_files(tmp_path / "missing.parquet", [tmp_path / "also-missing.parquet"], **kwargs)
+    assert str(e.value) == message
+
+
+def test_a_missing_control_written_as_nan_is_missing():
+    a, b = run(claims={"D1": CLAIM}), run(claims={"D1": CLAIM[:1] + ("supported", "another line", "measured")})
+    for col in ("control", "sensitivity"):
+        a.rows[col] = math.nan
+    r = compare(a, b).claims.iloc[0]
+    assert (r["base_control"], r["base_sensitivity"], r["changed"]) == (None, None, False)
+
+
+def test_a_side_without_finite_values_is_not_testable_and_quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c = compare(run(metrics={("m", "lower"): [math.nan] * 6}), run(metrics={("m", "lower"): const(1.0)}))
+    r = row(c, "m")
+    assert r["result"] == "n/a" and math.isnan(r["base"]) and r["new"] == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c = compare(run(metrics={("m", "lower"): const(1.0)}), run(metrics={("m", "lower"): [math.nan] * 6}))
+    r = row(c, "m")
+    assert r["result"] == "n/a" and r["base"] == 1.0 and math.isnan(r["new"])

@@ -220,6 +220,16 @@ def test_finding_drops_missing_values_and_counts_the_rest():
     assert (f.n, f.effect, f.low, f.high, f.verdict) == (6, g.effect, g.low, g.high, "supported")
 
 
+def test_finding_says_how_many_values_it_left_out():
+    f = finding([2.0, None, 2.1, math.nan, 1.9, 2.2, math.inf, 2.05, 1.95])
+    assert f.evidence == (f"effect {fmt_number(f.effect)} [95% bootstrap {fmt_number(f.low)}, {fmt_number(f.high)}], "
+                          "n=6; 3 of 9 values not finite, left out")
+    g = finding(SIX + [-math.inf], note="paired", method="t")
+    assert g.evidence.endswith("], n=6; 1 of 7 values not finite, left out; paired")
+    assert finding(SIX, note="paired").evidence.endswith("], n=6; paired")
+    assert finding(SIX).evidence.endswith("], n=6")
+
+
 def test_finding_of_nothing_is_inconclusive_and_quiet():
     for method in ("bootstrap", "t"):
         f = quietly(finding, [math.nan], method=method)

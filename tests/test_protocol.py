@@ -403,3 +403,198 @@ def test_numpy_settings_become_plain_python_values():
     for value, plain in ((np.int64(8), 8), (np.float64(3.0), 3), (np.float32(0.5), 0.5), (np.bool_(True), True),
                          (2.0, 2), (1e15, 1e15), (0.1, 0.1), ("relu", "relu")):
         assert _plain(value) == plain and type(_plain(value)) is type(plain)
+
+
+# ----------------------------------------------------------------------------------------- quantifier axes pinned
+
+from dlbench.protocol import quantify  # noqa: E402
+
+ACTS = ("sigmoid", "tanh", "sin")
+
+
+def _q(verdicts):
+    return [({"activation": a, "scale": s}, v) for (a, s), v in verdicts.items()]
+
+
+def test_quantify_without_quantifier_axes_is_combine_points():
+    pts = [({"lr": 0.1}, "supported"), ({"lr": 1.0}, "refuted")]
+    assert quantify(pts, ()) == ("conditional", "")
+    assert quantify([({"lr": 0.1}, "refuted")] * 2, ()) == ("refuted", "")
+    assert quantify([], ("activation",)) == ("not run", "")
+
+
+def test_quantify_groups_the_points_that_share_every_other_setting():
+    every = {(a, s): "supported" for a in ACTS for s in (10, 100)}
+    assert quantify(_q(every), ("activation",)) == ("supported", "")
+    # a value short of support at one scale: that statement is inconclusive, the other holds
+    one = {**every, ("tanh", 10): "inconclusive"}
+    assert quantify(_q(one), ("activation",)) == ("conditional", "")
+    both = {**one, ("tanh", 100): "inconclusive"}
+    assert quantify(_q(both), ("activation",)) == ("inconclusive", "")
+    # one refuted value refutes its statement, whatever the other values say
+    ref = {**both, ("sin", 10): "refuted", ("sin", 100): "refuted"}
+    assert quantify(_q(ref), ("activation",)) == ("refuted", "refuted by the counterexample activation=sin")
+
+
+def test_quantify_names_each_counterexample_once_and_only_the_quantified_settings():
+    every = {(a, s): "supported" for a in ACTS for s in (10, 100)}
+    two = {**every, ("sin", 10): "refuted", ("sin", 100): "refuted", ("tanh", 100): "refuted"}
+    assert quantify(_q(two), ("activation",)) == ("refuted",
+                                                  "refuted by the counterexamples activation=sin, activation=tanh")
+    # counterexamples in different statements (sin at scale 10, tanh at 100) are all named
+    apart = {**every, ("sin", 10): "refuted", ("tanh", 100): "refuted"}
+    assert quantify(_q(apart), ("activation",)) == ("refuted",
+                                                    "refuted by the counterexamples activation=sin, activation=tanh")
+    # over both axes every point is one value of the statement: one refuted point refutes the claim
+    assert quantify(_q({**every, ("tanh", 100): "refuted"}), ("activation", "scale")) == \
+        ("refuted", "refuted by the counterexample activation=tanh scale=100")
+    assert quantify(_q({**every, ("tanh", 100): "inconclusive"}), ("activation", "scale")) == ("inconclusive", "")
+
+
+def test_a_quantified_judgement_in_every_field():
+    every = {(a, s): "supported" for a in ACTS for s in (10, 100)}
+    grid, checks = quantified({**every, ("sin", 10): "refuted"})
+    j = judge(QSPEC, grid, checks)
+    assert j.verdict == "conditional" and j.control == "refuted" and j.points == 6
+    assert j.sensitivity == ("refuted by the counterexample activation=sin; supported at 5 of 6 grid points; "
+                             "refuted at activation=sin scale=10")
+    # the headline is a point that carries the verdict: for conditional the first supported one
+    assert j.headline.verdict == "supported"
+    grid, checks = quantified({("sigmoid", 10): "supported", ("tanh", 10): "refuted", ("sin", 10): "supported"})
+    j = judge(QSPEC, grid, checks)
+    assert (j.verdict, j.headline.verdict, j.evidence) == ("refuted", "refuted", "effect 1")
+    assert j.sensitivity == ("refuted by the counterexample activation=tanh; supported at activation sigmoid, sin; "
+                             "refuted at activation tanh")
+
+
+def test_a_headline_falls_back_to_the_first_point_when_none_carries_the_verdict():
+    rec = Recorder("demo")
+    rec.finding("X1", found("inconclusive", 2.0), point={"lr": 0.01})
+    rec.finding("X1", found("refuted", 3.0), point={"lr": 0.1})
+    df = rec.table().to_pandas()
+    j = judge(SPEC, df, None)
+    assert j.verdict == "conditional" and j.headline == found("inconclusive", 2.0)
+
+
+# ----------------------------------------------------------------------------------------- points not run pinned
+
+def test_points_not_run_are_counted_and_named_in_the_sensitivity():
+    rec = Recorder("demo")
+    rec.not_run("X1", "premise not met", point={"lr": 0.01})
+    rec.not_run("X1", "premise not met", point={"lr": 0.1})
+    rec.finding("X1", found("refuted"), point={"lr": 1.0})
+    rec.finding("X1", found("refuted"), point={"lr": 3.0})
+    df = rec.table().to_pandas()
+    j = judge(SPEC, df, None)
+    assert (j.verdict, j.points) == ("refuted", 2)
+    assert j.sensitivity == "refuted at all 2 grid points; not run at 2 of 4 grid points at lr=0.01, lr=0.1"
+    assert j.evidence == "effect 1"
+
+
+def test_a_control_not_run_is_not_a_measured_control():
+    spec = ClaimSpec("X1", "s", control="the counterfactual", grid=SPEC.grid)
+    rec = Recorder("demo")
+    for lr, _ in ALL:
+        rec.finding("X1", found("supported"), point={"lr": lr})
+    rec.finding("X1", Finding("not run", math.nan, math.nan, math.nan, 0, "not run", "needs --wide"), role="control")
+    df = rec.table().to_pandas()
+    j = judge(spec, df, None)
+    assert (j.verdict, j.control) == ("inconclusive", "not run")
+
+
+# ----------------------------------------------------------------------------------------- a declared control pinned
+
+CSPEC = ClaimSpec("X1", "s", control="the counterfactual", grid=SPEC.grid)
+
+
+@pytest.mark.parametrize("measured", ["supported", "refuted", "conditional"])
+def test_a_declared_control_not_measured_overrides_every_decided_verdict(measured):
+    rows = {"supported": ALL, "refuted": [(lr, "refuted") for lr, _ in ALL],
+            "conditional": [(0.01, "inconclusive"), (0.1, "supported"), (1.0, "supported")]}[measured]
+    j = judge(CSPEC, *grid_rows(rows))
+    assert j == Judgement("X1", "inconclusive", found("supported" if measured == "conditional" else measured),
+                          "not run", describe_sensitivity([({"lr": lr}, v) for lr, v in rows]),
+                          f"its control was not measured, so nothing shows the measurement could have come out "
+                          f"otherwise (measured: {measured}); effect 1", 3, {0: "inconclusive"})
+
+
+def test_an_inconclusive_claim_without_its_control_is_left_as_measured():
+    j = judge(CSPEC, *grid_rows([(lr, "inconclusive") for lr, _ in ALL]))
+    assert (j.verdict, j.evidence) == ("inconclusive", "effect 1")
+
+
+def test_a_claim_that_declares_no_control_needs_none():
+    j = judge(SPEC, *grid_rows(ALL))
+    assert (j.verdict, j.control, j.evidence) == ("supported", "not run", "effect 1")
+    assert judge(SPEC, *grid_rows([(lr, "refuted") for lr, _ in ALL])).verdict == "refuted"
+
+
+# ----------------------------------------------------------------------------------------- a boundary across base seeds
+
+def test_a_moving_boundary_names_each_base_seeds_boundary():
+    a = grid_rows([(0.01, "inconclusive"), (0.1, "supported"), (1.0, "supported")], [({}, "refuted")], base_seed=0)
+    b = grid_rows([(0.01, "inconclusive"), (0.1, "inconclusive"), (1.0, "supported")], [({}, "refuted")],
+                  base_seed=1000)
+    j = judge(SPEC, *frames(a, b))
+    assert j.verdict == "inconclusive" and j.per_seed == {0: "conditional", 1000: "conditional"}
+    assert j.evidence == ("the verdict's boundary changes with the base seed (base seed 0: supported at lr 0.1 and 1; "
+                          "inconclusive at lr 0.01; base seed 1000: supported at lr 1; inconclusive at lr 0.01 and "
+                          "0.1) (measured: conditional); effect 1")
+    assert j.sensitivity == "supported at lr 0.1 and 1; inconclusive at lr 0.01"
+
+
+def test_an_agreeing_verdict_is_kept_when_only_its_sensitivity_differs():
+    # a point not run at one base seed changes the sensitivity line, not the verdict
+    a = grid_rows(ALL, [({}, "refuted")], base_seed=0)
+    rec = Recorder("demo", base_seed=1000)
+    rec.not_run("X1", "premise not met", point={"lr": 0.01})
+    for lr in (0.1, 1.0):
+        rec.finding("X1", found("supported"), point={"lr": lr})
+    rec.finding("X1", found("refuted", 0.0), role="control")
+    df = rec.table().to_pandas()
+    j = judge(SPEC, *frames(a, (df[df["kind"] == "grid"], df[df["kind"] == "check"])))
+    assert (j.verdict, j.evidence) == ("supported", "effect 1")
+
+
+# ----------------------------------------------------------------------------------------- a control's parts
+
+def _with_parts(verdict: str, parts: tuple, effect: float = 0.0) -> Finding:
+    return Finding(verdict, effect, effect - 0.1, effect + 0.1, 6, "bootstrap", f"effect {effect:g}", parts=parts)
+
+
+def _parts_rows(claim, control):
+    rec = Recorder("demo")
+    for lr, v in claim:
+        rec.finding("X1", found(v), point={"lr": lr})
+    for point, f in control:
+        rec.finding("X1", f, point=point, role="control")
+    df = rec.table().to_pandas()
+    return df, None
+
+
+@pytest.mark.parametrize("claim, noted", [
+    (ALL, True),
+    ([(0.01, "inconclusive"), (0.1, "supported"), (1.0, "supported")], True),      # conditional
+    ([(lr, "refuted") for lr, _ in ALL], False),
+    ([(lr, "inconclusive") for lr, _ in ALL], False),
+])
+def test_a_supported_part_of_a_control_is_named_where_the_claim_found_support(claim, noted):
+    j = judge(SPEC, *_parts_rows(claim, [({"lr": 0.1}, _with_parts("refuted", ("supported", "refuted"))),
+                                         ({"lr": 1.0}, _with_parts("refuted", ("refuted", "refuted")))]))
+    assert j.control == "refuted" and j.verdict == combine_points([v for _, v in claim])
+    note = ("effect 1; a part of the claim also holds on its control at lr=0.1, so the verdict rests on the parts "
+            "that fail there")
+    assert j.evidence == (note if noted else "effect 1")
+
+
+def test_a_control_whose_parts_hold_nowhere_adds_nothing():
+    for parts in (("refuted", "inconclusive"), (), ("not run", "refuted")):
+        j = judge(SPEC, *_parts_rows(ALL, [({}, _with_parts("refuted", parts))]))
+        assert (j.verdict, j.evidence) == ("supported", "effect 1")
+    # a file without the parts column (schema 1) judges as before
+    df, _ = _parts_rows(ALL, [({}, _with_parts("refuted", ("supported", "refuted")))])
+    j = judge(SPEC, df.drop(columns="parts"), None)
+    assert (j.verdict, j.evidence) == ("supported", "effect 1")
+    j = judge(SPEC, *_parts_rows(ALL, [({}, _with_parts("refuted", ("supported", "refuted")))]))
+    assert j.evidence == ("effect 1; a part of the claim also holds on its control, so the verdict rests on the "
+                          "parts that fail there")
