@@ -313,7 +313,7 @@ def _span(xs: list) -> str:
 
 
 def _boundary(axis: str, by_value: dict) -> str:
-    """'supported for lr >= 0.3; inconclusive for lr <= 0.1' when one axis splits the verdicts in order."""
+    """'supported at lr 0.3 to 3; inconclusive at lr 0.01 and 0.1': the verdicts over one axis, by grid value."""
     values = list(by_value)
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
     if numeric:
