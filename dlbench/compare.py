@@ -325,6 +325,8 @@ def _judged_row(key, gb, gn, base: Results, new: Results, *, threshold, alpha, n
     else:
         result = WORDS[category][j.direction * (sign if category == "quality" else 1)]
     regression = category in fail_on and result == REGRESSION_WORDS.get(category)
+    if kind == "timing" and timing_hosts_differ(gb, gn):
+        regression = False
     fb, fn_ = vb[np.isfinite(vb)], vn[np.isfinite(vn)]
     return {"experiment": key[0], "kind": kind, "case": key[2], "metric": key[3], "section": first["section"],
             "category": category, "unit": unit, "better": better, "n_base": int(fb.size), "n_new": int(fn_.size),
@@ -332,6 +334,18 @@ def _judged_row(key, gb, gn, base: Results, new: Results, *, threshold, alpha, n
             "new": float(np.median(fn_)) if fn_.size else math.nan,
             "effect": j.effect, "estimate": j.estimate, "low": j.low, "high": j.high, "p": j.p,
             "min_p": j.min_p, "result": result, "regression": bool(regression)}
+
+
+def timing_hosts_differ(gb: pd.DataFrame, gn: pd.DataFrame) -> str | None:
+    """Why timing samples of BASE and NEW are not judged as a regression: they were taken on different hosts
+    (each timing row names its host's fingerprint), or one side mixes several hosts. A cost measured on
+    another machine is another machine's cost, as pyperf refuses to mix incomparable runs. None when both
+    sides name one and the same host, or a side does not say (a file of schema 1)."""
+    hb = sorted(set(gb["host"].dropna())) if "host" in gb else []
+    hn = sorted(set(gn["host"].dropna())) if "host" in gn else []
+    if not hb or not hn or (hb == hn and len(hb) == 1):
+        return None
+    return f"timed on host {', '.join(hb)} in base and {', '.join(hn)} in new"
 
 
 def _outcome(r) -> tuple:
@@ -358,6 +372,10 @@ def _warnings(base: Results, new: Results, normalize: bool) -> list[str]:
         hint = "" if normalize else "; --normalize compares them as fractions of each machine's copy bandwidth"
         out.append(f"the runs come from different setups ({'; '.join(diffs)}): timings compare the setups, "
                    f"not only the code{hint}")
+    timed_b, timed_n = (r.rows.loc[r.rows["kind"] == "timing"] for r in (base, new))
+    if len(timed_b) and len(timed_n) and timing_hosts_differ(timed_b, timed_n):
+        out.append(f"the timings were {timing_hosts_differ(timed_b, timed_n)}: they are shown, never judged a "
+                   "regression")
     ob, on = base.meta.get("options", {}), new.meta.get("options", {})
     for exp in base.experiments:
         if exp in on and exp in ob and ob[exp] != on[exp]:

@@ -379,3 +379,18 @@ def test_suite_files_compare_end_to_end(tmp_path, monkeypatch):
     assert doc["only_in_base"] == [] and doc["only_in_new"] == []
     assert {row["result"] for row in doc["rows"] if row["kind"] != "timing"} <= {"same", "n/a"}
     assert {c["claim"] for c in doc["claims"]} == {"T1", "T2"}
+
+
+def test_timings_from_another_host_are_shown_but_never_a_regression(tmp_path):
+    rng = np.random.default_rng(1)
+    a = write(tmp_path / "a.parquet", {1000: lognormal(rng, 1e-3, 0.03, 7)})
+    b = write(tmp_path / "b.parquet", {1000: lognormal(rng, 1.5e-3, 0.03, 7)})
+    assert result_of(compare_files(a, b))["regression"]  # one host: a regression
+    table = pq.read_table(b)
+    hosts = pa.array(["0123456789ab" if k == "timing" else None for k in table.column("kind").to_pylist()])
+    pq.write_table(table.set_column(table.schema.get_field_index("host"), "host", hosts), b)
+    c = compare_files(a, b)
+    row = result_of(c)
+    assert row["result"] == "slower" and not row["regression"] and c.exit_status == 0
+    assert any("timed on host" in w and "0123456789ab in new" in w and "never judged a regression" in w
+               for w in c.warnings)
