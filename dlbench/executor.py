@@ -123,7 +123,7 @@ def run_unit(unit: Unit) -> Outcome:
         with threadpool_limits(limits=unit.threads), np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             unit.fn(unit.opts, ctx)
-        table = rec.table()
+        table = rec.table().combine_chunks()  # one chunk per column: a tenth of the bytes to pickle and send
         if not unit.timing and pc.any(pc.equal(table.column("kind"), "timing")).as_py():
             raise RuntimeError(f"part {unit.part} records timings but is not a timing part: mark it "
                                f"Part(..., timing=True) so that it runs alone")
@@ -513,8 +513,9 @@ class Report:
     """What `execute` did: each unit's outcome (None if it failed), failures, reuse, notes and a log.
 
     `log` has one entry per unit in plan order: experiment, part, base_seed, timing, host, pid, start and
-    stop (seconds since the epoch on its host), submitted and received (this process's clock: from handing
-    it to the executor to having it on disk), runs (how many times it was started) and reused.
+    stop (seconds since the epoch on its host), submitted, received and stored (this process's clock: handed
+    to the executor, its rows back here, its rows in the unit cache), runs (how many times it was started),
+    reused and error.
     """
 
     outcomes: list[Outcome | None]
@@ -541,6 +542,8 @@ class _Execution:
         self.attempts = [0] * n
         self.runs = [0] * n
         self.times: list[tuple[float, float]] = [(0.0, 0.0)] * n
+        self.stored: list[float] = [0.0] * n
+        self.unstored: list[int] = []
         self.reused: set[int] = set()
         self.inflight: dict[cf.Future, tuple[int, bool, int, float]] = {}
         self.update: Callable[..., None] = lambda **counts: None
@@ -566,9 +569,11 @@ class _Execution:
                 self._phase(timed, Workers())
             except KeyboardInterrupt:
                 self.workers.terminate()
+                self._store()  # what finished is kept, up to the last unit
                 raise RunStopped(self._stopped("interrupted"), 130) from None
             except BaseException:
                 self.workers.terminate()
+                self._store()
                 raise
         log = [self._log(i) for i in range(len(self.units))]
         return Report(self.outcomes, dict(self.failed), len(self.reused), list(self.cache.notes), log, self.keys)
@@ -582,8 +587,8 @@ class _Execution:
         return f"{what}: cancelled {outstanding} outstanding unit{'s' if outstanding != 1 else ''}; {kept}"
 
     def _counts(self) -> dict:
-        return {"done": sum(o is not None for o in self.outcomes), "running": len(self.inflight),
-                "failed": len(self.failed)}
+        return {"done": sum(o is not None for o in self.outcomes),
+                "running": min(len(self.inflight), max(1, self.workers.capacity())), "failed": len(self.failed)}
 
     def _phase(self, indices: list[int], workers: Workers) -> None:
         queue: deque[int] = deque(indices)
@@ -595,9 +600,17 @@ class _Execution:
                 self.update(**self._counts(), workers=workers.capacity())
                 continue
             done, _ = cf.wait(list(self.inflight), timeout=0.5, return_when=cf.FIRST_COMPLETED)
-            for future in done:
-                self._handle(future, workers, queue, suspects)
+            self.unstored += [i for i in (self._handle(f, workers, queue, suspects) for f in done) if i is not None]
+            self._fill(workers, queue, suspects)  # the workers get their next units before the disk gets these
+            self._store()
             self.update(**self._counts(), workers=workers.capacity())
+
+    def _store(self) -> None:
+        while self.unstored:
+            i = self.unstored[0]
+            self.cache.store(self.units[i], self.keys[i], self.outcomes[i])
+            self.stored[i] = time.time()
+            self.unstored.pop(0)
 
     def _fill(self, workers: Workers, queue: deque, suspects: deque) -> None:
         if any(isolated for _, isolated, _, _ in self.inflight.values()):
@@ -607,7 +620,9 @@ class _Execution:
                 self._submit(workers, suspects.popleft(), isolated=True)
             return
         capacity = workers.capacity()
-        while queue and len(self.inflight) < capacity:
+        # One unit more than the workers run: the next one is already there when a worker finishes.
+        ahead = 0 if capacity <= 1 else 1
+        while queue and len(self.inflight) < capacity + ahead:
             self._submit(workers, queue.popleft(), isolated=capacity == 1)
 
     def _submit(self, workers: Workers, i: int, isolated: bool) -> None:
@@ -629,7 +644,8 @@ class _Execution:
         self.runs[i] += 1
         self.inflight[future] = (i, isolated, workers.generation, submitted)
 
-    def _handle(self, future: cf.Future, workers: Workers, queue: deque, suspects: deque) -> None:
+    def _handle(self, future: cf.Future, workers: Workers, queue: deque, suspects: deque) -> int | None:
+        """Take a finished future's outcome; the unit's index when it has rows to keep."""
         i, isolated, generation, submitted = self.inflight.pop(future)
         exc = cf.CancelledError() if future.cancelled() else future.exception()
         if exc is None:
@@ -638,13 +654,12 @@ class _Execution:
                 raise DlbenchError(env_mismatch(tuple(o.env), self.env, f"the worker that ran {self.units[i].label}"))
             if o.status == "ok":
                 self.outcomes[i] = o
-                self.cache.store(self.units[i], self.keys[i], o)
                 self.times[i] = (submitted, time.time())
-            elif o.status == "user-error":
+                return i
+            if o.status == "user-error":
                 raise DlbenchError(o.error)
-            else:
-                self._charge(i, o.error, queue, suspects, again_alone=False)
-            return
+            self._charge(i, o.error, queue, suspects, again_alone=False)
+            return None
         if workers.broken(exc) and generation == workers.generation:
             workers.rebuild()
         if not workers.alive():
@@ -654,6 +669,7 @@ class _Execution:
             self._charge(i, died, queue, suspects, again_alone=True)
         else:
             suspects.append(i)
+        return None
 
     def _charge(self, i: int, error: str, queue: deque, suspects: deque, *, again_alone: bool) -> None:
         self.attempts[i] += 1
@@ -670,4 +686,5 @@ class _Execution:
         return {"experiment": u.experiment, "part": u.part, "base_seed": u.base_seed, "timing": u.timing,
                 "host": o.host if o else "", "pid": o.pid if o else 0, "start": o.start if o else None,
                 "stop": o.stop if o else None, "submitted": submitted or None, "received": received or None,
+                "stored": self.stored[i] or None,
                 "runs": self.runs[i], "reused": i in self.reused, "error": self.failed.get(i, "")}
