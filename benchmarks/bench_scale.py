@@ -72,7 +72,7 @@ def main() -> None:
 
         # Two one-thread worker processes, listening on this machine only.
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                           dashboard_address=None, silence_logs=logging.ERROR)
+                                           dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
     load_before = os.getloadavg()
     walls: dict[str, list[float]] = {c: [] for c in configs}
     parts: dict[str, list[dict]] = {c: [] for c in configs}

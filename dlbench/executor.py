@@ -35,6 +35,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import re
@@ -68,6 +69,8 @@ UNIT_META_KEY = b"dlbench-unit"
 CACHE_FORMAT = 1
 #: Cache files of runs abandoned this many days ago are removed when a run starts.
 STALE_DAYS = 14
+#: Seconds to reach a Dask scheduler, and to reach it again once the connection is lost.
+CONNECT_TIMEOUT = 10.0
 _KEY_NAME = re.compile(r"[0-9a-f]{64}\.parquet")
 
 
@@ -425,21 +428,28 @@ class DaskCluster(Workers):
 
     dlbench only connects: it never starts a scheduler. tls:// takes its certificates from Dask's own
     configuration (distributed.comm.tls.*). Every worker must run one thread (units set process-wide BLAS
-    limits) and the same dlbench, code and NumPy as this process.
+    limits); the scheduler (which unpickles the units) and every worker the same dlbench, code and NumPy
+    as this process.
     """
 
-    def __init__(self, address: str, *, timeout: float = 10.0):
+    def __init__(self, address: str, *, timeout: float | None = None):
+        timeout = CONNECT_TIMEOUT if timeout is None else timeout
         try:
             import distributed
         except ImportError:
             raise DlbenchError("--scheduler needs Dask's distributed package: pip install 'dlbench[dist]'") from None
         self.address = check_address(address)
         self.description = f"Dask scheduler {self.address}"
+        # The run says in one line what happened to it; the client's own log lines would only repeat it.
+        self._loggers = {name: logging.getLogger(name).level for name in ("distributed", "distributed.client")}
+        for name in self._loggers:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 self.client = distributed.Client(self.address, timeout=f"{timeout}s", set_as_default=False)
         except Exception as e:  # OSError, TimeoutError, or TLS configuration missing: one line either way
+            self._quiet_logs_end()
             hint = " (Dask's TLS settings: distributed.comm.tls.ca-file, client.cert, client.key)" \
                 if self.address.startswith("tls://") else ""
             raise DlbenchError(f"--scheduler {self.address}: cannot connect ({_first_line(e)}){hint}") from None
@@ -458,15 +468,17 @@ class DaskCluster(Workers):
             raise DlbenchError(f"--scheduler {self.address}: its workers run {max(several.values())} threads each; "
                                "units set process-wide BLAS limits, so start every worker with one thread: "
                                "dask worker ADDRESS --nworkers N --nthreads 1")
-        try:
-            envs = self.client.run(worker_env)
+        try:  # the scheduler unpickles the units too
+            envs = {"the Dask scheduler": self.client.run_on_scheduler(worker_env)}
+            envs.update({f"the Dask worker {w}": env for w, env in self.client.run(worker_env).items()})
         except Exception as e:
-            raise DlbenchError(f"--scheduler {self.address}: its workers cannot run dlbench ({_first_line(e)}); "
-                               "install the same dlbench on every worker") from None
+            raise DlbenchError(f"--scheduler {self.address}: its scheduler or workers cannot run dlbench "
+                               f"({_first_line(e)}); install the same dlbench on the scheduler and every worker") \
+                from None
         mine = worker_env()
-        for worker, env in envs.items():
+        for who, env in envs.items():
             if tuple(env) != mine:
-                raise DlbenchError(env_mismatch(tuple(env), mine, f"the Dask worker {worker}"))
+                raise DlbenchError(env_mismatch(tuple(env), mine, who))
 
     def capacity(self) -> int:
         now = time.monotonic()
@@ -477,7 +489,8 @@ class DaskCluster(Workers):
         return self._capacity
 
     def alive(self) -> bool:
-        return self.client.status == "running"
+        # "connecting": the client tries to reach the scheduler again (Dask gives up after its connect timeout)
+        return self.client.status in ("newly-created", "connecting", "running")
 
     def terminate(self) -> None:
         with contextlib.suppress(Exception):
@@ -487,6 +500,11 @@ class DaskCluster(Workers):
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.client.close()
+        self._quiet_logs_end()
+
+    def _quiet_logs_end(self) -> None:
+        for name, level in self._loggers.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def open_workers(workers: int = 1, scheduler: str | None = None) -> Workers:
@@ -499,7 +517,7 @@ def open_workers(workers: int = 1, scheduler: str | None = None) -> Workers:
 def env_mismatch(theirs: tuple, mine: tuple, who: str) -> str:
     names = ("dlbench", "dlbench code", "numpy")
     diffs = [f"{n} {a} here, {b} there" for n, a, b in zip(names, mine, theirs) if a != b]
-    return f"{who} runs another dlbench setup ({'; '.join(diffs)}): install the same on every worker"
+    return f"{who} runs another dlbench setup ({'; '.join(diffs)}): install the same on the scheduler and every worker"
 
 
 def _first_line(e: BaseException) -> str:
@@ -595,11 +613,13 @@ class _Execution:
         suspects: deque[int] = deque()
         while queue or suspects or self.inflight:
             self._fill(workers, queue, suspects)
-            if not self.inflight:
+            if self.inflight:
+                done, _ = cf.wait(list(self.inflight), timeout=0.5, return_when=cf.FIRST_COMPLETED)
+            else:
+                done = set()
                 time.sleep(0.5)  # a cluster with no worker yet: wait for one (Ctrl-C stops)
-                self.update(**self._counts(), workers=workers.capacity())
-                continue
-            done, _ = cf.wait(list(self.inflight), timeout=0.5, return_when=cf.FIRST_COMPLETED)
+            if not done and not workers.alive():  # a lost scheduler never completes its futures
+                raise RunStopped(self._stopped(f"lost the {workers.description}"), 1)
             self.unstored += [i for i in (self._handle(f, workers, queue, suspects) for f in done) if i is not None]
             self._fill(workers, queue, suspects)  # the workers get their next units before the disk gets these
             self._store()
@@ -637,7 +657,7 @@ class _Execution:
                     workers.rebuild()
                     continue
                 if not workers.alive():
-                    raise RunStopped(self._stopped(f"lost the workers ({_first_line(e)})"), 1) from None
+                    raise RunStopped(self._stopped(f"lost the {workers.description}"), 1) from None
                 raise
         else:
             raise RunStopped(self._stopped("the local worker processes keep dying at start"), 1)
@@ -663,11 +683,16 @@ class _Execution:
         if workers.broken(exc) and generation == workers.generation:
             workers.rebuild()
         if not workers.alive():
-            raise RunStopped(self._stopped(f"lost the workers ({_first_line(exc)})"), 1)
-        died = f"its worker died ({type(exc).__name__}{': ' + _first_line(exc) if str(exc) else ''})"
-        if isolated or type(exc).__name__ == "KilledWorker":  # Dask already retried it on other workers
-            self._charge(i, died, queue, suspects, again_alone=True)
-        else:
+            raise RunStopped(self._stopped(f"lost the {workers.description}"), 1)
+        what = f"{type(exc).__name__}{': ' + _first_line(exc) if str(exc) else ''}"
+        killed = type(exc).__name__ == "KilledWorker"  # Dask moved it to other workers, and they died too
+        if isinstance(exc, cf.CancelledError):  # the client lost its scheduler for a moment: not the unit's doing
+            queue.appendleft(i)
+        elif not (workers.broken(exc) or killed or isinstance(exc, OSError)):
+            self._charge(i, f"it could not run there ({what})", queue, suspects, again_alone=False)
+        elif isolated or killed:
+            self._charge(i, f"its worker died ({what})", queue, suspects, again_alone=True)
+        else:  # one of the units in flight took its worker down: each runs again alone
             suspects.append(i)
         return None
 

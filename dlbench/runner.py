@@ -264,7 +264,7 @@ def judge_claims(module: ModuleType, tables: list, base_seed: int,
     frames = [t.filter(pc.is_in(t.column("kind"), pa.array(["grid", "check"]))).to_pandas() for t in tables]
     frames = [f for f in frames if len(f)]
     frame = pd.concat(frames, ignore_index=True) if frames else \
-        pd.DataFrame(columns=["kind", "claim", "role", "verdict", "base_seed", "metric", "evidence"])
+        pd.DataFrame(columns=["kind", "claim", "role", "verdict", "base_seed", "metric", "evidence", "basis"])
     grid, checks = frame[frame["kind"] == "grid"], frame[frame["kind"] == "check"]
     unknown = sorted(set(grid["claim"]) - set(specs))
     if unknown:

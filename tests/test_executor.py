@@ -66,7 +66,7 @@ def cluster():
     """A Dask LocalCluster of two one-thread worker processes on 127.0.0.1 (nothing listens beyond it)."""
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, silence_logs=logging.ERROR) as c:
+                                  dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as c:
         yield c
 
 
@@ -186,6 +186,35 @@ def test_a_lost_dask_worker_is_replaced_and_the_run_completes(cluster, tmp_path)
     cluster.wait_for_workers(2, timeout=60)
 
 
+def test_a_lost_cluster_stops_the_run_in_one_line_and_another_resumes_it(reference, cluster, tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setattr("dlbench.executor.CONNECT_TIMEOUT", 2.0)  # give up on the lost scheduler sooner
+    cache = tmp_path / "units"
+    lost = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                    dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+
+    def close_after_two_units():
+        while len(list(cache.glob("*.parquet"))) < 2:
+            time.sleep(0.05)
+        lost.close()
+
+    closer = threading.Thread(target=close_after_two_units)
+    closer.start()
+    try:
+        with pytest.raises(RunStopped) as stopped:
+            run_many(work(sleep=0.3), seed=[0, 1000], quick=True, scheduler=lost.scheduler_address, cache_dir=cache)
+    finally:
+        closer.join()
+    assert stopped.value.exit_code == 1
+    assert str(stopped.value).startswith(f"lost the Dask scheduler {lost.scheduler_address}: cancelled ")
+    kept = len(list(cache.glob("*.parquet")))
+    assert kept >= 2
+    res = run_many(work(sleep=0.3), seed=[0, 1000], quick=True, scheduler=cluster.scheduler_address, cache_dir=cache)
+    assert res.meta["units"]["reused"] == kept
+    ref = reference[1].rows
+    assert_same_rows(ref[ref["experiment"] == "work"], res.rows)
+
+
 def test_a_unit_that_fails_twice_is_named_and_the_others_are_kept(tmp_path):
     out = tmp_path / "run.parquet"
     res = run_many(work(fail="1"), seed=[0, 1000], quick=True, out=out, cache_dir=tmp_path / "units")
@@ -262,7 +291,7 @@ def test_ctrl_c_stops_a_pool_in_one_line_and_the_same_command_reuses_what_finish
               "from dlbench import cli; app = typer.Typer(cls=cli.OneLineGroup); "
               "app.command('work')(cli._experiment_command(worker_experiment)); app.command('show')(cli.show); app()")
     args = [sys.executable, "-c", script, "work", "--quick", "--seed", "0,1000", "--workers", "2", "--out", str(out),
-            "--mark", str(mark), "--sleep", "0.4", "--format", "json"]
+            "--mark", str(mark), "--sleep", "0.4", "--parts", "2", "--format", "json"]
     env = {**os.environ, "DLBENCH_CACHE": str(cache)}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -277,7 +306,7 @@ def test_ctrl_c_stops_a_pool_in_one_line_and_the_same_command_reuses_what_finish
     kept = len(list(cache.glob("*.parquet")))
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert f"dlbench: reused {kept} of 10 units" in done.stderr
+    assert f"dlbench: reused {kept} of 6 units" in done.stderr
     assert read_results(out).meta["units"]["reused"] == kept
 
 
@@ -369,6 +398,15 @@ def test_an_unreachable_scheduler_is_one_line():
 
     with pytest.raises(DlbenchError, match=r"^--scheduler tcp://127.0.0.1:9: cannot connect"):
         DaskCluster("tcp://127.0.0.1:9", timeout=1)
+
+
+def test_dlbench_never_starts_a_scheduler_of_its_own():
+    import dlbench
+
+    for path in Path(dlbench.__file__).parent.rglob("*.py"):
+        text = path.read_text()
+        for start in ("LocalCluster", "distributed.Scheduler", "Scheduler(", "SpecCluster", "dask scheduler"):
+            assert start not in text, f"{path.name} mentions {start}: dlbench only connects to a scheduler"
 
 
 def test_addresses():
