@@ -173,8 +173,7 @@ def unit_key(unit: Unit) -> str:
     part, its options, base seed, seeds, size and BLAS threads (and, for a timing unit, the host)."""
     module_name = getattr(unit.fn, "__module__", None) or type(unit.fn).__module__
     source = getattr(sys.modules.get(module_name), "__file__", None) or ""
-    package = str(Path(dlbench.__file__).resolve().parent)
-    outside = source and not str(Path(source).resolve()).startswith(package)
+    outside = bool(source) and not Path(source).resolve().is_relative_to(Path(dlbench.__file__).resolve().parent)
     doc = {
         "format": CACHE_FORMAT, "dlbench": dlbench.__version__, "code": code_digest(), "numpy": np.__version__,
         "module": module_name, "module_code": _file_digest(source) if outside else "",
@@ -558,6 +557,7 @@ class _Execution:
         self.outcomes: list[Outcome | None] = [None] * n
         self.failed: dict[int, str] = {}
         self.attempts = [0] * n
+        self.cancelled = [0] * n
         self.runs = [0] * n
         self.times: list[tuple[float, float]] = [(0.0, 0.0)] * n
         self.stored: list[float] = [0.0] * n
@@ -686,7 +686,8 @@ class _Execution:
             raise RunStopped(self._stopped(f"lost the {workers.description}"), 1)
         what = f"{type(exc).__name__}{': ' + _first_line(exc) if str(exc) else ''}"
         killed = type(exc).__name__ == "KilledWorker"  # Dask moved it to other workers, and they died too
-        if isinstance(exc, cf.CancelledError):  # the client lost its scheduler for a moment: not the unit's doing
+        if isinstance(exc, cf.CancelledError) and self.cancelled[i] < ATTEMPTS:
+            self.cancelled[i] += 1  # the client lost its scheduler for a moment: not the unit's doing
             queue.appendleft(i)
         elif not (workers.broken(exc) or killed or isinstance(exc, OSError)):
             self._charge(i, f"it could not run there ({what})", queue, suspects, again_alone=False)
