@@ -133,15 +133,20 @@ def run_unit(unit: Unit) -> Outcome:
     except DlbenchError as e:
         status, table, error = "user-error", None, str(e)
     except Exception as e:  # a failed unit is reported, never a reason to lose the others
-        status, table, error = "error", None, describe_error(e)
+        module = sys.modules.get(getattr(unit.fn, "__module__", None) or type(unit.fn).__module__)
+        status, table, error = "error", None, describe_error(e, getattr(module, "__file__", "") or "")
     return Outcome(status, table, error, host_id(), os.getpid(), start, time.time(), worker_env())
 
 
-def describe_error(e: BaseException) -> str:
-    """'ValueError: bad shape (claims.py:120 in claim_i5)': the exception and the line it came from."""
+def describe_error(e: BaseException, source: str = "") -> str:
+    """'ValueError: bad shape (claims.py:120 in claim_i5)': the exception and the line it came from, the last
+    line of dlbench or of the file `source` (the experiment's module) when the traceback passes through one."""
     text = " ".join(str(e).split()) or "(no message)"
     frames = traceback.extract_tb(e.__traceback__) if e.__traceback__ else []
-    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
+    package = str(Path(dlbench.__file__).resolve().parent)
+    own = [f for f in frames if f.filename.startswith(package) or (source and f.filename == source)]
+    f = (own or frames or [None])[-1]
+    where = f" ({Path(f.filename).name}:{f.lineno} in {f.name})" if f else ""
     return f"{type(e).__name__}: {text}{where}"
 
 
@@ -405,7 +410,8 @@ class LocalPool(Workers):
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-_ADDRESS = re.compile(r"(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)(?::(?P<port>\d{1,5}))?")
+_ADDRESS = re.compile(r"(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?"
+                      r"(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)(?::(?P<port>\d{1,5}))?")
 
 
 def check_address(address: str) -> str:

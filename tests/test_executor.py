@@ -1,5 +1,6 @@
 """Units on every executor: the same rows whatever runs them, nothing lost, timings alone, one-line errors."""
 
+import dataclasses
 import logging
 import os
 import signal
@@ -234,6 +235,22 @@ def test_a_unit_that_fails_twice_is_named_and_the_others_are_kept(tmp_path):
     assert res.meta["units"]["total"] == 10
 
 
+def test_a_claim_whose_unit_failed_at_one_base_seed_is_inconclusive_and_says_why(tmp_path):
+    res = run_many(work(fail="1@1000"), seed=[0, 1000], quick=True, cache_dir=tmp_path)
+    w2 = res.claims.set_index("claim").loc["W2"]
+    assert w2["verdict"] == "inconclusive"
+    assert w2["evidence"].startswith("unit work.p1 at base seed 1000 failed (ValueError: part 1 is told to fail")
+    assert "(measured without it: supported)" in w2["evidence"]
+    assert res.claims.set_index("claim").loc["W1", "verdict"] == "supported"
+
+
+def test_a_part_that_times_kernels_must_say_so():
+    unit = Unit("toy", "toy.timing", toy_experiment.time_relu, make_options(toy_experiment), 0, 2, True, 1, False)
+    o = run_unit(unit)
+    assert o.status == "error" and "records timings but is not a timing part" in o.error
+    assert run_unit(dataclasses.replace(unit, timing=True)).status == "ok"
+
+
 def test_a_unit_that_kills_its_worker_every_time_fails_alone(reference, tmp_path):
     res = run_many(work(die="2"), seed=[0], quick=True, workers=2, cache_dir=tmp_path)
     failed = res.meta["failed_units"]
@@ -429,8 +446,6 @@ def test_paper_size_takes_each_option_s_paper_value():
 
 
 def test_an_experiment_without_a_paper_size_says_so():
-    import dataclasses
-
     from dlbench.experiments.base import has_size, option
 
     bare = type(sys)("bare")

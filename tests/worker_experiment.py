@@ -31,7 +31,7 @@ SECTIONS = {"work.values": "values", "work.timing": "timing"}
 class Options:
     parts: int = option(4, help="Parts besides the timing part.", min=2, max=64, paper=16)
     sleep: float = option(0.0, help="Seconds each part sleeps.", min=0, max=30)
-    fail: str = option("", help="The index of a part that raises (or 'all').")
+    fail: str = option("", help="The index of a part that raises (or 'all'); INDEX@SEED: only at that base seed.")
     die: str = option("", help="The index of a part that kills its own process.")
     mark: str = option("", help="A folder where each part leaves a file named index-seed-pid when it starts.")
 
@@ -45,7 +45,7 @@ class Measure:
             Path(opts.mark, f"{self.index}-{ctx.seed}-{os.getpid()}").touch()
         if opts.sleep:
             time.sleep(opts.sleep)
-        if opts.fail in (str(self.index), "all"):
+        if opts.fail in (str(self.index), "all", f"{self.index}@{ctx.seed}"):
             raise ValueError(f"part {self.index} is told to fail")
         if opts.die == str(self.index):
             os.kill(os.getpid(), signal.SIGKILL)
