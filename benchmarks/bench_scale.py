@@ -6,6 +6,8 @@ in an interleaved order over --rounds (1, 2, dask, dask, 2, 1, ...), with the un
 - wall: the whole run (bandwidth probe, fan-out, timing phase, verdicts), median over rounds;
 - fan-out: from the first unit handed to an executor to the last non-timing unit finished;
 - serial: the timing phase (timing parts, and experiments not yet split into parts, one at a time here);
+- unit wall and unit cpu: the fan-out units' summed run times and CPU seconds (wall well above cpu: the
+  machine was busy with other work, and the speed-ups mean little);
 - overhead per unit: the median time a worker stands idle between two of its units (its result sent,
   the next unit received and unpickled), and beside it the median time from a unit's end on its worker
   to its rows in this process (the Parquet write to the unit cache follows, while the workers run on);
@@ -51,6 +53,7 @@ def phases(res) -> dict:
         "back": statistics.median(back) if back else float("nan"),
         "units": len(fan), "timing_units": len(timed),
         "busy": sum(u["stop"] - u["start"] for u in fan),
+        "cpu": sum(u["cpu"] for u in fan),
     }
 
 
@@ -94,12 +97,13 @@ def main() -> None:
     print(f"bench_scale: {','.join(names)} at {size} size, base seeds {args.seed}, {args.rounds} round(s); "
           f"{ph['1']['units']:.0f} fan-out units + {ph['1']['timing_units']:.0f} timing units; "
           f"{os.cpu_count()} cores; load {load_before[0]:.1f} before, {load_after[0]:.1f} after")
-    print(f"{'executor':<10}{'wall s':>9}{'fan-out s':>11}{'serial s':>10}{'unit busy s':>13}{'idle/unit ms':>14}"
-          f"{'back ms':>9}")
+    print(f"{'executor':<10}{'wall s':>9}{'fan-out s':>11}{'serial s':>10}{'unit wall s':>13}{'unit cpu s':>12}"
+          f"{'idle/unit ms':>14}{'back ms':>9}")
     for c in configs:
         label = {"1": "1 worker", "2": "2 workers", "dask": "dask x2"}[c]
         print(f"{label:<10}{med[c]:>9.1f}{ph[c]['fanout']:>11.1f}{ph[c]['serial']:>10.1f}{ph[c]['busy']:>13.1f}"
-              f"{1e3 * ph[c]['gap']:>14.1f}{1e3 * ph[c]['back']:>9.1f}")
+              f"{ph[c]['cpu']:>12.1f}{1e3 * ph[c]['gap']:>14.1f}{1e3 * ph[c]['back']:>9.1f}")
+    print("(unit wall above unit cpu: the units waited for a core, i.e. the machine was busy with other work)")
     speedup = med["1"] / med["2"]
     fan_speedup = ph["1"]["fanout"] / ph["2"]["fanout"] if ph["2"]["fanout"] else float("nan")
     worst = max(ph[c]["gap"] for c in configs)

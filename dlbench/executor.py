@@ -113,11 +113,12 @@ class Outcome:
     start: float = 0.0
     stop: float = 0.0
     env: tuple = ()
+    cpu: float = 0.0
 
 
 def run_unit(unit: Unit) -> Outcome:
     """Run one unit on its BLAS threads with floating-point warnings off (divergence is a measured outcome)."""
-    start = time.time()
+    start, cpu = time.time(), time.process_time()
     rec = Recorder(unit.experiment, base_seed=unit.base_seed)
     ctx = RunContext(seed=unit.base_seed, seeds=unit.seeds, quick=unit.quick, record=rec,
                      bandwidth=dict(unit.bandwidth), progress=Progress())
@@ -135,7 +136,8 @@ def run_unit(unit: Unit) -> Outcome:
     except Exception as e:  # a failed unit is reported, never a reason to lose the others
         module = sys.modules.get(getattr(unit.fn, "__module__", None) or type(unit.fn).__module__)
         status, table, error = "error", None, describe_error(e, getattr(module, "__file__", "") or "")
-    return Outcome(status, table, error, host_id(), os.getpid(), start, time.time(), worker_env())
+    return Outcome(status, table, error, host_id(), os.getpid(), start, time.time(), worker_env(),
+                   time.process_time() - cpu)
 
 
 def describe_error(e: BaseException, source: str = "") -> str:
@@ -232,7 +234,8 @@ class UnitCache:
                 path.unlink()
             return None
         return Outcome("ok", table, "", str(meta.get("host", "")), int(meta.get("pid", 0)),
-                       float(meta.get("start", 0.0)), float(meta.get("stop", 0.0)), worker_env())
+                       float(meta.get("start", 0.0)), float(meta.get("stop", 0.0)), worker_env(),
+                       float(meta.get("cpu", 0.0)))
 
     def store(self, unit: Unit, key: str, outcome: Outcome) -> None:
         """Write the unit's rows atomically (a temporary file, then a rename); a cache that cannot be written
@@ -241,7 +244,8 @@ class UnitCache:
             return
         meta = {"format": CACHE_FORMAT, "key": key, "dlbench": dlbench.__version__, "experiment": unit.experiment,
                 "part": unit.part, "base_seed": unit.base_seed, "rows": outcome.table.num_rows,
-                "host": outcome.host, "pid": outcome.pid, "start": outcome.start, "stop": outcome.stop}
+                "host": outcome.host, "pid": outcome.pid, "start": outcome.start, "stop": outcome.stop,
+                "cpu": outcome.cpu}
         path = self.path(key)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
@@ -536,7 +540,8 @@ class Report:
     """What `execute` did: each unit's outcome (None if it failed), failures, reuse, notes and a log.
 
     `log` has one entry per unit in plan order: experiment, part, base_seed, timing, host, pid, start and
-    stop (seconds since the epoch on its host), submitted, received and stored (this process's clock: handed
+    stop (seconds since the epoch on its host), cpu (its process's CPU seconds: below stop - start when
+    the host was busy with other work), submitted, received and stored (this process's clock: handed
     to the executor, its rows back here, its rows in the unit cache), runs (how many times it was started),
     reused and error.
     """
@@ -717,6 +722,7 @@ class _Execution:
         submitted, received = self.times[i]
         return {"experiment": u.experiment, "part": u.part, "base_seed": u.base_seed, "timing": u.timing,
                 "host": o.host if o else "", "pid": o.pid if o else 0, "start": o.start if o else None,
-                "stop": o.stop if o else None, "submitted": submitted or None, "received": received or None,
+                "stop": o.stop if o else None, "cpu": o.cpu if o else None,
+                "submitted": submitted or None, "received": received or None,
                 "stored": self.stored[i] or None,
                 "runs": self.runs[i], "reused": i in self.reused, "error": self.failed.get(i, "")}
