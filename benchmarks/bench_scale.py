@@ -57,6 +57,16 @@ def phases(res) -> dict:
     }
 
 
+def projected_fanout(log: list[dict], workers: int, gap: float) -> float:
+    """The fan-out's length on `workers` idle cores: the units' CPU seconds (from a one-worker run), each
+    handed in plan order to the first free worker, `gap` seconds between two units of a worker."""
+    free = [0.0] * workers
+    for u in (u for u in log if not u["timing"]):
+        k = free.index(min(free))
+        free[k] += u["cpu"] + gap
+    return max(free)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiments", default=",".join(experiments.names()), help="comma list (default: the suite)")
@@ -79,6 +89,7 @@ def main() -> None:
     load_before = os.getloadavg()
     walls: dict[str, list[float]] = {c: [] for c in configs}
     parts: dict[str, list[dict]] = {c: [] for c in configs}
+    logs: dict[str, list] = {c: [] for c in configs}
     try:
         for r in range(args.rounds):
             for c in (configs if r % 2 == 0 else configs[::-1]):
@@ -87,6 +98,7 @@ def main() -> None:
                 res = run_many(plan, seed=seeds, quick=args.quick, cache_dir=False, **kw)
                 walls[c].append(time.perf_counter() - t)
                 parts[c].append(phases(res))
+                logs[c].append(res.meta["unit_log"])
     finally:
         if cluster is not None:
             cluster.close()
@@ -112,6 +124,14 @@ def main() -> None:
         print(f"dask / local pool: {med['dask'] / med['2']:.2f} whole run, "
               f"{ph['dask']['fanout'] / ph['2']['fanout']:.2f} fan-out (target <= 1.15)")
     print(f"overhead per unit: {1e3 * worst:.1f} ms at worst (target < 50 ms)")
+    # What two idle cores would give, from the CPU seconds each unit took: a guide when the machine is busy.
+    one = logs["1"][0]
+    serial_cpu = sum(u["cpu"] for u in one if u["timing"])
+    fan1, fan2 = projected_fanout(one, 1, 0.0), projected_fanout(one, 2, ph["2"]["gap"])
+    rest = med["1"] - ph["1"]["fanout"] - ph["1"]["serial"]  # probe, fingerprint, verdicts
+    print(f"projected on idle cores from unit CPU seconds: fan-out {fan1:.1f} s -> {fan2:.1f} s at 2 workers "
+          f"({fan1 / fan2:.2f}x); whole run {(rest + fan1 + serial_cpu) / (rest + fan2 + serial_cpu):.2f}x "
+          f"(serial part {serial_cpu:.1f} s)")
 
 
 if __name__ == "__main__":
