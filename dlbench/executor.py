@@ -175,9 +175,10 @@ def worker_env() -> tuple[str, str, str]:
     return (dlbench.__version__, code_digest(), np.__version__)
 
 
-def unit_key(unit: Unit) -> str:
+def unit_key(unit: Unit, *, any_seed: bool = False) -> str:
     """The unit's cache key: a digest of dlbench's version and code, NumPy's version, the experiment, the
-    part, its options, base seed, seeds, size and BLAS threads (and, for a timing unit, the host)."""
+    part, its options, base seed, seeds, size and BLAS threads (and, for a timing unit, the host).
+    `any_seed`: the same without the base seed (the part's key, under which its run time is kept)."""
     module_name = getattr(unit.fn, "__module__", None) or type(unit.fn).__module__
     source = getattr(sys.modules.get(module_name), "__file__", None) or ""
     outside = bool(source) and not Path(source).resolve().is_relative_to(Path(dlbench.__file__).resolve().parent)
@@ -186,7 +187,7 @@ def unit_key(unit: Unit) -> str:
         "module": module_name, "module_code": _file_digest(source) if outside else "",
         "experiment": unit.experiment, "part": unit.part,
         "options": dataclasses.asdict(unit.opts) if dataclasses.is_dataclass(unit.opts) else repr(unit.opts),
-        "base_seed": unit.base_seed, "seeds": unit.seeds, "quick": unit.quick, "threads": unit.threads,
+        "base_seed": None if any_seed else unit.base_seed, "seeds": unit.seeds, "quick": unit.quick, "threads": unit.threads,
         "timing": unit.timing, "host": host_id() if unit.timing else "",
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=repr).encode()).hexdigest()
@@ -257,6 +258,44 @@ class UnitCache:
             self.notes.append(f"cannot keep finished units in {self.root} ({e.strerror or e}): an interrupted "
                               f"run will start over")
             self.root = None
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    def durations(self) -> dict[str, float]:
+        """CPU seconds each part took when it last ran, by part key (`unit_key(any_seed=True)`): the fan-out
+        hands out the longest first. A file that is not such a JSON object is named and ignored."""
+        if self.root is None:
+            return {}
+        path = self.root / "durations.json"
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as e:
+            self.notes.append(f"{path}: damaged ({_first_line(e)}); the units run in plan order")
+            return {}
+        if not isinstance(data, dict) or not all(isinstance(v, (int, float)) for v in data.values()):
+            self.notes.append(f"{path}: not a dlbench durations file; the units run in plan order")
+            return {}
+        return {str(k): float(v) for k, v in data.items()}
+
+    def remember(self, durations: dict[str, float]) -> None:
+        """Keep the run times of the parts that ran (JSON, written atomically; at most the 2000 latest)."""
+        if self.root is None or not durations:
+            return
+        notes = len(self.notes)
+        merged = {k: v for k, v in self.durations().items() if k not in durations} | durations  # newest last
+        del self.notes[notes:]  # the damaged file was named when the run read it
+        merged = dict(list(merged.items())[-2000:])
+        path = self.root / "durations.json"
+        tmp = path.with_name(f".durations.json.{os.getpid()}.tmp")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(merged))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # only an ordering hint
         finally:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -586,7 +625,12 @@ class _Execution:
                 self.outcomes[i] = o
                 self.reused.add(i)
         todo = [i for i, o in enumerate(self.outcomes) if o is None]
-        fan = [i for i in todo if not self.units[i].timing]
+        # Longest first (as the same parts took last time; parts never seen first of all, in plan order):
+        # the last units to finish are short ones, so no worker waits long for the others at the end.
+        part_keys = [unit_key(u, any_seed=True) for u in self.units]
+        known = self.cache.durations()
+        fan = sorted((i for i in todo if not self.units[i].timing),
+                     key=lambda i: (part_keys[i] in known, -known.get(part_keys[i], 0.0)))
         timed = [i for i in todo if self.units[i].timing]
         with self.progress.units(total=len(self.units), workers=self.workers.capacity(),
                                  done=len(self.reused)) as update:
@@ -604,6 +648,8 @@ class _Execution:
                 self.workers.terminate()
                 self._store()
                 raise
+        self.cache.remember({part_keys[i]: o.cpu for i, o in enumerate(self.outcomes)
+                             if o is not None and i not in self.reused})
         log = [self._log(i) for i in range(len(self.units))]
         return Report(self.outcomes, dict(self.failed), len(self.reused), list(self.cache.notes), log, self.keys)
 
