@@ -3,29 +3,35 @@
     python benchmarks/bench_model.py [--quick]
 
 (a) One step = forward + softmax cross-entropy + backward + Adam, relu MLP 784-256-256-10, batch 128,
-    float32. dlbench: MLP.forward/backward with reuse=True (the trainer's path) and dlbench.nn.optim's Adam.
-    numpy: the textbook version with 2-D weights and fresh arrays every step. torch (only when it imports):
-    nn.Sequential + cross_entropy + torch.optim.Adam, its default thread count.
+    float32. dlbench: MLP.forward/backward with reuse=True (the trainer's path) and dlbench.nn.optim's Adam,
+    its kernels and BLAS at 1 and at 2 threads. numpy: the textbook version with 2-D weights and fresh
+    arrays every step. torch (only when it imports): nn.Sequential + cross_entropy + torch.optim.Adam at 1
+    and at 2 threads. Ratios are torch's time over dlbench's at the same thread count.
 (b) S = 16 replicas, each with its own batch (S, B, d) as the trainer gathers them: one batched step vs 16
     single-replica steps, for the 784-256-256-10 net (BLAS-bound) and a small experiment-sized net
-    2-64-64-2, batch 32 (call-overhead-bound).
-Implementations are timed in turn over 5 rounds and the samples pooled (the machine may be shared).
+    2-64-64-2, batch 32 (call-overhead-bound), one thread.
+All implementations of a case are timed by dlbench.timing.time_interleaved: the same warm-up, calibrated loop
+count and sample count, one sample of each in turn (the machine may be shared).
 Columns: median time per step, interquartile range, minor page faults per step (ru_minflt), ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from dlbench import peer
 from dlbench.env import blas_info
 from dlbench.nn.losses import softmax_ce
 from dlbench.nn.mlp import MLP, MLPSpec
 from dlbench.nn.optim import get_optimizer
-from dlbench.timing import DEFAULT, QUICK, Timing, time_kernel
+from dlbench.nn.parallel import kernel_threads
+from dlbench.timing import DEFAULT, QUICK, time_interleaved
 
 BIG = (784, 256, 256, 10)
 SMALL = (2, 64, 64, 2)
@@ -119,22 +125,10 @@ def looped(steps):
     return step
 
 
-def interleaved(impls: dict, cfg: dict, rounds: int = 5) -> dict:
-    """time_kernel on each implementation in turn, `rounds` times, pooling the samples: a noisy neighbour
-    then slows every implementation alike instead of one of them."""
-    per_round = dict(cfg, samples=max(1, cfg["samples"] // rounds + 1))
-    runs = {name: [] for name in impls}
-    for _ in range(rounds):
-        for name, fn in impls.items():
-            runs[name].append(time_kernel(fn, **per_round))
-    return {name: Timing(np.concatenate([t.samples for t in ts]), ts[-1].loops,
-                         minor_faults=float(np.mean([t.minor_faults for t in ts])))
-            for name, ts in runs.items()}
-
-
 def row(label, impl, t, ref=None, ref_name=""):
+    """One line; the ratio is ref's median over t's (above 1: t is faster)."""
     q1, q3 = np.percentile(t.samples, [25, 75]) * 1e3
-    ratio = f"{t.median / ref.median:6.2f}x {ref_name}" if ref is not None else ""
+    ratio = f"{ref.median / t.median:6.2f}x {ref_name}" if ref is not None else ""
     print(f"{label:24} {impl:18} {t.median * 1e3:9.3f} {f'{q1:.3f}-{q3:.3f}':>15} {t.minor_faults:8.1f}  {ratio}")
 
 
@@ -146,34 +140,50 @@ def main(argv=None) -> None:
     try:
         import torch
 
-        torch_info = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+        torch_info = f"torch {torch.__version__}"
     except ImportError:
         torch = None
         torch_info = "torch not installed: skipped"
     blas = blas_info()
     print(f"numpy {np.__version__}, {blas['blas']} {blas['blas_version']} {blas['blas_arch']} "
           f"{blas['blas_threads']} threads; {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
-          f"{torch_info}")
-    print(f"{'case':24} {'impl':18} {'median ms':>9} {'IQR ms':>15} {'faults':>8}  ratio")
+          f"{torch_info}; load average {os.getloadavg()[0]:.2f}")
+    print(f"{'case':24} {'impl':18} {'median ms':>9} {'IQR ms':>15} {'faults':>8}  ratio (above 1: this row is faster)")
     rng = np.random.default_rng(0)
 
     label = "(a) 784-256-256-10 b128"
-    impls = {"dlbench": dlbench_step(BIG, 128, [0], rng), "numpy fresh arrays": numpy_step(BIG, 128, rng)}
+    impls, contexts = {}, {}
+    for t in (1, 2):
+        impls[f"dlbench {t}t"] = dlbench_step(BIG, 128, [0], rng)
+        contexts[f"dlbench {t}t"] = lambda t=t: _threads(t)
+    impls["numpy fresh arrays"] = numpy_step(BIG, 128, rng)
+    contexts["numpy fresh arrays"] = lambda: _threads(1)
     if torch is not None:
-        impls["torch"] = torch_step(BIG, 128, rng)
-    timings = interleaved(impls, cfg)
-    ref = timings.get("torch")
+        for t in (1, 2):
+            impls[f"torch {t}t"] = torch_step(BIG, 128, rng)
+            contexts[f"torch {t}t"] = lambda t=t: peer.threads(t)
+    timings = time_interleaved(impls, contexts=contexts, **cfg)
     for name, t in timings.items():
-        row(label, name, t, ref if name != "torch" else None, "torch" if name != "torch" else "")
+        threads = name.split()[-1]
+        ref = timings.get(f"torch {threads}") if name.startswith("dlbench") else None
+        row(label, name, t, ref, f"torch {threads} / dlbench" if ref else "")
 
     S = 16
     for widths, batch in [(BIG, 128), (SMALL, 32)]:
         label = f"(b) S={S} {'-'.join(map(str, widths))} b{batch}"
         batched = dlbench_step(widths, batch, list(range(S)), rng)
         single = looped([dlbench_step(widths, batch, [s], rng) for s in range(S)])
-        t = interleaved({"separate": single, "batched": batched}, cfg)
+        with _threads(1):
+            t = time_interleaved({"separate": single, "batched": batched}, **cfg)
         row(label, f"{S} separate steps", t["separate"])
-        row(label, "one batched step", t["batched"], t["separate"], "separate")
+        row(label, "one batched step", t["batched"], t["separate"], "separate / batched")
+
+
+@contextlib.contextmanager
+def _threads(n: int):
+    """dlbench's kernels and NumPy's BLAS at n threads."""
+    with threadpool_limits(limits=n, user_api="blas"), kernel_threads(n):
+        yield
 
 
 if __name__ == "__main__":

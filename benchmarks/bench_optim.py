@@ -1,56 +1,68 @@
-"""Optimizer kernels: vectorized trajectories on a surface, and one update over a large parameter.
+"""Optimizer kernels: one step over a large parameter against torch.optim at equal threads, and vectorized
+trajectories on a surface against a per-point loop.
 
-    python benchmarks/bench_optim.py [--quick]
+    python benchmarks/bench_optim.py [--quick] [--threads 1,2] [--names adam,sgd]
 
-(a) Adam on Rosenbrock, P = 1,000 starting points in the (2, P) layout, gradient + update per step:
-    point-steps/s, against the same kernels called point by point in a Python loop (targets: >= 5e7
-    point-steps/s and >= 300x).
-(b) One Adam update over 1e6 float32 parameters: time, GB/s counting 28 bytes per parameter (read p, g,
-    m, v: 16; write p, m, v: 12), and the fraction of the machine's DRAM copy bandwidth (the working set,
-    5 arrays of 4 MB, is larger than the cache); with and without the 64k-element blocking.
-(c) torch.optim.Adam beside both, when torch is importable (foreach and fused implementations).
+(a) One step over 1e6 float32 parameters (dlbench.peer's "optimizer" operation): dlbench's step against
+    torch.optim's fused CPU step (foreach where torch has no fused one), default hyperparameters, lr 1e-3.
+    Bytes are the optimizer's own figure, Optimizer.bytes_per_param (28 for Adam: read p, g, m, v; write
+    p, m, v), which is also the working set that picks the copy probe. Target: Adam >= 0.8x torch's
+    fused step at each thread count.
+(b) Adam on Rosenbrock, P = 1,000 starting points in the (2, P) layout, gradient + update per step:
+    point-steps/s against the same kernels called point by point in a Python loop, and against torch.optim.Adam
+    on the same (2, P) tensor, all timed interleaved (targets: >= 5e7 point-steps/s and >= 300x the loop).
 """
 
 from __future__ import annotations
 
-import argparse
-import platform
-import sys
-
 import numpy as np
+from common import header, measure, parser, ratio, settings, table
 
-from dlbench.nn import optim
-from dlbench.nn.optim import get_optimizer
+from dlbench import peer
+from dlbench.nn.optim import OPTIMIZERS, get_optimizer
 from dlbench.surfaces import get_surface
-from dlbench.timing import DEFAULT, QUICK, bandwidth_fraction, copy_bandwidth, time_kernel
+from dlbench.timing import time_interleaved
 
-POINTS = 1000
 PARAMS = 10**6
-BYTES_PER_PARAM = 28
+POINTS = 1000
+TARGET = 0.8
 
 
-def rosenbrock_rows(cfg: dict, loop_points: int) -> list[dict]:
+def step_rows(names, threads, with_torch, cfg) -> list[dict]:
+    rng = np.random.default_rng(1)
+    rows = []
+    for name in names:
+        opt = get_optimizer(name, lr=1e-3)
+        nbytes = opt.bytes_per_param(np.float32) * PARAMS
+        p = rng.standard_normal(PARAMS).astype(np.float32)
+        g = (rng.standard_normal(PARAMS) * 1e-3).astype(np.float32)
+        # each implementation steps its own copy: both keep their state across the timed calls
+        copies = {impl: p.copy() for impl in peer.IMPLS}
+
+        def kernel(op, name, *arrays, impl="dlbench", **hyper):
+            return peer.kernel(op, name, [copies[impl]], [g], impl=impl, **hyper)
+
+        row = measure("optimizer", name, (), {"lr": 1e-3}, threads, with_torch, cfg, items=PARAMS, nbytes=nbytes,
+                      working_set=nbytes, kernel=kernel)
+        row["case"] = f"{name} step 1e6"
+        rows.append(row)
+    return rows
+
+
+def rosenbrock(cfg, loop_points: int, with_torch: bool) -> None:
     surface = get_surface("rosenbrock")
     rng = np.random.default_rng(0)
     Z0 = rng.uniform(surface.start_low[:, None], surface.start_high[:, None], (2, POINTS))
-    rows = []
-    for dtype in (np.float64, np.float32):
-        Z = Z0.astype(dtype)
-        G = np.empty_like(Z)
-        opt = get_optimizer("adam", lr=1e-3)
-        state = opt.init([Z])
+    Z, G = Z0.copy(), np.empty_like(Z0)
+    opt = get_optimizer("adam", lr=1e-3)
+    state = opt.init([Z])
 
-        def vectorized():
-            surface.grad(Z, out=G)
-            opt.step([Z], [G], state)
+    def vectorized():
+        surface.grad(Z, out=G)
+        opt.step([Z], [G], state)
 
-        t = time_kernel(vectorized, items=POINTS, **cfg)
-        rows.append(dict(case=f"adam+grad rosenbrock, (2, {POINTS}) {np.dtype(dtype).name}", timing=t))
-
-    # the same kernels, one (2, 1) point at a time
     Zs = [Z0[:, j:j + 1].copy() for j in range(loop_points)]
     Gs = [np.empty_like(z) for z in Zs]
-    opt = get_optimizer("adam", lr=1e-3)
     states = [opt.init([z]) for z in Zs]
 
     def per_point():
@@ -58,99 +70,49 @@ def rosenbrock_rows(cfg: dict, loop_points: int) -> list[dict]:
             surface.grad(Zs[j], out=Gs[j])
             states[j] = opt.step([Zs[j]], [Gs[j]], states[j])
 
-    t = time_kernel(per_point, items=loop_points, **cfg)
-    rows.append(dict(case=f"same, Python loop over {loop_points} points, float64", timing=t))
-    return rows
-
-
-def torch_rosenbrock_row(torch, cfg: dict) -> dict:
-    rng = np.random.default_rng(0)
-    Z = torch.tensor(rng.uniform([[-2.0], [-1.0]], [[2.0], [3.0]], (2, POINTS)), requires_grad=True)
-    opt = torch.optim.Adam([Z], lr=1e-3)
-
-    def step():
-        with torch.no_grad():
-            x, y = Z[0], Z[1]
-            r = y - x * x
-            gy = 200.0 * r
-            Z.grad = torch.stack([2.0 * (x - 1.0) - 2.0 * x * gy, gy])
-        opt.step()
-
-    return dict(case=f"torch.optim.Adam + grad rosenbrock, (2, {POINTS}) float64",
-                timing=time_kernel(step, items=POINTS, **cfg))
-
-
-def adam_rows(cfg: dict) -> list[dict]:
-    rng = np.random.default_rng(1)
-    p = rng.standard_normal(PARAMS).astype(np.float32)
-    g = (rng.standard_normal(PARAMS) * 1e-3).astype(np.float32)
-    opt = get_optimizer("adam", lr=1e-3)
-    state = opt.init([p])
-    rows = []
-    for label, block in [("blocked 64k", optim.BLOCK), ("whole arrays", 10**12)]:
-        saved, optim.BLOCK = optim.BLOCK, block
-        try:
-            t = time_kernel(opt.step, [p], [g], state, items=PARAMS, bytes=BYTES_PER_PARAM * PARAMS, **cfg)
-        finally:
-            optim.BLOCK = saved
-        rows.append(dict(case=f"adam step, 1e6 float32, {label}", timing=t))
-    return rows
-
-
-def torch_adam_rows(torch, cfg: dict) -> list[dict]:
-    rows = []
-    gen = torch.Generator().manual_seed(1)
-    default_threads = torch.get_num_threads()
-    # one thread is the like-for-like peer of NumPy's single-threaded ufuncs; the default uses every core
-    for threads in sorted({1, default_threads}):
-        torch.set_num_threads(threads)
-        try:
-            for impl in ("foreach", "fused"):
-                p = torch.randn(PARAMS, generator=gen, dtype=torch.float32, requires_grad=True)
-                p.grad = torch.randn(PARAMS, generator=gen, dtype=torch.float32) * 1e-3
-                try:
-                    opt = torch.optim.Adam([p], lr=1e-3, **{impl: True})
-                    opt.step()
-                except (RuntimeError, TypeError) as err:  # fused may be unavailable on this build
-                    print(f"torch Adam {impl}: skipped ({err})", file=sys.stderr)
-                    continue
-                t = time_kernel(opt.step, items=PARAMS, bytes=BYTES_PER_PARAM * PARAMS, **cfg)
-                rows.append(dict(case=f"torch.optim.Adam {impl}, 1e6 float32, {threads} thread(s)", timing=t))
-        finally:
-            torch.set_num_threads(default_threads)
-    return rows
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="shorter samples and fewer of them")
-    args = parser.parse_args(argv)
-    cfg = dict(QUICK if args.quick else DEFAULT)
-    try:
+    impls = {"dlbench (2, P)": vectorized, f"dlbench loop over {loop_points}": per_point}
+    if with_torch:
         import torch
-    except ImportError:
-        torch = None
 
-    bw = copy_bandwidth(quick=args.quick)
-    rows = rosenbrock_rows(cfg, loop_points=200 if args.quick else POINTS) + adam_rows(cfg)
-    if torch is not None:  # after NumPy's rows: torch's idle worker threads spin for a while after each op
-        rows += [torch_rosenbrock_row(torch, cfg)] + torch_adam_rows(torch, cfg)
+        Zt = torch.tensor(Z0, requires_grad=True)
+        topt = torch.optim.Adam([Zt], lr=1e-3)
 
-    print(f"numpy {np.__version__}, python {platform.python_version()}, "
-          f"torch {torch.__version__ if torch else 'not installed'}; copy bandwidth GB/s: "
-          + ", ".join(f"{k} {v:.1f}" for k, v in bw.items()))
-    print(f"{'case':66s} {'median':>10s} {'items/s':>10s} {'GB/s':>6s} {'of copy':>8s} {'faults':>7s}")
-    for r in rows:
-        t = r["timing"]
-        frac = bandwidth_fraction(t.gbps, 5 * 4 * PARAMS, bw) if t.bytes else None
-        print(f"{r['case']:66s} {t.median * 1e6:8.1f}us {t.items_per_s:10.3g} "
-              f"{'' if t.gbps is None else f'{t.gbps:6.1f}':>6s} {'' if frac is None else f'{frac:8.0%}':>8s} "
-              f"{t.minor_faults:7.1f}")
-    vec, loop = rows[0]["timing"].items_per_s, rows[2]["timing"].items_per_s
-    print(f"\nrosenbrock float64: {vec:.3g} point-steps/s vectorized, {vec / loop:.0f}x the per-point loop "
+        def torch_step():
+            with torch.no_grad():
+                x, y = Zt[0], Zt[1]
+                gy = 200.0 * (y - x * x)
+                Zt.grad = torch.stack([2.0 * (x - 1.0) - 2.0 * x * gy, gy])
+            topt.step()
+
+        impls["torch.optim.Adam (2, P)"] = torch_step
+    with peer.threads(1):
+        t = time_interleaved(impls, **cfg)
+    items = {"dlbench (2, P)": POINTS, f"dlbench loop over {loop_points}": loop_points,
+             "torch.optim.Adam (2, P)": POINTS}
+    print(f"\nAdam + gradient on Rosenbrock, float64, one thread ({'; '.join(f'{k}: {items[k] / v.median:.3g} point-steps/s' for k, v in t.items())})")
+    vec = POINTS / t["dlbench (2, P)"].median
+    loop = loop_points / t[f"dlbench loop over {loop_points}"].median
+    print(f"vectorized {vec:.3g} point-steps/s, {vec / loop:.0f}x the per-point loop "
           f"(targets >= 5e7 and >= 300x: {'met' if vec >= 5e7 and vec / loop >= 300 else 'NOT met'})")
-    return 0
+
+
+def main(argv=None) -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--names", default="adam,adamw,sgd,momentum,adagrad,rmsprop", help="comma list of optimizers")
+    args = p.parse_args(argv)
+    cfg, threads, with_torch = settings(args)
+    names = OPTIMIZERS.parse_list(args.names)
+    print(header(args))
+    rows = step_rows(names, threads, with_torch, cfg)
+    print(table(rows, threads, "ms per step", 1e3, per_item=False))
+    if with_torch:
+        for t in threads:
+            r = next((r for r in rows if r["case"].startswith("adam ")), None)
+            if r is not None and ratio(r, t) is not None:
+                print(f"target at {t} thread(s): adam {ratio(r, t):.2f}x torch's fused step "
+                      f"({'meets' if ratio(r, t) >= TARGET else 'misses'} {TARGET}x)")
+    rosenbrock(cfg, 200 if args.quick else POINTS, with_torch)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -24,7 +24,7 @@ fails when it is out of date. How a verdict is earned is in [protocol.md](protoc
 | `supported` | at every point of the claim's nuisance grid the effect points the way the claim says, its 95 % interval excludes no effect and clears the practical threshold; the negative control does not come out supported; every base seed agrees |
 | `refuted` | at every grid point the interval lies on the other side |
 | `inconclusive` | neither: too few seeds, too noisy, an effect below the threshold, a control that came out supported, a failed check, or a verdict that changes with the base seed (the evidence says which) |
-| `conditional` | the grid points disagree; the sensitivity column names the boundary |
+| `conditional` | the grid points disagree; the sensitivity column names the boundary (over a claim's own universe, "for every activation in {...}", one counterexample refutes it instead) |
 | `not run` | this run did not measure it (its premise or a needed option is missing; the evidence says which) |
 
 A *check* is an exact identity about the implementation or the mathematics; it passes or fails to
@@ -42,7 +42,7 @@ def _grid_text(spec: ClaimSpec) -> str:
         return "none (one setting)"
     parts = []
     for a in spec.grid:
-        text = f"{a.name} ∈ {{{', '.join(map(_value, a.values))}}}"
+        text = (f"for every {a.name} in" if a.quantifier else f"{a.name} ∈") + f" {{{', '.join(map(_value, a.values))}}}"
         if a.quick is not None and tuple(a.quick) != tuple(a.values):
             text += f" (quick: {{{', '.join(map(_value, a.quick))}}})"
         parts.append(text)

@@ -37,14 +37,41 @@ class OneLineGroup(TyperGroup):
         except DlbenchError as e:
             _fail(str(e), 2)
         except RunStopped as e:  # Ctrl-C or a lost cluster during the units: what is kept, in one line
+            if e.exit_code == 130:  # not an error, as Ctrl-C anywhere else
+                typer.echo(f"dlbench: {e}", err=True)
+                sys.exit(130)
             _fail(str(e), e.exit_code)
         except typer.Abort:
             _fail("aborted", 1)
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
+
+    def get_params(self, ctx):
+        return _untyped_flags(super().get_params(ctx))
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is not None:
+            _untyped_flags(command.get_params(ctx))
+        return command
+
+    def invoke(self, ctx):
+        # Caught here, before Typer turns Ctrl-C into a silent exit 130. Files are written
+        # atomically (a temporary file, then a rename), so an interrupted command wrote nothing.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            typer.echo("dlbench: interrupted: nothing written", err=True)
+            sys.exit(130)
+
+
+def _untyped_flags(params: list) -> list:
+    """Flags (and --help) take no value: show no `<bool>` type beside them in --help."""
+    for p in params:
+        if getattr(p, "is_flag", False) and p.metavar is None:
+            p.metavar = ""
+    return params
 
 
 def _fail(message: str, code: int):
@@ -169,6 +196,27 @@ def _print_catalogue(fmt: str) -> None:
         for r in rows:
             t.add_row(r["claim"], r["statement"], r["control"] or "—", r["grid"])
         _console().print(t)
+
+
+@app.command("report")
+def report_command(
+    files: list[Path] = typer.Argument(..., metavar="FILE...", help="One or more dlbench results files."),
+    out: Path = typer.Option(Path("report.html"), "--out", "-o",
+                             help="report.html: one self-contained page (figures inline, no network, no "
+                                  "scripts); report.md: Markdown with its figures as SVG files in "
+                                  "report-figures/ beside it."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out (and its figures) if it exists."),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="Draw the figures (needs matplotlib)."),
+) -> None:
+    """Write a report a person can read: per experiment, its claims, verdicts, checks and figures."""
+    from dlbench import report
+
+    report.check_out(out, force)
+    runs = [read_results(f) for f in files]
+    written = report.write_report(runs, out, force=force, figures=figures)
+    for note in written.notes:
+        typer.echo(f"dlbench: note: {note}", err=True)
+    typer.echo(f"report written to {out}", err=True)
 
 
 @app.command("env")
@@ -384,14 +432,20 @@ def _run_and_emit(plan, name: str, shared: dict, plot: Path | None = None, plot_
     for f in results.meta.get("failed_units", []):
         typer.echo(f"dlbench: unit {f['experiment']} {f['part']} at base seed {f['base_seed']} failed twice: "
                    f"{f['error']}", err=True)
-    if not quiet:
-        emit(results, fmt)
-    if plot is not None and plot_module is not None:
-        try:
-            plot_module.plot(results, plot)
-        except OSError as e:
-            raise DlbenchError(f"cannot write the plot {plot}: {e.strerror or e}") from None
-        typer.echo(f"plot written to {plot}", err=True)
+    try:
+        if not quiet:
+            emit(results, fmt)
+        if plot is not None and plot_module is not None:
+            try:
+                plot_module.plot(results, plot)
+            except OSError as e:
+                raise DlbenchError(f"cannot write the plot {plot}: {e.strerror or e}") from None
+            typer.echo(f"plot written to {plot}", err=True)
+    except KeyboardInterrupt:
+        if results.path is None:
+            raise
+        typer.echo(f"dlbench: interrupted: the results were already written to {results.path}", err=True)
+        sys.exit(130)
     if results.path is not None:
         typer.echo(f"results written to {results.path}", err=True)
     if units.get("failed"):
@@ -502,8 +556,13 @@ def _suite_command():
 
 @app.command("compare")
 def compare(
-    base: Path = typer.Argument(..., metavar="BASE", help="The reference results file (.parquet)."),
-    new: Path = typer.Argument(..., metavar="NEW", help="The results file to judge against BASE."),
+    files: Optional[list[Path]] = typer.Argument(None, metavar="BASE NEW",
+                                                 help="The reference results file and the one to judge against it."),
+    base: Optional[list[Path]] = typer.Option(None, "--base", "-b", metavar="FILE",
+                                              help="A base run; repeat for several runs of the base."),
+    new: Optional[list[Path]] = typer.Option(None, "--new", "-n", metavar="FILE",
+                                             help="A new run; repeat for several. With several runs a side, a "
+                                                  "change counts only when every base/new pairing shows it."),
     threshold: str = typer.Option("10%", "--threshold", "-t",
                                   help="Smallest change that counts, as 10% or 0.1."),
     alpha: float = typer.Option(0.01, "--alpha", help="Significance level of the Mann-Whitney test."),
@@ -514,20 +573,41 @@ def compare(
                                 help="What makes the exit status 1: comma list of timing, quality, verdict; "
                                      "or all, none."),
     fmt: Literal["table", "markdown", "json"] = typer.Option("table", "--format", "-f",
-                                                             help="Output: a Rich table, Markdown or JSON."),
-    only_changed: bool = typer.Option(False, "--only-changed", help="Hide rows and claims that did not change."),
+                                                             help="Output: a Rich table (what changed), "
+                                                                  "Markdown or JSON (everything)."),
+    show_all: bool = typer.Option(False, "--all", help="Table: every row and verdict, not only what changed."),
+    only_changed: bool = typer.Option(False, "--only-changed",
+                                      help="Markdown and JSON: leave out what did not change."),
 ) -> int:
-    """Compare two results files: exit 0 if nothing regressed, 1 on a regression, 2 on an error."""
+    """Compare results files: exit 0 if nothing regressed, 1 on a regression, 2 on an error."""
     from dlbench import compare as cmp
+    from dlbench import compare_render
 
-    c = cmp.compare_files(base, new, threshold=cmp.parse_threshold(threshold), alpha=alpha,
+    bases, news = _compare_sides(files or [], base or [], new or [])
+    if show_all and only_changed:
+        raise DlbenchError("--all and --only-changed contradict each other: pass one of them")
+    c = cmp.compare_files(bases, news, threshold=cmp.parse_threshold(threshold), alpha=alpha,
                           normalize=normalize, fail_on=cmp.parse_fail_on(fail_on))
     for w in c.warnings:
         typer.echo(f"dlbench: warning: {w}", err=True)
-    text = cmp.render(c, fmt, _console(), only_changed)
+    text = compare_render.render(c, fmt, _console(), show_all=show_all, only_changed=only_changed)
     if text is not None:
         typer.echo(text, nl=not text.endswith("\n"))
     return c.exit_status
+
+
+def _compare_sides(files: list[Path], base: list[Path], new: list[Path]) -> tuple[list[Path], list[Path]]:
+    """BASE NEW, or --base FILE.. --new FILE..; never a mixture."""
+    if files and (base or new):
+        raise DlbenchError("compare: give BASE NEW, or --base and --new (each may repeat), not both")
+    if files:
+        if len(files) != 2:
+            raise DlbenchError(f"compare: expected two files, BASE and NEW, got {len(files)}; "
+                               "for several runs a side use --base and --new")
+        return [files[0]], [files[1]]
+    if not base or not new:
+        raise DlbenchError("compare: give BASE NEW, or at least one --base and one --new")
+    return base, new
 
 
 _register_experiments()

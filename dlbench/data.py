@@ -1,8 +1,9 @@
 """Seeded data sets (synthetic and scikit-learn's digits) and a loader for the user's own .npz/.csv/.parquet.
 
-Features are float32 (n, d). Classification labels are int64 (n,) in 0 .. n_classes-1; regression targets are
-float32 (n, k). Train and test sets are drawn from the same distribution with one generator,
-np.random.default_rng(seed), so a seed fixes both.
+Features are float32 (n, d), or (n, T, d) for a sequence set, whose sequences are padded with zeros to T steps
+and whose lengths_train / lengths_test (n,) int64 give each one's valid steps. Classification labels are
+int64 (n,) in 0 .. n_classes-1; regression targets are float32 (n, k). Train and test sets are drawn from the
+same distribution with one generator, np.random.default_rng(seed), so a seed fixes both.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ CLASSIFICATION, REGRESSION = "classification", "regression"
 
 @dataclass(frozen=True)
 class Dataset:
-    """A train/test split: X_* (n, d) float32; y_* int64 (n,) labels or float32 (n, k) targets."""
+    """A train/test split: X_* (n, d) float32, or (n, T, d) zero-padded sequences with lengths_* (n,) int64;
+    y_* int64 (n,) labels or float32 (n, k) targets."""
 
     name: str
     X_train: np.ndarray
@@ -32,10 +34,17 @@ class Dataset:
     task: str                 # "classification" or "regression"
     n_classes: int = 0        # 0 for regression
     hyper: dict = field(default_factory=dict)
+    lengths_train: np.ndarray | None = None    # sequence sets: valid steps of each sequence, 1 .. T
+    lengths_test: np.ndarray | None = None
 
     @property
     def n_features(self) -> int:
-        return self.X_train.shape[1]
+        """Features per sample, or per step of a sequence."""
+        return self.X_train.shape[-1]
+
+    @property
+    def is_sequence(self) -> bool:
+        return self.X_train.ndim == 3
 
     @property
     def n_outputs(self) -> int:
@@ -163,8 +172,32 @@ def digits(rng: np.random.Generator, n: int):
     return bunch.data[order] / 16.0, bunch.target[order].astype(np.int64)
 
 
+@_register("adding", REGRESSION)
+def adding(rng: np.random.Generator, n: int, min_length: int = 10, max_length: int = 50):
+    """The adding problem (Hochreiter & Schmidhuber 1997): sequences of length L ~ U{min_length .. max_length},
+    zero-padded to T = max_length steps of 2 features (v_t, m_t): v_t ~ U(0, 1); the marker m_t is 1 at two
+    steps, one uniform in [0, L // 2) and one in [L // 2, L), and 0 elsewhere. Target: the sum of the two marked
+    values (mean 1, variance 1/6, so always answering 1 scores mse 1/6). min_length = max_length: one length."""
+    for key, v in (("min_length", min_length), ("max_length", max_length)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 2:
+            raise DlbenchError(f"data set 'adding': {key} must be an integer >= 2, got {v!r}")
+    if max_length < min_length:
+        raise DlbenchError(f"data set 'adding': max_length ({max_length}) is below min_length ({min_length})")
+    lengths = rng.integers(min_length, max_length + 1, n)
+    values = rng.uniform(0.0, 1.0, (n, max_length))
+    half = lengths // 2
+    first = np.floor(rng.uniform(0.0, 1.0, n) * half).astype(np.int64)
+    second = half + np.floor(rng.uniform(0.0, 1.0, n) * (lengths - half)).astype(np.int64)
+    values[np.arange(max_length) >= lengths[:, None]] = 0.0
+    markers = np.zeros((n, max_length))
+    rows = np.arange(n)
+    markers[rows, first] = markers[rows, second] = 1.0
+    y = values[rows, first] + values[rows, second]
+    return np.stack([values, markers], axis=-1), y[:, None], lengths
+
+
 def _finish(name: str, task: str, X: np.ndarray, y: np.ndarray, n_train: int, hyper: dict,
-            n_classes: int | None = None) -> Dataset:
+            n_classes: int | None = None, lengths: np.ndarray | None = None) -> Dataset:
     X = np.ascontiguousarray(X, dtype=np.float32)
     if task == CLASSIFICATION:
         y = np.asarray(y, dtype=np.int64)
@@ -172,7 +205,8 @@ def _finish(name: str, task: str, X: np.ndarray, y: np.ndarray, n_train: int, hy
     else:
         y = np.ascontiguousarray(np.asarray(y, dtype=np.float32).reshape(len(y), -1))
         n_classes = 0
-    return Dataset(name, X[:n_train], y[:n_train], X[n_train:], y[n_train:], task, n_classes, hyper)
+    split = (None, None) if lengths is None else (lengths[:n_train], lengths[n_train:])
+    return Dataset(name, X[:n_train], y[:n_train], X[n_train:], y[n_train:], task, n_classes, hyper, *split)
 
 
 def make_dataset(name: str, seed: int = 0, n_train: int | None = None, n_test: int | None = None,
@@ -191,8 +225,9 @@ def make_dataset(name: str, seed: int = 0, n_train: int | None = None, n_test: i
     if n_train < 1 or n_test < 0:
         raise DlbenchError(f"data set sizes must be n_train >= 1 and n_test >= 0, got {n_train} and {n_test}")
     full = {**maker.defaults, **hyper}
-    X, y = maker.fn(np.random.default_rng(seed), n_train + n_test, **full)
-    return _finish(name, maker.task, X, y, n_train, full, full.get("n_classes", maker.n_classes))
+    X, y, *lengths = maker.fn(np.random.default_rng(seed), n_train + n_test, **full)
+    lengths = np.asarray(lengths[0], dtype=np.int64) if lengths else None
+    return _finish(name, maker.task, X, y, n_train, full, full.get("n_classes", maker.n_classes), lengths)
 
 
 FILE_SUFFIXES = (".npz", ".csv", ".parquet")

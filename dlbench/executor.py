@@ -59,6 +59,7 @@ from threadpoolctl import threadpool_limits
 import dlbench
 from dlbench.errors import DlbenchError, RunStopped
 from dlbench.experiments.base import Progress, RunContext
+from dlbench.nn.parallel import kernel_threads
 from dlbench.results import CORE_SCHEMA, Recorder, host_id
 
 #: A unit is run at most this many times for failures that are its own (an exception, or its worker
@@ -117,14 +118,15 @@ class Outcome:
 
 
 def run_unit(unit: Unit) -> Outcome:
-    """Run one unit on its BLAS threads with floating-point warnings off (divergence is a measured outcome)."""
+    """Run one unit on its BLAS and kernel threads (`dlbench.nn.parallel`) with floating-point warnings off (divergence is a measured outcome)."""
     start, cpu = time.time(), time.process_time()
     rec = Recorder(unit.experiment, base_seed=unit.base_seed)
     ctx = RunContext(seed=unit.base_seed, seeds=unit.seeds, quick=unit.quick, record=rec,
                      bandwidth=dict(unit.bandwidth), progress=Progress())
     status, table, error = "ok", None, ""
     try:
-        with threadpool_limits(limits=unit.threads), np.errstate(all="ignore"), warnings.catch_warnings():
+        with threadpool_limits(limits=unit.threads), kernel_threads(unit.threads), np.errstate(all="ignore"), \
+                warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             unit.fn(unit.opts, ctx)
         table = rec.table().combine_chunks()  # one chunk per column: a tenth of the bytes to pickle and send
@@ -643,7 +645,7 @@ class _Execution:
             except KeyboardInterrupt:
                 self.workers.terminate()
                 self._store()  # what finished is kept, up to the last unit
-                raise RunStopped(self._stopped("interrupted"), 130) from None
+                raise RunStopped(self._stopped("interrupted: nothing written", then="; "), 130) from None
             except BaseException:
                 self.workers.terminate()
                 self._store()
@@ -653,13 +655,13 @@ class _Execution:
         log = [self._log(i) for i in range(len(self.units))]
         return Report(self.outcomes, dict(self.failed), len(self.reused), list(self.cache.notes), log, self.keys)
 
-    def _stopped(self, what: str) -> str:
+    def _stopped(self, what: str, then: str = ": ") -> str:
         finished = sum(o is not None for o in self.outcomes)
         outstanding = len(self.units) - finished - len(self.failed)
         kept = (f"{finished} finished unit{'s' if finished != 1 else ''} are kept in {self.cache.root} and the "
                 "same command reuses them") if self.cache.root is not None and finished else \
             "no finished unit is kept"
-        return f"{what}: cancelled {outstanding} outstanding unit{'s' if outstanding != 1 else ''}; {kept}"
+        return f"{what}{then}cancelled {outstanding} outstanding unit{'s' if outstanding != 1 else ''}; {kept}"
 
     def _counts(self) -> dict:
         return {"done": sum(o is not None for o in self.outcomes),

@@ -11,13 +11,16 @@ grid, in one of two roles:
 `judge` turns a claim's findings into its verdict, by one rule:
 
 1. Per base seed, the grid: every point agrees -> that verdict; the points disagree ->
-   `conditional`, and the sensitivity line names the boundary ("supported for lr >= 0.3;
-   inconclusive for lr <= 0.1").
+   `conditional`, and the sensitivity line names the boundary by its grid values ("supported at lr
+   0.3 to 3; inconclusive at lr 0.01 and 0.1"). Over a quantifier axis (the claim's own universe: "bounded
+   activations saturate" over the activations) one refuted value refutes the claim, and it is
+   supported only where every value supports it. Points not run are named in the sensitivity.
 2. The control: if any control finding is `supported`, the measurement cannot tell the claim
-   from its counterfactual, and the claim is `inconclusive` whatever its own findings say.
+   from its counterfactual, and the claim is `inconclusive` whatever its own findings say; a claim
+   whose declared control was not measured is `inconclusive` too.
 3. A check of the claim that failed makes it `inconclusive` (the implementation is in doubt).
-4. Across base seeds: every base seed gives the same verdict -> that verdict; otherwise
-   `inconclusive`, naming the verdict of each base seed.
+4. Across base seeds: every base seed gives the same verdict (and a conditional one the same
+   boundary) -> that verdict; otherwise `inconclusive`, naming the verdict of each base seed.
 
 A claim with no finding is `not run`, with the reason the experiment gave. A *check* is not a
 claim: an exact identity (a linear net is one matrix) that passes or fails to a tolerance.
@@ -43,11 +46,18 @@ PARAM_PREFIX = "p_"
 
 @dataclass(frozen=True)
 class Axis:
-    """A nuisance setting the verdict should not depend on, with its grid (and a smaller one for --quick)."""
+    """A setting of a claim's grid, with its values (and fewer for --quick).
+
+    A nuisance axis (the default) is a setting the verdict should not depend on: values that disagree make
+    the claim `conditional`. A quantifier axis is the claim's own universe ("bounded activations saturate":
+    the activations): the claim asserts itself for every value, so one refuted value refutes it, and it is
+    supported only where every value supports it.
+    """
 
     name: str
     values: tuple
     quick: tuple | None = None
+    quantifier: bool = False
 
     def grid(self, quick: bool = False) -> tuple:
         return self.quick if quick and self.quick is not None else self.values
@@ -118,7 +128,8 @@ def judge(spec: ClaimSpec, grid: pd.DataFrame, checks: pd.DataFrame | None = Non
     if rows.empty:
         return Judgement(spec.id, "not run", None, "not run", "", "this run did not measure it")
     seeds = list(dict.fromkeys(rows["base_seed"].tolist()))
-    per_seed = {s: _judge_seed(rows[rows["base_seed"] == s]) for s in seeds}
+    over = tuple(a.name for a in spec.grid if a.quantifier)
+    per_seed = {s: _judge_seed(rows[rows["base_seed"] == s], over, bool(spec.control)) for s in seeds}
     j = per_seed[seeds[0]]
     verdicts = {s: per_seed[s].verdict for s in seeds}
     if len(set(verdicts.values())) > 1:
@@ -127,6 +138,10 @@ def judge(spec: ClaimSpec, grid: pd.DataFrame, checks: pd.DataFrame | None = Non
             by.setdefault(v, []).append(str(s))
         said = "; ".join(f"{v} for base seed {', '.join(ss)}" for v, ss in by.items())
         j = _override(j, "inconclusive", f"the verdict changes with the base seed ({said})")
+    elif j.verdict == "conditional" and len({per_seed[s].sensitivity for s in seeds}) > 1:
+        # the same word over different boundaries is not the same verdict
+        j = _override(j, "inconclusive", "the verdict's boundary changes with the base seed ("
+                      + "; ".join(f"base seed {s}: {per_seed[s].sensitivity}" for s in seeds) + ")")
     failed = _failed_checks(spec, checks)
     if failed and j.verdict not in ("not run",):
         j = _override(j, "inconclusive", f"check {', '.join(failed)} failed, so the measurement is in doubt")
@@ -147,7 +162,7 @@ def _override(j: Judgement, verdict: str, reason: str) -> Judgement:
                      f"{reason}{was}; {j.evidence}", j.points, j.per_seed)
 
 
-def _judge_seed(rows: pd.DataFrame) -> Judgement:
+def _judge_seed(rows: pd.DataFrame, over: tuple[str, ...] = (), requires_control: bool = False) -> Judgement:
     claim_id = str(rows["claim"].iloc[0])
     own = rows[rows["role"] == "claim"]
     ctrl = rows[rows["role"] == "control"]
@@ -156,20 +171,70 @@ def _judge_seed(rows: pd.DataFrame) -> Judgement:
         reason = "; ".join(dict.fromkeys(str(e) for e in own["evidence"] if isinstance(e, str) and e)) \
             or "this run did not measure it"
         return Judgement(claim_id, "not run", None, combine_points(list(ctrl["verdict"])), "", reason)
-    verdict = combine_points(list(measured["verdict"]))
-    headline = _finding(measured.iloc[0])
     points = [(_settings(r), r["verdict"]) for _, r in measured.iterrows()]
+    verdict, counter = quantify(points, over)
+    # the headline carries the verdict: the first point that says it (for conditional, the first supported)
+    says = {"conditional": "supported"}.get(verdict, verdict)
+    carriers = measured[measured["verdict"] == says]
+    headline = _finding((carriers if len(carriers) else measured).iloc[0])
     sensitivity = describe_sensitivity(points)
+    if counter:
+        sensitivity = f"{counter}; {sensitivity}"
+    skipped = own[own["verdict"] == "not run"]
+    if len(skipped):  # a verdict over part of its grid says so
+        sensitivity += (f"; not run at {len(skipped)} of {len(own)} grid points"
+                        + _points_text([_settings(r) for _, r in skipped.iterrows()]))
     control = combine_points(list(ctrl["verdict"])) if len(ctrl) else "not run"
     evidence = headline.evidence
-    if "supported" in set(ctrl["verdict"]):
-        where = ctrl[ctrl["verdict"] == "supported"]
+    if control == "not run" and requires_control and verdict != "inconclusive":
+        return _override(Judgement(claim_id, verdict, headline, control, sensitivity, evidence, len(points)),
+                         "inconclusive", "its control was not measured, so nothing shows the measurement could "
+                                         "have come out otherwise")
+    where = ctrl[ctrl["verdict"] == "supported"]
+    if len(where):
         at = _points_text([_settings(r) for _, r in where.iterrows()])
         return _override(Judgement(claim_id, verdict, headline, control, sensitivity, evidence, len(points)),
                          "inconclusive",
                          f"its control came out supported{at}: the measurement does not tell the claim "
                          f"from the counterfactual")
+    # a control made of parts that must all hold fails as a whole, yet a part that holds there too is no
+    # evidence for the mechanism: the evidence says which
+    part_supported = (ctrl["parts"].map(lambda p: isinstance(p, str) and "supported" in p.split(","))
+                      if "parts" in ctrl else pd.Series(False, index=ctrl.index)).astype(bool)
+    if part_supported.any() and verdict in ("supported", "conditional"):
+        at = _points_text([_settings(r) for _, r in ctrl[part_supported].iterrows()])
+        evidence = (f"{evidence}; a part of the claim also holds on its control{at}, so the verdict rests "
+                    f"on the parts that fail there")
     return Judgement(claim_id, verdict, headline, control, sensitivity, evidence, len(points))
+
+
+def quantify(points: Sequence[tuple[dict, str]], over: Sequence[str]) -> tuple[str, str]:
+    """The verdict of points over quantifier axes `over`, and the counterexamples that refute it ('' if none).
+
+    Points that share every other setting form one statement about all values of `over`: supported when
+    every value supports it, refuted when one refutes it, inconclusive otherwise. The statements at the
+    other settings then combine as nuisance points do (`combine_points`).
+    """
+    if not over:
+        return combine_points([v for _, v in points]), ""
+    groups: dict[tuple, list] = {}
+    for p, v in points:
+        key = tuple((k, p[k]) for k in p if k not in over)
+        groups.setdefault(key, []).append((p, v))
+    verdicts, counter = [], []
+    for members in groups.values():
+        vs = [v for _, v in members]
+        if "refuted" in vs:
+            verdicts.append("refuted")
+            counter += [" ".join(f"{k}={fmt_setting(p[k])}" for k in over if k in p)
+                        for p, v in members if v == "refuted"]
+        elif all(v == "supported" for v in vs):
+            verdicts.append("supported")
+        else:
+            verdicts.append("inconclusive")
+    shown = list(dict.fromkeys(counter))
+    text = f"refuted by the counterexample{'s' if len(shown) > 1 else ''} {', '.join(shown)}" if shown else ""
+    return combine_points(verdicts), text
 
 
 def _finding(r: pd.Series) -> Finding:
@@ -240,6 +305,13 @@ def describe_sensitivity(points: Sequence[tuple[dict, str]]) -> str:
     return f"{common} at {counts[common]} of {n} grid points; {listed}{more}"
 
 
+def _span(xs: list) -> str:
+    """Grid values as said: one value, two values, or the first to the last of several."""
+    if len(xs) <= 2:
+        return " and ".join(fmt_setting(x) for x in xs)
+    return f"{fmt_setting(xs[0])} to {fmt_setting(xs[-1])}"
+
+
 def _boundary(axis: str, by_value: dict) -> str:
     """'supported for lr >= 0.3; inconclusive for lr <= 0.1' when one axis splits the verdicts in order."""
     values = list(by_value)
@@ -252,10 +324,8 @@ def _boundary(axis: str, by_value: dict) -> str:
                 runs[-1][1].append(v)
             else:
                 runs.append((by_value[v], [v]))
-        if len(runs) == 2:
-            (low_v, low), (high_v, high) = runs
-            return (f"{high_v} for {axis} >= {fmt_setting(high[0])}; "
-                    f"{low_v} for {axis} <= {fmt_setting(low[-1])}")
+        if len(runs) == 2:  # one boundary: name the grid values on each side of it, and nothing between
+            return "; ".join(f"{v} at {axis} {_span(xs)}" for v, xs in reversed(runs))
     by_verdict: dict[str, list] = {}
     for v in values:
         by_verdict.setdefault(by_value[v], []).append(v)

@@ -4,7 +4,7 @@ One row per observation. Core columns (always present):
 
     run_id, experiment, kind, section, case, metric, value, unit, better, seed, sample,
     items, bytes, loops, claim, verdict, low, high, n, method, statement, evidence, basis,
-    control, sensitivity, role, threshold, host, base_seed
+    control, sensitivity, role, threshold, host, base_seed, parts
 
 `kind` is one of:
 
@@ -15,7 +15,8 @@ One row per observation. Core columns (always present):
 - `grid`: one finding of a claim at one point of its nuisance grid: `claim` is the claim's
   id, `role` is `claim` or `control`, `metric` is `<claim>.<role>`, the point's settings are
   the case; `value` is the effect, `low`/`high` its 95 % interval, `threshold` the practical
-  threshold, `verdict` supported / refuted / inconclusive / not run;
+  threshold, `verdict` supported / refuted / inconclusive / not run, `parts` the verdicts of its
+  parts (comma-separated) when it is made of several;
 - `claim`: a claim's verdict (supported, refuted, inconclusive, conditional, not run), judged
   from its grid rows by `dlbench.protocol`; `metric` and `claim` are its id, `control` is its
   control's outcome, `sensitivity` one line over the grid, `basis` `measured` or `timing`
@@ -38,6 +39,7 @@ columns they lack read as nulls.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import re
@@ -52,7 +54,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dlbench.errors import DlbenchError, ResultsFileError
-from dlbench.stats import Claim, Finding
+from dlbench.stats import Finding
 from dlbench.timing import Timing
 
 SCHEMA_VERSION = 2
@@ -89,9 +91,10 @@ CORE_SCHEMA = pa.schema([
     ("threshold", pa.float64()),
     ("host", pa.string()),
     ("base_seed", pa.int64()),
+    ("parts", pa.string()),
 ])
 #: The columns schema version 1 did not have; a version-1 file reads them as nulls.
-V2_COLUMNS = ("control", "sensitivity", "role", "threshold", "host", "base_seed")
+V2_COLUMNS = ("control", "sensitivity", "role", "threshold", "host", "base_seed", "parts")
 CORE_COLUMNS = tuple(CORE_SCHEMA.names)
 PARAM_PREFIX = "p_"
 
@@ -163,7 +166,7 @@ class Recorder:
         self._add(1, dict(point or {}), kind="grid", section="claims", metric=f"{claim}.{role}", claim=claim,
                   role=role, verdict=f.verdict, value=f.effect, low=f.low, high=f.high, n=f.n, method=f.method,
                   evidence=f.evidence, unit=f.unit, threshold=f.threshold, better="none",
-                  basis="timing" if timing else "measured")
+                  basis="timing" if timing else "measured", parts=",".join(f.parts) or None)
         return f
 
     def not_run(self, claim: str, reason: str, *, point: dict | None = None) -> None:
@@ -191,14 +194,6 @@ class Recorder:
                   statement=statement, evidence=judgement.evidence, unit=h.unit if h else "",
                   threshold=h.threshold if h else nan, better="none", basis=basis, control=judgement.control,
                   sensitivity=judgement.sensitivity)
-
-    def claim(self, c: Claim, *, timing: bool = False) -> Claim:
-        """A claim-shaped finding, recorded as the claim's one grid point."""
-        if c.verdict == "not run":
-            self.not_run(c.id, c.evidence)
-        else:
-            self.finding(c.id, c.finding, timing=timing)
-        return c
 
     def table(self, kinds: tuple[str, ...] | None = None) -> pa.Table:
         """The rows recorded so far (only those of `kinds`, when given) as an Arrow table."""
@@ -285,9 +280,53 @@ def make_results(recorders: list[Recorder], meta: dict) -> tuple[pa.Table, Resul
     run_id = meta.setdefault("run_id", uuid.uuid4().hex[:12])
     meta["schema_version"] = SCHEMA_VERSION
     meta.setdefault("experiments", list(dict.fromkeys(r.experiment for r in recorders)))
-    table = build_table(recorders, run_id)
-    table = table.replace_schema_metadata({META_KEY: json.dumps(meta, default=_json_default).encode()})
-    return table, Results(table.to_pandas(), meta)
+    return _sealed(build_table(recorders, run_id), meta)
+
+
+def _sealed(table: pa.Table, meta: dict) -> tuple[pa.Table, Results]:
+    """The table with its metadata, content digest and file digest placeholder, and its Results."""
+    meta = json.loads(json.dumps(meta, default=_json_default))   # what a reader will get back
+    rows = table.to_pandas()
+    meta["digest"] = content_digest(rows, meta)
+    meta["file_digest"] = FILE_DIGEST_PLACEHOLDER
+    table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
+    return table, Results(rows, meta)
+
+
+#: Written into the metadata, then replaced in the file's bytes by the SHA-256 of every byte of the file
+#: as written with this placeholder: the same length, so the file stays valid and the digest covers all
+#: of it but itself.
+FILE_DIGEST_PLACEHOLDER = "sha256:" + "0" * 64
+
+
+def _seal(data: bytes) -> bytes:
+    """The file's bytes with its placeholder replaced by the digest of the bytes (placeholder in place)."""
+    marker = FILE_DIGEST_PLACEHOLDER.encode()
+    if data.count(marker) != 1:
+        raise ValueError("the file digest placeholder must occur exactly once")
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    return data.replace(marker, digest.encode())
+
+
+def _file_digest_matches(data: bytes, written: str) -> bool:
+    """Whether the bytes, with the written digest put back to the placeholder, hash to that digest."""
+    mark = written.encode()
+    if len(mark) != len(FILE_DIGEST_PLACEHOLDER) or data.count(mark) != 1:
+        return False
+    return "sha256:" + hashlib.sha256(data.replace(mark, FILE_DIGEST_PLACEHOLDER.encode())).hexdigest() == written
+
+
+def content_digest(rows: pd.DataFrame, meta: dict) -> str:
+    """SHA-256 of a run's content: column names, every value of every row, and the metadata (bar the digest).
+
+    Stored in the metadata and checked on every read, so a file whose bytes changed after it was written
+    is refused even where Parquet's page checksums cannot see it (a changed footer, dictionary or statistics).
+    """
+    h = hashlib.sha256()
+    h.update(json.dumps([str(c) for c in rows.columns]).encode())
+    h.update(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes())
+    h.update(json.dumps({k: v for k, v in meta.items() if k != "digest"}, sort_keys=True).encode())
+    return "sha256:" + h.hexdigest()
 
 
 def concat_tables(tables: list[pa.Table], run_id: str) -> pa.Table:
@@ -336,8 +375,7 @@ def results_from_tables(tables: list[pa.Table], meta: dict) -> tuple[pa.Table, R
     meta["schema_version"] = SCHEMA_VERSION
     table = concat_tables(tables, run_id)
     meta.setdefault("experiments", list(dict.fromkeys(table.column("experiment").to_pylist())))
-    table = table.replace_schema_metadata({META_KEY: json.dumps(meta, default=_json_default).encode()})
-    return table, Results(table.to_pandas(), meta)
+    return _sealed(table, meta)
 
 
 def _json_default(o):
@@ -385,7 +423,8 @@ def write_table(table: pa.Table, path: Path, *, force: bool = False) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
+        tmp.write_bytes(_seal(tmp.read_bytes()))
         os.replace(tmp, path)
     except OSError as e:
         raise DlbenchError(f"cannot write {path}: {e.strerror or e}") from None
@@ -412,8 +451,10 @@ def read_results(path) -> Results:
     if head != b"PAR1":
         raise ResultsFileError(f"{path} is not a Parquet file (and so not a dlbench results file)")
     try:
-        pf = pq.ParquetFile(path)
-        raw_meta = (pf.schema_arrow.metadata or {}).get(META_KEY)
+        pf = pq.ParquetFile(path, page_checksum_verification=True)
+        # the footer's own key-value entry (sealed with the file digest), not the copy inside the stored
+        # Arrow schema, which keeps the digest's placeholder
+        raw_meta = (pf.metadata.metadata or {}).get(META_KEY)
     except (pa.ArrowException, OSError) as e:
         raise ResultsFileError(f"{path} is a damaged Parquet file ({_first_line(e)})") from None
     if raw_meta is None:
@@ -442,11 +483,98 @@ def read_results(path) -> Results:
             table = table.append_column(CORE_SCHEMA.field(c), pa.nulls(table.num_rows, CORE_SCHEMA.field(c).type))
         params = [c for c in table.column_names if c not in CORE_COLUMNS]
         table = table.select([*CORE_COLUMNS, *params])
+    table = cast_travelled_columns(table, path)
     wrong = [f"{c} is {table.schema.field(c).type}, not {CORE_SCHEMA.field(c).type}" for c in CORE_COLUMNS
              if table.schema.field(c).type not in (CORE_SCHEMA.field(c).type, pa.null())]
     if wrong:
         raise ResultsFileError(f"{path} is a damaged dlbench results file ({'; '.join(wrong)})")
-    return Results(table.to_pandas(), meta, path)
+    try:
+        rows = table.to_pandas()
+    except (pa.ArrowException, ValueError) as e:
+        raise ResultsFileError(f"{path} is a damaged Parquet file ({_first_line(e)})") from None
+    if version >= 2:
+        _check_digests(path, pf, rows, meta)
+    return Results(rows, meta, path)
+
+
+def _check_digests(path: Path, pf: pq.ParquetFile, rows: pd.DataFrame, meta: dict) -> None:
+    """A file as dlbench wrote it must hash to its file digest, every byte of it. A file another tool
+    wrote again (pandas, polars, DuckDB; its types cast back on read) cannot, so its content must hash to
+    the content digest instead: the numbers are the ones written, whatever carried them."""
+    written = meta.get("file_digest")
+    if isinstance(written, str) and _file_digest_matches(path.read_bytes(), written):
+        return
+    rewritten = not _as_dlbench_wrote_it(pf)
+    # A tool that carries the metadata on carries the copy in the Arrow schema, whose file digest is still
+    # the placeholder; the content digest was taken before the file digest existed.
+    carried = meta.get("file_digest") == FILE_DIGEST_PLACEHOLDER
+    content = {k: v for k, v in meta.items() if k != "file_digest"}
+    if rewritten and carried and meta.get("digest") == content_digest(rows, content):
+        return
+    what = "its content does not match" if rewritten else "its bytes do not match"
+    raise ResultsFileError(f"{path} is a damaged dlbench results file ({what} the digest written with it)")
+
+
+def _as_dlbench_wrote_it(pf: pq.ParquetFile) -> bool:
+    """True when the file still has the writer and the column types dlbench gave it."""
+    keys = set(pf.metadata.metadata or {})
+    if not pf.metadata.created_by.startswith("parquet-cpp-arrow") or keys - {META_KEY, b"ARROW:schema"}:
+        return False
+    return all(pf.schema_arrow.field(c).type == CORE_SCHEMA.field(c).type for c in CORE_COLUMNS
+               if c in pf.schema_arrow.names)
+
+
+def cast_travelled_columns(table: pa.Table, path) -> pa.Table:
+    """A results file that went through another tool, with its columns cast back, losslessly.
+
+    pandas, polars and many Arrow tools write strings as `large_string` (or `string_view`,
+    or dictionary-encoded), integer columns with gaps as `double`, and may add the index as
+    `__index_level_0__`. Strings of any encoding become `string`; a narrower integer or float
+    is widened; a `double` column that should be `int64` is cast when every value is a whole
+    number within +-2**53 (where a double is exact). The index column is dropped. A column
+    that cannot be brought back without losing values is left as it is, for the caller's
+    one-line refusal, except a `double` holding fractions, which is refused here by name.
+    """
+    import pyarrow.compute as pc
+
+    def restring(typ: pa.DataType) -> bool:
+        if pa.types.is_dictionary(typ):
+            return restring(typ.value_type)
+        return pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ)
+
+    for name in [n for n in table.column_names if re.fullmatch(r"__index_level_\d+__", n)]:
+        table = table.drop_columns([name])
+    for i, f in enumerate(table.schema):
+        want = CORE_SCHEMA.field(f.name).type if f.name in CORE_SCHEMA.names else None
+        if f.name not in CORE_SCHEMA.names and not f.name.startswith(PARAM_PREFIX):
+            continue
+        if f.type == want or pa.types.is_null(f.type):
+            continue
+        col = table.column(i)
+        if restring(f.type) and (want is None or want == pa.string()):
+            new = col.cast(pa.string()) if not pa.types.is_dictionary(f.type) else \
+                pa.chunked_array([c.dictionary_decode() for c in col.chunks], f.type.value_type).cast(pa.string())
+        elif want is None:
+            continue  # a parameter column of another numeric type keeps its values as they are
+        elif want == pa.float64() and (pa.types.is_floating(f.type) or pa.types.is_integer(f.type)) \
+                and f.type.bit_width <= (64 if pa.types.is_floating(f.type) else 32):
+            new = col.cast(pa.float64())
+        elif want == pa.int64() and pa.types.is_integer(f.type) and (f.type != pa.uint64() or
+                                                                    (pc.max(col).as_py() or 0) < 2**63):
+            new = col.cast(pa.int64())
+        elif want == pa.int64() and pa.types.is_floating(f.type):
+            values = col.cast(pa.float64())
+            values = pc.if_else(pc.is_nan(values), pa.scalar(None, pa.float64()), values)  # NaN: pandas' null
+            whole = pc.and_(pc.equal(pc.floor(values), values), pc.less_equal(pc.abs(values), 2.0**53))
+            if pc.all(whole).as_py() is False:
+                bad = pc.filter(values, pc.invert(whole)).slice(0, 1).to_pylist()
+                raise ResultsFileError(f"{path} is a damaged dlbench results file ({f.name} should hold whole "
+                                       f"numbers but holds {bad[0]!r})")
+            new = values.cast(pa.int64())
+        else:
+            continue
+        table = table.set_column(i, pa.field(f.name, new.type), new)
+    return table
 
 
 def _first_line(e: Exception) -> str:

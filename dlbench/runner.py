@@ -37,6 +37,8 @@ from dlbench.timing import copy_bandwidth
 
 # Six: a percentile bootstrap needs six values for a 95 % interval (see dlbench.stats).
 DEFAULT_SEEDS = QUICK_SEEDS = 6
+#: Several base seeds must be this far apart: a claim uses at most this many replica seeds from its base.
+BASE_SEED_SPACING = 100
 
 
 def default_out(name: str, directory: Path = Path("results")) -> Path:
@@ -129,6 +131,11 @@ def run_many(
         raise DlbenchError("--seed must be one or more integers of 0 or more")
     if len(set(base_seeds)) != len(base_seeds):
         raise DlbenchError(f"--seed {','.join(map(str, base_seeds))}: a base seed is given twice")
+    close = min((abs(a - b) for i, a in enumerate(base_seeds) for b in base_seeds[:i]), default=None)
+    if close is not None and close < BASE_SEED_SPACING:
+        raise DlbenchError(f"--seed {','.join(map(str, base_seeds))}: base seeds must be at least "
+                           f"{BASE_SEED_SPACING} apart, or their replicas (seed, seed + 1, ...) overlap and the "
+                           "agreement between them is partly the same data")
     if seeds is not None and seeds < 1:
         raise DlbenchError("--seeds must be at least 1")
     cores = os.cpu_count() or 1
@@ -180,7 +187,8 @@ def run_many(
         "quick": quick,
         "size": size,
         "sizes": {m.NAME: size if has_size(m, size) else "default" for m, _ in plan},
-        "timing_threads": unit_threads,
+        "timing_threads": unit_threads,     # BLAS threads of every unit, the timing ones too
+        "kernel_threads": unit_threads,     # threads of dlbench's own elementwise and norm kernels
         "threads": unit_threads,
         "workers": description,
         "units": {"total": len(units), "reused": report.reused, "failed": len(report.failed),

@@ -298,6 +298,7 @@ class Finding:
     evidence: str
     unit: str = ""
     threshold: float = math.nan
+    parts: tuple[str, ...] = ()     # the verdict of each part, for a finding made of several (all_of)
 
 
 def fmt_number(v: float) -> str:
@@ -309,12 +310,13 @@ _fmt = fmt_number
 
 def decide(effect, low, high, *, direction: Direction = "greater", null=0.0, threshold=0.0, n=0, min_n=2,
            method: str = "") -> str:
-    """The verdict rule: which side of `null` the interval lies on, and whether the effect is practical.
+    """The verdict rule: where the interval lies against `null` and the practical threshold beyond it.
 
-    supported: the interval lies entirely on the claimed side and the effect is at
-    least `threshold` beyond `null`; refuted: the interval lies entirely on the other
-    side; inconclusive otherwise, or with fewer than `min_n` observations, or (for a
-    bootstrap interval) fewer than MIN_BOOTSTRAP_N.
+    supported: the whole interval lies on the claimed side, at least `threshold` beyond `null` (an
+    effect that may be smaller than practical is not support); refuted: the whole interval lies on the
+    other side of `null`; inconclusive otherwise (the interval straddles no effect, or the effect is real
+    but may fall short of the threshold), or with fewer than `min_n` observations, or (for a bootstrap
+    interval) fewer than MIN_BOOTSTRAP_N.
     """
     if n < min_n or not all(map(math.isfinite, (effect, low, high))):
         return "inconclusive"
@@ -322,7 +324,7 @@ def decide(effect, low, high, *, direction: Direction = "greater", null=0.0, thr
         return "inconclusive"
     sign = 1.0 if direction == "greater" else -1.0
     lo, hi = sorted((sign * (low - null), sign * (high - null)))
-    if lo > 0 and sign * (effect - null) >= threshold:
+    if lo > 0 and lo >= threshold:
         return "supported"
     if hi < 0:
         return "refuted"
@@ -350,9 +352,16 @@ def from_interval(effect: float, low: float, high: float, *, n: int, method: str
 def finding(values, *, direction: Direction = "greater", null: float = 0.0, threshold: float = 0.0,
             method: Literal["bootstrap", "t"] = "bootstrap", label: str = "effect", unit: str = "",
             seed: int = 0, min_n: int = 2, note: str = "") -> Finding:
-    """A finding on per-seed effects `values`: their median (bootstrap) or mean (t) against `null`."""
+    """A finding on per-seed effects `values`: their median (bootstrap) or mean (t) against `null`.
+
+    Non-finite values (a run that diverged) are left out and the evidence says how many: a claim whose
+    effect is undefined for a diverged run decides what divergence means before it gets here.
+    """
     x = np.asarray(values, dtype=float).ravel()
+    dropped = int((~np.isfinite(x)).sum())
     x = x[np.isfinite(x)]
+    if dropped:
+        note = f"{dropped} of {dropped + x.size} values not finite, left out" + (f"; {note}" if note else "")
     if method == "t":
         effect = float(x.mean()) if x.size else math.nan
         low, high = t_ci(x)
@@ -411,7 +420,8 @@ def all_of(parts, *, headline: int = 0, note: str = "") -> Finding:
     evidence = " | ".join(f"{p.evidence} [{p.verdict}]" for p in parts) if len(parts) > 1 else h.evidence
     if note:
         evidence += f"; {note}"
-    return Finding(v, h.effect, h.low, h.high, min(p.n for p in parts), h.method, evidence, h.unit, h.threshold)
+    return Finding(v, h.effect, h.low, h.high, min(p.n for p in parts), h.method, evidence, h.unit, h.threshold,
+                   tuple(p.verdict for p in parts) if len(parts) > 1 else ())
 
 
 def with_note(f: Finding, note: str = "", *, label: str = "") -> Finding:
@@ -419,55 +429,3 @@ def with_note(f: Finding, note: str = "", *, label: str = "") -> Finding:
     evidence = (f"{label}: " if label else "") + f.evidence + (f"; {note}" if note else "")
     return replace(f, evidence=evidence)
 
-
-# ----------------------------------------------------------------------------------- claim-shaped findings
-# The experiments not yet judged by dlbench.protocol record these; each is a Finding with its claim's id.
-
-@dataclass(frozen=True)
-class Claim:
-    """A finding with the id and statement of the claim it decides."""
-
-    id: str
-    statement: str
-    verdict: str
-    effect: float
-    low: float
-    high: float
-    n: int
-    method: str
-    evidence: str
-    unit: str = ""
-
-    @property
-    def finding(self) -> Finding:
-        return Finding(self.verdict, self.effect, self.low, self.high, self.n, self.method, self.evidence, self.unit)
-
-
-def _claim(claim_id: str, statement: str, f: Finding) -> Claim:
-    return Claim(claim_id, statement, f.verdict, f.effect, f.low, f.high, f.n, f.method, f.evidence, f.unit)
-
-
-def verdict(claim_id: str, statement: str, values, **kwargs) -> Claim:
-    return _claim(claim_id, statement, finding(values, **kwargs))
-
-
-def two_sample_verdict(claim_id: str, statement: str, a, b, **kwargs) -> Claim:
-    return _claim(claim_id, statement, two_sample(a, b, **kwargs))
-
-
-def claim_from_interval(claim_id: str, statement: str, effect: float, low: float, high: float, **kwargs) -> Claim:
-    return _claim(claim_id, statement, from_interval(effect, low, high, **kwargs))
-
-
-def not_measured(claim_id: str, statement: str, *, note: str) -> Claim:
-    """A claim this run could not measure (a needed option, case or run is missing); `note` says why."""
-    return Claim(claim_id, statement, "not run", math.nan, math.nan, math.nan, 0, "not run", note)
-
-
-def exact_claim(claim_id: str, statement: str, error: float, tolerance: float, *, n: int = 1,
-                what: str = "max |diff|") -> Claim:
-    """An exact identity: supported when `error` is within `tolerance`, refuted otherwise."""
-    ok = math.isfinite(error) and error <= tolerance
-    evidence = f"{what} {error:.2e} (tolerance {tolerance:.0e}), {n} check{'s' if n != 1 else ''}"
-    return Claim(claim_id, statement, "supported" if ok else "refuted", float(error), 0.0,
-                 float(tolerance), int(n), "exact", evidence)

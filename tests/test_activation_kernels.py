@@ -333,6 +333,42 @@ def test_erf_float32_and_special_values():
     np.testing.assert_array_equal(y, erf(x))
 
 
+def _ulps_from_exact(x32):
+    """|erf32(x) - erf(x)| in units in the last place of the exact value (float64 Cody as the reference)."""
+    with np.errstate(all="ignore"):
+        got = erf(x32).astype(np.float64)
+    want = erf(x32.astype(np.float64))
+    ulp = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+    return np.abs(got - want) / ulp
+
+
+def test_erf_float32_within_its_stated_ulps_over_the_whole_float32_range():
+    # every 251st positive float32 (8.5 million, all exponents), then inputs where the kernel changes regime
+    x = np.arange(0, 0x7F800000, 251, dtype=np.uint32).view(np.float32)
+    f32 = np.float32
+    edges = np.array([0.0, 1e-45, np.finfo(f32).smallest_normal, 1e-30, 1e-20, 1e-10, 1e-3, 0.5, 1.0, 2.0, 3.92,
+                      np.nextafter(f32(4), f32(0)), 4.0, np.nextafter(f32(4), f32(5)), 4.5, 5.0, 1e4,
+                      np.finfo(f32).max], dtype=f32)
+    dense = np.linspace(0, 6, 600_001, dtype=f32)  # where erf is neither x 2/sqrt(pi) nor 1
+    for sample in (x, edges, dense):
+        err = _ulps_from_exact(sample)
+        assert err.max() <= A.ERF32_MAX_ULP, f"{err.max():.2f} ulp at x = {sample[err.argmax()]!r}"
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(erf(-x), -erf(x))  # odd, bit for bit
+        assert np.all(erf(x[x >= 5]) == 1)
+
+
+def test_erf_float32_bound_is_not_loose():
+    # the stated bound is what the approximation reaches, and the sampling sees an error just above it:
+    # q without its last term misses the bound
+    x = np.linspace(0, 4.5, 200_001, dtype=np.float32)
+    assert 2.0 < _ulps_from_exact(x).max() <= A.ERF32_MAX_ULP
+    s = np.minimum(x.astype(np.float64) ** 2, A.ERF32_CLAMP)
+    y = np.tanh(x * np.polynomial.Polynomial(A.ERF32_COEFFS[:-1])(s)).astype(np.float32)
+    want = erf(x.astype(np.float64))
+    assert np.max(np.abs(y - want) / np.spacing(np.abs(want).astype(np.float32))) > A.ERF32_MAX_ULP
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Registry
 # ---------------------------------------------------------------------------------------------------------
@@ -397,7 +433,8 @@ def test_matches_torch_functional(dtype):
         act = _act(case[1], case[2])
         fn = _torch_fn(torch, act.name, dict(act.hyper))
         if act.name == "prelu":
-            fn = lambda t, w=torch.tensor([0.25], dtype=t.dtype): torch.nn.functional.prelu(t, w)  # noqa: E731
+            w = torch.tensor([0.25], dtype=torch.float64 if dtype == np.float64 else torch.float32)
+            fn = lambda t, w=w: torch.nn.functional.prelu(t, w)  # noqa: E731
         y = act.forward(x, *_theta(act, dtype=dtype))
         g = rng.standard_normal(y.shape).astype(dtype)
         dx = act.backward(x, y, g, *_theta(act, dtype=dtype))
@@ -439,3 +476,25 @@ def test_relu_and_leaky_relu_backward_are_bit_identical_to_g_times_slope(dtype, 
             want = g * np.where(x > 0, dtype(1), dtype(a))
             got = A.leaky_relu_backward(x, None, g, negative_slope=a)
             np.testing.assert_array_equal(bits(got), bits(want), err_msg=str(a))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_threads_give_the_same_bits(dtype, monkeypatch):
+    from dlbench.nn import parallel
+
+    monkeypatch.setattr(A, "_CHUNK_BYTES", 8 * 64)                   # 64 or 128 elements per chunk
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_ELEMS", 256)
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal((30, 120)) * 3).astype(dtype)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    for case in CASES:
+        act = _act(case[1], case[2])
+        theta = _theta(act, dtype=dtype)
+        gy = g[..., : x.shape[-1] // act.pieces]
+        y1 = act.forward(x, *theta)
+        dx1 = act.backward(x, y1, gy, *theta)
+        with parallel.kernel_threads(3):
+            y3 = act.forward(x, *theta)
+            dx3 = act.backward(x, y3, gy, *theta)
+        np.testing.assert_array_equal(y3, y1, err_msg=case[0])
+        np.testing.assert_array_equal(dx3, dx1, err_msg=case[0])

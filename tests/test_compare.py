@@ -28,8 +28,10 @@ def lognormal(rng, median, sigma, n):
     return median * np.exp(rng.normal(0.0, sigma, n))
 
 
-def write(path, timings=None, metrics=None, claims=None, *, fingerprint=None, bandwidth=None, curves=None):
-    """A results file of experiment `demo`: timings {case n: samples}, metrics {(name, better): values}."""
+def write(path, timings=None, metrics=None, claims=None, *, fingerprint=None, bandwidth=None, curves=None,
+          checks=None, control="refuted"):
+    """A results file of experiment `demo`: timings {case n: samples}, metrics {(name, better): values},
+    claims and checks {id: error} (an error within 1e-6 supports or passes)."""
     rec = Recorder("demo")
     for n, samples in (timings or {}).items():
         rec.timing("relu", Timing(np.asarray(samples, float), loops=10, items=n, bytes=8.0 * n), case={"n": n})
@@ -40,7 +42,9 @@ def write(path, timings=None, metrics=None, claims=None, *, fingerprint=None, ba
     for cid, error in (claims or {}).items():
         v = "supported" if error <= 1e-6 else "refuted"
         f = Finding(v, error, 0.0, 1e-6, 1, "exact", f"error {error:g}")
-        rec.verdict(Judgement(cid, v, f, "refuted", "supported at the one grid point", f.evidence), f"claim {cid}")
+        rec.verdict(Judgement(cid, v, f, control, "supported at the one grid point", f.evidence), f"claim {cid}")
+    for cid, error in (checks or {}).items():
+        rec.check(cid, error, 1e-6, what="max |diff|")
     meta = {"fingerprint": dict(fingerprint or FINGERPRINT), "bandwidth": dict(bandwidth or BANDWIDTH),
             "seeds": [0, 1, 2, 3, 4]}
     return write_results([rec], meta, path, force=True).path
@@ -381,16 +385,149 @@ def test_suite_files_compare_end_to_end(tmp_path, monkeypatch):
     assert {c["claim"] for c in doc["claims"]} == {"T1", "T2"}
 
 
-def test_timings_from_another_host_are_shown_but_never_a_regression(tmp_path):
+def test_timings_from_another_host_are_shown_but_never_a_regression(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
     a = write(tmp_path / "a.parquet", {1000: lognormal(rng, 1e-3, 0.03, 7)})
-    b = write(tmp_path / "b.parquet", {1000: lognormal(rng, 1.5e-3, 0.03, 7)})
+    slow = {1000: lognormal(rng, 1.5e-3, 0.03, 7)}
+    b = write(tmp_path / "b.parquet", slow)
     assert result_of(compare_files(a, b))["regression"]  # one host: a regression
-    table = pq.read_table(b)
-    hosts = pa.array(["0123456789ab" if k == "timing" else None for k in table.column("kind").to_pylist()])
-    pq.write_table(table.set_column(table.schema.get_field_index("host"), "host", hosts), b)
+    monkeypatch.setattr("dlbench.results.host_id", lambda: "0123456789ab")
+    b = write(tmp_path / "b.parquet", slow)
     c = compare_files(a, b)
     row = result_of(c)
     assert row["result"] == "slower" and not row["regression"] and c.exit_status == 0
     assert any("timed on host" in w and "0123456789ab in new" in w and "never judged a regression" in w
                for w in c.warnings)
+
+
+# ---------------------------------------------------------------------------------------- as a person reads it
+
+def many_timings(rng, n_cases, factor=1.0):
+    return {n: lognormal(rng, 1e-6 * n * factor, 0.03, 7) for n in range(100, 100 + n_cases)}
+
+
+def test_default_table_shows_what_changed_and_counts_the_rest(tmp_path):
+    rng = np.random.default_rng(20)
+    base = many_timings(rng, 40)
+    new = {n: lognormal(rng, 1e-6 * n * (1.5 if n == 100 else 0.5 if n == 101 else 1.0), 0.03, 7) for n in base}
+    a = write(tmp_path / "a.parquet", base, claims={"D4": 0.0, "D5": 0.0})
+    b = write(tmp_path / "b.parquet", new, claims={"D4": 1.0, "D5": 0.0})
+    r = invoke(a, b)
+    assert r.exit_code == 1
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("2 regressions: 1 slower, 1 verdict changed, 1 faster, 38 same")
+    cases = [re.search(r"n=\d+", line).group() for line in lines if line.strip().startswith(("slower", "faster"))]
+    assert cases == ["n=100", "n=101"]  # the regression first, then the improvement
+    assert "n=102 " not in r.stdout  # what stayed the same is counted, not listed
+    assert "D4" in r.stdout and "D5" not in r.stdout
+    assert lines[-1].startswith("unchanged: 38 rows the same, 1 of 2 verdicts unchanged")
+    full = invoke(a, b, "--all").stdout
+    assert all(f"n={n} " in full for n in base) and "D5" in full
+    # Markdown and JSON keep everything
+    md = invoke(a, b, "--format", "markdown").stdout
+    assert all(f"n={n} " in md or f"n={n} |" in md for n in base) and "D5" in md
+    doc = json.loads(invoke(a, b, "--format", "json").stdout)
+    assert len(doc["rows"]) == 40 and {c["claim"] for c in doc["claims"]} == {"D4", "D5"}
+
+
+def test_two_runs_of_one_commit_fit_in_one_screen(tmp_path):
+    rng = np.random.default_rng(21)
+    metrics = {(f"m{i}", "lower"): rng.normal(1.0, 0.05, 6) for i in range(30)}
+    a = write(tmp_path / "a.parquet", many_timings(rng, 200), metrics, {f"C{i}": 0.0 for i in range(40)})
+    b = write(tmp_path / "b.parquet", many_timings(rng, 200), metrics, {f"C{i}": 0.0 for i in range(40)})
+    r = invoke(a, b)
+    assert r.exit_code == 0
+    assert len(r.stdout.splitlines()) <= 24, r.stdout
+
+
+def runs(tmp_path, name, k, rng, factor=1.0):
+    return [write(tmp_path / f"{name}{i}.parquet", {1000: lognormal(rng, 1e-3 * factor, 0.02, 7)}) for i in range(k)]
+
+
+def test_several_runs_a_side_confirm_a_change_only_in_every_pairing(tmp_path):
+    rng = np.random.default_rng(22)
+    bases = runs(tmp_path, "base", 2, rng)
+    # one new run caught a burst of load, the other did not: not confirmed, never failing
+    burst = [write(tmp_path / "burst.parquet", {1000: lognormal(rng, 1.5e-3, 0.02, 7)}), *runs(tmp_path, "n", 1, rng)]
+    c = compare_files(bases, burst)
+    row = result_of(c)
+    assert c.pairings == 4 and row["result"] == "same" and not row["regression"]
+    assert row["change"] == "slower" and row["changed_in"] == 2
+    assert c.exit_status == 0
+    args = [x for p in bases for x in ("--base", p)] + [x for p in burst for x in ("--new", p)]
+    r = invoke(*args)
+    assert r.exit_code == 0 and "not confirmed" in r.stdout and "2 slower" not in r.stdout.splitlines()[0]
+    # every new run slower: confirmed in all four pairings, and the effect shown is the smallest
+    slow = runs(tmp_path, "slow", 2, rng, factor=1.5)
+    c = compare_files(bases, slow)
+    row = result_of(c)
+    assert row["result"] == "slower" and row["regression"] and row["changed_in"] == 4
+    singles = [result_of(compare_files(b, n))["estimate"] for b in bases for n in slow]
+    assert row["estimate"] == pytest.approx(min(singles))
+    args = [x for p in bases for x in ("--base", p)] + [x for p in slow for x in ("--new", p)]
+    r = invoke(*args, "--format", "json")
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    assert doc["pairings"] == 4 and [x["result"] for x in doc["regressions"]] == ["slower"]
+    assert [s["path"] for s in doc["bases"]] == [str(p) for p in bases]
+
+
+def test_one_run_a_side_gives_the_same_answer_either_way(tmp_path):
+    rng = np.random.default_rng(23)
+    a = write(tmp_path / "a.parquet", {1000: lognormal(rng, 1e-3, 0.03, 7)})
+    b = write(tmp_path / "b.parquet", {1000: lognormal(rng, 1.5e-3, 0.03, 7)})
+    assert invoke(a, b, "--format", "json").stdout == invoke("--base", a, "--new", b, "--format", "json").stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["a"], "expected two files"),
+    (["a", "b", "c"], "expected two files"),
+    (["a", "b", "--new", "c"], "not both"),
+    (["--base", "a"], "at least one --base and one --new"),
+    ([], "at least one --base and one --new"),
+    (["a", "b", "--all", "--only-changed"], "contradict"),
+])
+def test_sides_given_wrongly_are_one_line(tmp_path, args, fragment):
+    rng = np.random.default_rng(24)
+    for name in "abc":
+        write(tmp_path / f"{name}.parquet", {1000: lognormal(rng, 1e-3, 0.03, 7)})
+    args = [str(tmp_path / f"{x}.parquet") if x in "abc" else x for x in args]
+    r = invoke(*args)
+    assert r.exit_code == 2, r.output
+    assert len(r.output.strip().splitlines()) == 1 and fragment in r.output
+
+
+def test_control_change_is_a_verdict_change_but_a_missing_control_is_not(tmp_path):
+    a = write(tmp_path / "a.parquet", claims={"D4": 0.0}, control="refuted")
+    b = write(tmp_path / "b.parquet", claims={"D4": 0.0}, control="supported")
+    c = compare_files(a, b)
+    assert c.claims["changed"].tolist() == [True] and c.exit_status == 1
+    assert "control: supported" in invoke(a, b).stdout
+    # a schema-1 file records no control: nothing to compare it with
+    v1 = read_results(a)
+    v1.rows["control"] = None
+    v1.rows["sensitivity"] = None
+    assert not compare(v1, read_results(b)).claims["changed"].any()
+
+
+def test_a_check_that_fails_is_a_regression_one_that_passes_again_is_not(tmp_path):
+    ok = write(tmp_path / "ok.parquet", checks={"O8": 0.0, "N8": 0.0})
+    broken = write(tmp_path / "broken.parquet", checks={"O8": 1.0, "N8": 0.0})
+    c = compare_files(ok, broken)
+    assert c.regressions[["kind", "metric", "result"]].values.tolist() == [["check", "O8", "pass -> fail"]]
+    assert c.exit_status == 1
+    fixed = compare_files(broken, ok)
+    assert fixed.exit_status == 0 and fixed.claims["improvement"].tolist() == [True, False]
+    assert "fail -> pass" not in invoke(broken, ok).stdout and "(fixed)" in invoke(broken, ok).stdout
+
+
+def test_compare_decides_and_never_draws():
+    import ast
+    from pathlib import Path
+
+    import dlbench.compare
+
+    tree = ast.parse(Path(dlbench.compare.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | \
+        {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {"dlbench.render", "dlbench.compare_render", "rich", "typer"} & imported

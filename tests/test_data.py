@@ -23,7 +23,14 @@ def test_synthetic_sets_are_seeded_and_shaped(name):
     np.testing.assert_array_equal(a.X_train, b.X_train)
     np.testing.assert_array_equal(a.y_test, b.y_test)
     assert not np.array_equal(a.X_train, c.X_train)
-    assert a.X_train.shape == (200, a.n_features) and a.X_test.shape == (50, a.n_features)
+    steps = a.X_train.shape[1:-1]                           # (T,) for a sequence set, () otherwise
+    assert a.X_train.shape == (200, *steps, a.n_features) and a.X_test.shape == (50, *steps, a.n_features)
+    if a.is_sequence:
+        assert a.lengths_train.shape == (200,) and a.lengths_test.shape == (50,)
+        assert a.lengths_train.dtype == np.int64 and 1 <= a.lengths_train.min() <= a.lengths_train.max() <= steps[0]
+        np.testing.assert_array_equal(a.lengths_train, b.lengths_train)
+    else:
+        assert a.lengths_train is None and a.lengths_test is None
     assert a.X_train.dtype == np.float32 and a.X_train.flags.c_contiguous
     assert np.isfinite(a.X_train).all()
     if a.task == "classification":
@@ -161,3 +168,25 @@ def test_other_bad_inputs_give_one_line_errors(tmp_path):
             load_dataset_file(tmp_path / f"{name}.npz")
         errors.append(str(err.value))
     assert all("\n" not in e for e in errors)
+
+
+def test_adding_sequences_hold_two_markers_and_their_sum():
+    d = make_dataset("adding", seed=1, n_train=2000, n_test=10, min_length=6, max_length=12)
+    X, y, L = d.X_train, d.y_train[:, 0], d.lengths_train
+    assert X.shape == (2000, 12, 2) and d.n_features == 2 and d.n_outputs == 1
+    assert set(np.unique(L)) == set(range(6, 13))
+    valid = np.arange(12) < L[:, None]
+    assert not X[~valid].any()                                          # zero padding
+    assert ((X[..., 0] >= 0) & (X[..., 0] < 1)).all()
+    markers = X[..., 1]
+    np.testing.assert_array_equal(markers.sum(axis=1), 2)
+    first, second = (np.argmax(markers, axis=1), 11 - np.argmax(markers[:, ::-1], axis=1))
+    assert (first < L // 2).all() and (second >= L // 2).all() and (second < L).all()
+    np.testing.assert_allclose(y, (X[..., 0] * markers).sum(axis=1), rtol=1e-6)
+    assert abs(y.mean() - 1) < 0.03 and abs(y.var() - 1 / 6) < 0.02
+    fixed = make_dataset("adding", n_train=50, n_test=1, min_length=7, max_length=7)
+    assert (fixed.lengths_train == 7).all() and fixed.X_train.shape == (50, 7, 2)
+    with pytest.raises(DlbenchError, match="max_length \\(3\\) is below min_length \\(5\\)"):
+        make_dataset("adding", min_length=5, max_length=3)
+    with pytest.raises(DlbenchError, match="min_length must be an integer >= 2"):
+        make_dataset("adding", min_length=1)

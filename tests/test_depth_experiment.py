@@ -1,11 +1,20 @@
-"""dlbench depth: the exact tent-map net, the breakpoint counter, linear collapse, budget widths, the CLI."""
+"""dlbench depth: the exact relu constructions and error, the shallow bound, dead nets, the trainer's padding and
+targets, probes, the claims on the protocol (grid, control, checks), the command end to end."""
+
+import math
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from dlbench import cli
+from dlbench.experiments import depth
+from dlbench.experiments.depth import claims as dc
+from dlbench.experiments.depth import measure as m
 from dlbench.experiments.depth.relu_exact import (
-    breakpoints, collapse_linear, count_pieces, relu_forward, tent_net,
+    breakpoints, collapse_linear, count_pieces, dead_layer, relu_forward, shallow_tent_net, squared_error, tent_net,
 )
+from dlbench.results import read_results
 
 
 def _tent_reference(x, k):
@@ -30,7 +39,14 @@ def _shallow(kinks, out_weights, signs=None, lo_bias=0.0):
     return [W0[None], b0[None], W1[None], np.full((1, 1, 1), lo_bias)]
 
 
-# ----------------------------------------------------------------------------- the tent-map construction
+def _random_net(rng, widths, replicas=3, bias=0.5):
+    params = []
+    for fi, fo in zip(widths[:-1], widths[1:]):
+        params += [rng.standard_normal((replicas, fi, fo)), bias * rng.standard_normal((replicas, 1, fo))]
+    return params
+
+
+# ----------------------------------------------------------------------------- the tent-map constructions
 
 @pytest.mark.parametrize("k", [1, 2, 3, 5, 8, 12])
 def test_tent_net_has_2_to_the_k_pieces_and_zero_error(k):
@@ -39,14 +55,28 @@ def test_tent_net_has_2_to_the_k_pieces_and_zero_error(k):
     assert all(p.shape[-1] <= 2 for p in params)
     assert len(params) // 2 == k + 1                               # k hidden layers + the output layer
     assert sum(p.size for p in params) == 6 * k + 1
-    # dyadic inputs: both sides are exact in float64
-    x = (np.arange(2**(k + 3) + 1) / 2**(k + 3))[:, None]
+    x = (np.arange(2**(k + 3) + 1) / 2**(k + 3))[:, None]          # dyadic inputs: both sides exact in float64
     assert np.array_equal(relu_forward(params, x)[0], _tent_reference(x, k))
-    # any inputs: error at the rounding level of slopes 2^k
     x = np.random.default_rng(k).uniform(0, 1, (4000, 1))
     assert np.abs(relu_forward(params, x)[0] - _tent_reference(x, k)).max() <= 2**k * 8 * np.finfo(float).eps
     assert count_pieces(params, 0.0, 1.0).tolist() == [2**k]
     np.testing.assert_array_equal(breakpoints(params, 0.0, 1.0)[0], np.arange(1, 2**k) / 2**k)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 6])
+def test_shallow_tent_net_fits_exactly_with_2_to_the_k_units(k):
+    params = shallow_tent_net(k, 2**k + 5)                          # extra units stay zero
+    x = (np.arange(2**(k + 3) + 1) / 2**(k + 3))[:, None]
+    np.testing.assert_allclose(relu_forward(params, x)[0], _tent_reference(x, k), atol=1e-12)
+    assert count_pieces(params, 0.0, 1.0).tolist() == [2**k]
+    with pytest.raises(ValueError, match="needs"):
+        shallow_tent_net(k, 2**k - 1)
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_standardised_constructions_have_zero_exact_error(k):
+    assert m.sawtooth_fvu(m.standardised_tent_net(k), k)[0] < 1e-20
+    assert m.sawtooth_fvu(m.standardised_shallow_net(k, 2**k), k)[0] < 1e-20
 
 
 def test_tent_net_matches_data_tent_map():
@@ -54,6 +84,14 @@ def test_tent_net_matches_data_tent_map():
 
     x = np.linspace(0, 1, 1001)[:, None]
     np.testing.assert_allclose(relu_forward(tent_net(6), x)[0], tent_map(x, 6), atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 6, 9])
+def test_the_tent_map_composed_k_times_has_2_to_the_k_minus_1_teeth(k):
+    assert m.count_teeth(k) == 2 ** (k - 1)
+    x = np.linspace(0, 1, 2**(k + 6) + 1)
+    y = _tent_reference(x, k)
+    assert int(np.sum((y[1:-1] > y[:-2]) & (y[1:-1] >= y[2:]))) == 2 ** (k - 1)    # independently, on a fine grid
 
 
 # ----------------------------------------------------------------------------- the breakpoint counter
@@ -67,12 +105,9 @@ def test_counter_finds_each_kink_of_a_shallow_net():
 
 
 def test_counter_ignores_kinks_that_cancel_or_fall_on_the_ends():
-    cancel = _shallow([0.5, 0.5], [1.0, -1.0])                      # relu(x-.5) - relu(x-.5) = 0
-    assert count_pieces(cancel, 0.0, 1.0).tolist() == [1]
-    ends = _shallow([0.0, 1.0], [1.0, 1.0])
-    assert count_pieces(ends, 0.0, 1.0).tolist() == [1]
-    dead = _shallow([0.2, 0.4], [0.0, 0.0])                         # zero output weights: no kink shows
-    assert count_pieces(dead, 0.0, 1.0).tolist() == [1]
+    assert count_pieces(_shallow([0.5, 0.5], [1.0, -1.0]), 0.0, 1.0).tolist() == [1]
+    assert count_pieces(_shallow([0.0, 1.0], [1.0, 1.0]), 0.0, 1.0).tolist() == [1]
+    assert count_pieces(_shallow([0.2, 0.4], [0.0, 0.0]), 0.0, 1.0).tolist() == [1]
 
 
 def test_counter_follows_kinks_through_layers():
@@ -80,14 +115,10 @@ def test_counter_follows_kinks_through_layers():
     params = [np.array([[[1.0]]]), np.zeros((1, 1, 1)), np.array([[[2.0]]]), np.array([[[-0.5]]]),
               np.array([[[1.0]]]), np.zeros((1, 1, 1))]
     np.testing.assert_allclose(breakpoints(params, -1.0, 1.0)[0], [0.25])
-    # |x| = relu(x) + relu(-x), then relu(|x| - 1/2): kinks at -1/2, 0, 1/2
+    # |x| = relu(x) + relu(-x), then relu(|x| - 1/2): kinks at -1/2, 1/2
     params = [np.array([[[1.0, -1.0]]]), np.zeros((1, 1, 2)), np.array([[[1.0], [1.0]]]),
               np.array([[[-0.5]]]), np.array([[[1.0]]]), np.zeros((1, 1, 1))]
     np.testing.assert_allclose(breakpoints(params, -1.0, 1.0)[0], [-0.5, 0.5])
-    params[-2] = np.array([[[1.0]]])
-    params[2] = np.array([[[1.0], [1.0]]])
-    params[3] = np.array([[[0.0]]])                                 # relu(|x|) = |x|: one kink at 0
-    np.testing.assert_allclose(breakpoints(params, -1.0, 1.0)[0], [0.0])
 
 
 def test_counter_counts_each_replica_separately():
@@ -101,24 +132,19 @@ def test_counter_reads_a_many_input_net_along_a_segment():
     W0, b0 = rng.standard_normal((1, 3, 6)), rng.standard_normal((1, 1, 6))
     W1, b1 = rng.standard_normal((1, 6, 2)), rng.standard_normal((1, 1, 2))
     start, end = np.array([-1.0, 0.5, 2.0]), np.array([1.0, -1.0, 0.0])
-    direction = end - start
-    one_d = [direction[None, :] @ W0, start[None, :] @ W0 + b0, W1, b1]
+    one_d = [(end - start)[None, :] @ W0, start[None, :] @ W0 + b0, W1, b1]
     assert count_pieces([W0, b0, W1, b1], start=start, end=end).tolist() == count_pieces(one_d).tolist()
 
 
 @pytest.mark.parametrize("widths", [(1, 8, 1), (1, 6, 6, 6, 1), (1, 4, 4, 4, 4, 4, 4, 2)])
 def test_counter_is_exact_on_random_nets(widths):
     """Between consecutive breakpoints the net is affine; across each one its slope changes."""
-    rng = np.random.default_rng(len(widths))
-    params = []
-    for fi, fo in zip(widths[:-1], widths[1:]):
-        params += [rng.standard_normal((3, fi, fo)), 0.5 * rng.standard_normal((3, 1, fo))]
+    params = _random_net(np.random.default_rng(len(widths)), widths)
     lo, hi = -2.0, 2.0
     for s, bps in enumerate(breakpoints(params, lo, hi)):
         one = [p[s:s + 1] for p in params]
         edges = np.r_[lo, bps, hi]
-        t = np.linspace(0.1, 0.9, 7)
-        pts = edges[:-1, None] + t * np.diff(edges)[:, None]              # inside each piece
+        pts = edges[:-1, None] + np.linspace(0.1, 0.9, 7) * np.diff(edges)[:, None]
         f = relu_forward(one, pts.reshape(-1, 1))[0].reshape(*pts.shape, -1)
         slope = (f[:, -1] - f[:, 0]) / (pts[:, -1] - pts[:, 0])[:, None]
         line = f[:, :1] + slope[:, None] * (pts - pts[:, :1])[..., None]
@@ -126,14 +152,151 @@ def test_counter_is_exact_on_random_nets(widths):
         assert (np.abs(np.diff(slope, axis=0)).max(axis=-1) > 1e-9 * np.abs(slope).max()).all()
 
 
-# ----------------------------------------------------------------------------- linear collapse
+# ----------------------------------------------------------------------------- exact error and dead nets
+
+@pytest.mark.parametrize("widths", [(1, 7, 1), (1, 5, 5, 1), (1, 3, 3, 3, 3, 1)])
+def test_squared_error_is_the_integral(widths):
+    """The exact integral agrees with a fine midpoint rule (error O(h^2) at each kink)."""
+    k = 3
+    params = _random_net(np.random.default_rng(sum(widths)), widths, replicas=4)
+    exact = squared_error(params, lambda x: _tent_reference(x, k), m.tent_kinks(k), start=[-1.5], end=[2.0], chunk=3)
+    x = (np.arange(200_000) + 0.5) / 200_000
+    f = relu_forward(params, (-1.5 + 3.5 * x)[:, None])[..., 0]
+    numeric = ((f - _tent_reference(x, k)) ** 2).mean(axis=1)
+    np.testing.assert_allclose(exact, numeric, rtol=1e-6)
+
+
+def test_mean_predictor_has_fvu_one():
+    zero = [np.zeros((2, 1, 3)), np.zeros((2, 1, 3)), np.zeros((2, 3, 1)), np.zeros((2, 1, 1))]
+    np.testing.assert_allclose(m.sawtooth_fvu(zero, 4), 1.0, rtol=1e-12)
+
+
+def test_dead_layer_finds_nets_that_are_constant_on_the_interval():
+    # layer 1 units relu(x - 2) and relu(-x - 2) are zero on [-1, 1]: dead; relu(x) is alive
+    dead = [np.array([[[1.0, -1.0]]]), np.array([[[-2.0, -2.0]]]), np.ones((1, 2, 1)), np.zeros((1, 1, 1))]
+    alive = [np.array([[[1.0, -1.0]]]), np.array([[[0.0, -2.0]]]), np.ones((1, 2, 1)), np.zeros((1, 1, 1))]
+    assert dead_layer(_stack(dead, alive), -1.0, 1.0).tolist() == [True, False]
+    # a second layer that is zero on the whole interval although the first is alive
+    deep = [np.array([[[1.0]]]), np.zeros((1, 1, 1)), np.array([[[-1.0]]]), np.array([[[-0.1]]]),
+            np.ones((1, 1, 1)), np.zeros((1, 1, 1))]
+    assert dead_layer(deep, -1.0, 1.0).tolist() == [True]
+    assert count_pieces(deep, -1.0, 1.0).tolist() == [1]
+
+
+def test_live_init_redraws_nets_born_dead_and_counts_them():
+    from dlbench.nn.mlp import MLP, MLPSpec
+
+    model = MLP(MLPSpec((1, 2, 2, 2, 2, 2, 2, 1), init="kaiming_normal"))
+    seeds = list(range(40))
+    first = dead_layer(model.init(seeds), m.U_LO, m.U_HI)
+    assert first.any()                                              # width 2, depth 6: some are born dead
+    params, redrawn = m.live_init(model, seeds, redraw=True)
+    assert not dead_layer(params, m.U_LO, m.U_HI).any()
+    assert (redrawn >= first).all() and (redrawn[~first] == 0).all()
+    kept, counted = m.live_init(model, seeds, redraw=False)
+    np.testing.assert_array_equal(counted, first)
+
+
+# ----------------------------------------------------------------------------- the shallow lower bound
+
+def _best_fit_with_knots(knots, k):
+    """FVU of the least-squares continuous piecewise-linear fit with these knots (on a fine grid)."""
+    x = (np.arange(2**(k + 9)) + 0.5) / 2**(k + 9)
+    y = math.sqrt(12) * (_tent_reference(x, k) - 0.5)
+    basis = np.column_stack([np.ones_like(x), x, *[np.maximum(x - c, 0) for c in knots]])
+    coef, *_ = np.linalg.lstsq(basis, y, rcond=None)
+    return float(np.mean((basis @ coef - y) ** 2))
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 5])
+def test_no_piecewise_linear_fit_beats_the_bound(k):
+    rng = np.random.default_rng(k)
+    kinks = m.tent_kinks(k)
+    for w in range(0, 2**k):
+        bound = m.shallow_bound(w, k)
+        trials = [np.sort(rng.uniform(0, 1, w)) for _ in range(5)]
+        trials.append(kinks[:w])                                    # knots on the target's own kinks
+        trials.append(kinks[np.linspace(0, kinks.size - 1, w).astype(int)] if w else kinks[:0])
+        best = min(_best_fit_with_knots(t, k) for t in trials)
+        assert best >= bound - 1e-3, (k, w, best, bound)
+    assert m.shallow_bound(2**k - 1, k) == 0.0 and m.shallow_bound(2**k - 2, k) > 0
+    assert m.shallow_bound(0, k) == 1.0
+
+
+def test_bound_values_and_the_width_they_imply():
+    assert m.shallow_bound(13, 5) == pytest.approx(1 - 13 / 16)
+    assert m.shallow_bound(21, 5) == pytest.approx((32 - 22) / 128)
+    for k in (1, 3, 5):
+        for eps in (0.01, 0.05, 0.2):
+            w = m.width_lower_bound(k, eps)
+            assert m.shallow_bound(w, k) <= eps and (w == 0 or m.shallow_bound(w - 1, k) > eps)
+
+
+# ----------------------------------------------------------------------------- sizing and training nets
+
+@pytest.mark.parametrize("d_in, d_out", [(1, 1), (8, 1), (32, 32)])
+def test_budget_widths_hit_their_budgets(d_in, d_out):
+    from dlbench.nn.mlp import MLP, MLPSpec
+
+    for n_layers in (1, 2, 3, 5, 8):
+        for budget in (64, 90, 256, 4096):
+            widths = m.widths_for_budget(budget, n_layers, d_in, d_out)
+            count = m.mlp_param_count(widths, d_in, d_out)
+            assert count == MLP(MLPSpec((d_in, *widths, d_out))).n_params
+            if budget >= 20 * (d_in + d_out):          # coarser budgets cannot be met by whole units
+                assert abs(count - budget) <= 0.08 * budget, (n_layers, budget, widths, count)
+
+
+def test_grouping_covers_every_net_once():
+    sets = [m.widths_for_budget(b, 2, 1, 1) for b in (64, 128, 256, 512, 1024, 4096)]
+    groups = m.group_width_sets(sets, replicas=5, batch=128)
+    assert sorted(i for g in groups for i in g) == list(range(len(sets)))
+    assert m.group_width_sets([(2,), (3,), (4,)], 5, 128) == [[0, 1, 2]]
+
+
+def test_tent_loss_fits_each_replica_its_own_composition():
+    from dlbench.nn.losses import mse
+
+    ks = np.array([1, 1, 2, 3])
+    x = np.random.default_rng(0).uniform(0, 1, (50, 1)).astype(np.float32)
+    out = np.random.default_rng(1).standard_normal((4, 50, 1)).astype(np.float32)
+    loss, grad = m.tent_loss(ks)(out, x)
+    for r, k in enumerate(ks):
+        want = ((_tent_reference(x.astype(np.float64), k) - 0.5) * np.sqrt(12)).astype(np.float32)
+        ref_loss, ref_grad = mse(out[r:r + 1], want)
+        np.testing.assert_allclose(loss[r], ref_loss[0], rtol=1e-5)
+        np.testing.assert_allclose(grad[r], ref_grad[0], rtol=1e-5, atol=1e-7)
+
+
+def test_padded_training_equals_training_each_net_alone():
+    """Nets trained in one padded group (different widths and targets) match each trained alone."""
+    data = m.sawtooth_inputs(64, np.random.default_rng(0))
+    nets = [((3, 2), 2), ((6, 5), 3)]
+    kw = dict(lrs=[0.01, 0.03], seeds=[5, 6], checkpoints=(10, 25), batch_size=16)
+    together = m.train_sawtooth(nets, data, **kw)
+    for c, net in enumerate(nets):
+        alone = m.train_sawtooth([net], data, **kw)
+        np.testing.assert_allclose(together.errors[c], alone.errors[0], rtol=1e-4)
+    assert together.errors.shape == (2, 2, 2, 2) and np.isfinite(together.errors).all()
+    assert (together.errors[..., 1] < 2).all()
+
+
+def test_two_phase_training_fills_the_chosen_lr_only():
+    data = m.sawtooth_inputs(64, np.random.default_rng(1))
+    r = m.train_sawtooth([((4,), 1)], data, [1e-3, 3e-2], seeds=[1, 2, 3, 4], checkpoints=(20,), tuning=2,
+                         batch_size=16)
+    assert np.isfinite(r.errors[0, :, :2]).all()                    # tuning seeds at every lr
+    j = int(m.best_lr(r.errors[0, :, :, 0], 2))
+    assert np.isfinite(r.errors[0, j, 2:]).all() and np.isnan(r.errors[0, 1 - j, 2:]).all()
+    full = m.train_sawtooth([((4,), 1)], data, [1e-3, 3e-2], seeds=[1, 2, 3, 4], checkpoints=(20,), batch_size=16)
+    np.testing.assert_allclose(r.errors[0, j], full.errors[0, j], rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- least squares, probes, parity
 
 def test_identity_net_is_one_affine_map():
     rng = np.random.default_rng(0)
-    widths = (3, 7, 5, 9, 2)
-    params = []
-    for fi, fo in zip(widths[:-1], widths[1:]):
-        params += [rng.standard_normal((4, fi, fo)), rng.standard_normal((4, 1, fo))]
+    params = _random_net(rng, (3, 7, 5, 9, 2), replicas=4, bias=1.0)
     x = rng.standard_normal((50, 3))
     h = x
     for W, b in zip(params[0::2], params[1::2]):
@@ -143,93 +306,98 @@ def test_identity_net_is_one_affine_map():
     np.testing.assert_allclose(x @ W + b, h, rtol=1e-12, atol=1e-12)
 
 
-# ----------------------------------------------------------------------------- sizing and batching nets
-
-from dlbench.experiments import depth  # noqa: E402
-
-DIMS = {"sawtooth": (1, 1), "sine": (1, 1), "teacher": (8, 1), "spirals": (2, 2)}
-
-
-@pytest.mark.parametrize("d_in, d_out", sorted(set(DIMS.values())))
-def test_budget_widths_hit_their_budgets(d_in, d_out):
-    from dlbench.nn.mlp import MLP, MLPSpec
-
-    budgets = depth.parse_numbers(depth.Options().budgets)
-    for n_layers in depth.parse_numbers(depth.Options().depths):
-        for budget in budgets:
-            widths = depth.widths_for_budget(budget, n_layers, d_in, d_out)
-            assert len(widths) == n_layers and min(widths) >= 1
-            count = depth.mlp_param_count(widths, d_in, d_out)
-            assert count == MLP(MLPSpec((d_in, *widths, d_out))).n_params
-            assert abs(count - budget) <= 0.05 * budget, (n_layers, budget, widths, count)
+def test_least_squares_error_is_the_noise_share():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20000, 3))
+    y = X @ np.array([[1.0], [2.0], [-1.0]]) + 0.5 + rng.standard_normal((20000, 1))
+    data = m.ArrayData("lin", X[:10000], y[:10000], X[10000:], y[10000:])
+    assert m.least_squares_error(data) == pytest.approx(1 / 7, rel=0.05)      # noise 1 of variance 1 + 6
 
 
-def test_budget_widths_are_the_closest_of_their_family():
-    for budget in (50, 333, 1000, 4096):
-        widths = depth.widths_for_budget(budget, 3, 1, 1)
-        gap = abs(depth.mlp_param_count(widths, 1, 1) - budget)
-        for w in range(1, 60):
-            for m in range(3):
-                other = (w + 1,) * m + (w,) * (3 - m)
-                assert gap <= abs(depth.mlp_param_count(other, 1, 1) - budget)
+def test_probe_accuracy_on_known_problems():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 2000, 2))
+    sep = (x[..., 0] + 0.5 * x[..., 1] > 0).astype(int)
+    acc = m.probe_accuracy(x[:, :1000], sep[0, :1000], x[:, 1000:], sep[0, 1000:])
+    assert acc.shape == (2,) and acc[0] > 0.97 and abs(acc[1] - 0.5) < 0.1   # replica 1 sees other points
+    xor = (x[0, :, 0] * x[0, :, 1] > 0).astype(int)
+    # not linearly separable: a half-plane can only cut off a corner of one quadrant (at most ~2/3 right)
+    assert m.probe_accuracy(x[0, :1000], xor[:1000], x[0, 1000:], xor[1000:]) < 0.7
+    feats = np.column_stack([x[0], x[0, :, 0] * x[0, :, 1]])                 # the product makes XOR linear
+    assert m.probe_accuracy(feats[:1000], xor[:1000], feats[1000:], xor[1000:]) > 0.97
 
 
-def test_grouping_covers_every_net_once():
-    sets = [depth.widths_for_budget(b, 2, 1, 1) for b in (64, 128, 256, 512, 1024, 4096)]
-    groups = depth.group_width_sets(sets, replicas=5, batch=128)
-    assert sorted(i for g in groups for i in g) == list(range(len(sets)))
-    tiny = [(2,), (3,), (4,)]                           # call overhead dominates: one group
-    assert depth.group_width_sets(tiny, 5, 128) == [[0, 1, 2]]
+def test_parity_of_parities_composes_two_xors():
+    x, y, z = m.parity_of_parities(np.random.default_rng(0), 500, pairs=2)
+    assert x.shape == (500, 4) and z.shape == (500, 2)
+    np.testing.assert_array_equal(z[:, 0], np.sign(x[:, 0] * x[:, 1]))
+    np.testing.assert_array_equal(y, (z[:, 0] * z[:, 1] > 0).astype(int))
+    assert 0.4 < y.mean() < 0.6
 
 
-def test_zero_padded_nets_train_exactly_like_the_small_ones():
-    """Padded units get zero gradients and stay zero; the real units follow the unpadded run."""
-    from dlbench.data import make_dataset
-    from dlbench.nn.mlp import MLP, MLPSpec
+# ----------------------------------------------------------------------------- claim helpers
 
-    data = depth.standardise(make_dataset("sawtooth", seed=0, k=2, n_train=64, n_test=32))[0]
-    opts = depth.Options(steps=25, batch_size=16, lr=0.01)
-    sets = [(3, 2), (6, 5)]
-    grouped = depth.train_nets(sets, data, [0, 1], opts)
-    assert grouped[0].model is grouped[1].model                     # trained as one padded group
-    alone = [depth.train_nets([s], data, [0, 1], opts)[0] for s in sets]
-    for g, a, widths in zip(grouped, alone, sets):
-        sizes = (1, *widths, 1)
-        for p, q, (fi, fo) in zip(g.params[0::2], a.params[0::2], zip(sizes[:-1], sizes[1:])):
-            np.testing.assert_allclose(p[:, :fi, :fo], q[:, :fi, :fo], rtol=1e-4, atol=1e-6)
-            assert not p[:, fi:, :].any() and not p[:, :, fo:].any()
-        np.testing.assert_allclose(g.test_loss, a.test_loss, rtol=1e-4)
-    sizes = (1, *sets[0], 1)
-    unpadded = []
-    for W, b, fi, fo in zip(grouped[0].params[0::2], grouped[0].params[1::2], sizes[:-1], sizes[1:]):
-        unpadded += [W[:, :fi, :fo], b[:, :, :fo]]
-    out_small, _ = MLP(MLPSpec(sizes)).forward(unpadded, data.X_test, train=False)
-    out_padded, _ = grouped[0].model.forward(grouped[0].params, data.X_test, train=False)
-    np.testing.assert_allclose(out_padded, out_small, rtol=1e-5, atol=1e-6)
+def test_beats_reads_the_practical_band():
+    up = dc._beats(np.full(6, 0.5) + np.linspace(-0.01, 0.01, 6), seed=0, label="x")
+    assert up.verdict == "supported"
+    small = dc._beats(np.full(6, 0.05) + np.linspace(-0.01, 0.01, 6), seed=0, label="x")
+    assert small.verdict == "inconclusive"
+    slightly_worse = dc._beats(np.full(6, -0.02) + np.linspace(-0.005, 0.005, 6), seed=0, label="x")
+    assert slightly_worse.verdict == "inconclusive"                  # within the 10 % band
+    worse = dc._beats(np.full(6, -0.2) + np.linspace(-0.01, 0.01, 6), seed=0, label="x")
+    assert worse.verdict == "refuted"
 
 
-def test_tent_loss_fits_each_replica_its_own_composition():
-    from dlbench.data import tent_map
-    from dlbench.nn.losses import mse
-
-    ks = np.array([1, 1, 2, 3])
-    x = np.random.default_rng(0).uniform(0, 1, (50, 1)).astype(np.float32)
-    out = np.random.default_rng(1).standard_normal((4, 50, 1)).astype(np.float32)
-    loss, grad = depth.tent_mse(ks)(out, x)
-    for r, k in enumerate(ks):
-        want = ((tent_map(x, k) - 0.5) * np.sqrt(12)).astype(np.float32)
-        ref_loss, ref_grad = mse(out[r:r + 1], want)
-        np.testing.assert_allclose(loss[r], ref_loss[0], rtol=1e-5)
-        np.testing.assert_allclose(grad[r], ref_grad[0], rtol=1e-5, atol=1e-7)
+def test_d2_slope_and_censoring():
+    need = np.array([[2.0] * 6, [4.0] * 6, [8.0] * 6])
+    f = dc._d2_finding(need, 0, 0.05, "claim")
+    assert f.effect == pytest.approx(1.0) and f.verdict == "supported"
+    need[2, 0] = np.nan                                             # one seed censored at k = 3: no slope
+    f = dc._d2_finding(need, 0, 0.05, "claim")
+    assert f.n == 5 and f.verdict == "inconclusive" and "censored" in f.evidence
+    flat = dc._d2_finding(np.full((3, 6), 4.0), 0, 0.05, "control")
+    assert flat.effect == 0 and flat.verdict != "supported"
 
 
-# ----------------------------------------------------------------------------- through the CLI
+def test_d2_ladder_starts_at_one_unit_for_every_k():
+    for k in (1, 2, 3):
+        widths = [w for rung in dc.d2_ladder(k) for w in rung]
+        assert widths[0] == 1 and widths == sorted(widths) and widths[-1] == min(16 * 2**k, dc.D2_WIDTHS[-1])
 
-from typer.testing import CliRunner  # noqa: E402
 
-from dlbench import cli  # noqa: E402
-from dlbench.results import read_results  # noqa: E402
+def test_d3_and_d5_nets():
+    for k in (2, 3, 4):
+        wide, deep = dc.d3_nets(k)
+        assert wide == (dc.D3_WIDTH_FACTOR * 2**k,) and len(deep) == k
+        assert m.mlp_param_count(deep, 1, 1) <= 0.55 * m.mlp_param_count(wide, 1, 1)
+    for p in (2**10, 2**20):
+        nets = dc.d5_nets(p)
+        for widths in nets.values():
+            assert abs(m.mlp_param_count(widths, dc.D5_DIM, dc.D5_DIM) - p) <= 0.05 * p
+        assert len(nets["shallow"]) == 1 and len(nets["deep"]) == dc.D5_DEEP
 
+
+def test_d1_premise_names_budgets_where_the_shallow_net_can_fit():
+    assert dc._d1_premise(40, 5) == "" and dc._d1_premise(90, 5) == ""
+    assert "enough for an exact fit" in dc._d1_premise(256, 5)
+    assert "below the deep construction" in dc._d1_premise(20, 5)
+    assert "enough for an exact fit" in dc._d1_premise(64, 3)
+
+
+def test_catalogue_is_complete():
+    for cid, spec in depth.CLAIMS.items():
+        assert spec.id == cid and spec.measures and spec.control and spec.grid and spec.threshold and spec.literature
+    assert set(depth.CHECKS) == {"D1.construction", "D1.teeth", "D1.shallow-bound", "D2.exact-width",
+                                 "D3.hand-built", "D4.collapse"}
+    assert {c.claim for c in depth.CHECKS.values()} <= set(depth.CLAIMS)
+
+
+def test_memory_estimate_grows_with_seeds():
+    opts = depth.Options()
+    assert 0 < depth.memory(opts, 6) < depth.memory(opts, 60) < 2**31
+
+
+# ----------------------------------------------------------------------------- through the command line
 
 def _invoke(*args):
     return CliRunner().invoke(cli.app, list(args), env={"COLUMNS": "200", "NO_COLOR": "1"})
@@ -237,107 +405,95 @@ def _invoke(*args):
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("depth") / "depth.parquet"
-    r = _invoke("depth", "--quick", "--out", str(out), "-q")
+    pytest.importorskip("matplotlib")
+    d = tmp_path_factory.mktemp("depth")
+    out, png = d / "depth.parquet", d / "depth.png"
+    r = _invoke("depth", "--quick", "--out", str(out), "--plot", str(png), "-q")
     assert r.exit_code == 0, r.output
-    return out
+    return out, png
 
 
-def test_quick_run_writes_every_claim_and_table(quick_run):
-    res = read_results(quick_run)
-    claims = res.claims.set_index("claim")
-    assert set(claims.index) == set(depth.CLAIMS)
-    assert set(claims["verdict"]) <= {"supported", "refuted", "inconclusive"}
-    assert all(claims["evidence"].str.contains("n="))
+def test_quick_run_records_every_grid_point_control_and_check(quick_run):
+    res = read_results(quick_run[0])
     rows = res.rows
-    collapse = rows[rows["metric"] == "collapse_rel_error"]["value"]
-    assert len(collapse) == 1 and collapse.iloc[0] < 1e-10
-    assert claims.loc["D4", "verdict"] != "refuted" and "tolerance 1e-10" in claims.loc["D4", "evidence"]
-    sections = set(rows["section"])
-    for s in ("test error", "linear pieces", "step time (D5)", "linear nets vs least squares (D4)",
-              "Telgarsky construction (width 2, depth k)"):
-        assert s in sections
-    built = rows[rows["section"] == "Telgarsky construction (width 2, depth k)"].set_index("metric")["value"]
-    k = res.meta["options"]["depth"]["k"]
-    assert built["pieces"] == 2**k and built["params"] == 6 * k + 1 and built["max_abs_error"] < 1e-12
-    err = rows[(rows["metric"] == "test_error") & (rows["section"] == "test error")]
-    assert len(err) == 2 * 2 * len(res.meta["seeds"])                 # quick: 2 depths x 2 budgets x seeds
-    assert err["value"].between(0, 2).all()
+    grid = rows[rows["kind"] == "grid"]
+    for cid, spec in depth.CLAIMS.items():
+        mine = grid[grid["claim"] == cid]
+        assert len(mine[mine["role"] == "claim"]) == len(spec.points(quick=True)), cid
+        control = mine[mine["role"] == "control"]
+        assert len(control) and (control["verdict"] != "supported").all(), cid
+    checks = rows[rows["kind"] == "check"].set_index("metric")
+    assert set(checks.index) == set(depth.CHECKS) and (checks["verdict"] == "pass").all()
+    assert set(depth.SECTIONS) <= set(rows["section"])
+
+
+def test_quick_verdicts_are_those_the_science_gives(quick_run):
+    claims = read_results(quick_run[0]).claims.set_index("claim")
+    assert list(claims.index) == list(depth.CLAIMS)
+    # trained at the budgets where depth wins on paper, neither net learns the sawtooth
+    assert claims.loc["D1", "verdict"] == "inconclusive", claims.loc["D1", "evidence"]
+    assert claims.loc["D2", "verdict"] == "supported", claims.loc["D2", "evidence"]
+    # the wide net finds its fit on t^2, and at t^4 nothing does better
+    assert claims.loc["D3", "verdict"] == "conditional", claims.loc["D3", "evidence"]
+    assert "refuted at k 2" in claims.loc["D3", "sensitivity"]
+    assert claims.loc["D4", "verdict"] == "supported", claims.loc["D4", "evidence"]
+    assert claims.loc["D6", "verdict"] == "supported", claims.loc["D6", "evidence"]
+    assert claims.loc["D5", "basis"] == "timing"
+    assert set(claims["basis"][claims["basis"] == "timing"].index) == {"D5"}
+
+
+def test_quick_run_rows(quick_run):
+    res = read_results(quick_run[0])
+    rows = res.rows
+    d1 = rows[(rows["section"] == "d1.errors") & (rows["metric"] == "fvu")]
+    assert set(d1["p_depth"]) == {1, 5} and np.isfinite(d1["value"]).all()
+    relu = d1[d1["p_activation"] == "relu"]["value"]
+    assert relu.between(0.5, 1.5).all()            # around the mean predictor's 1: the nets learn next to nothing
+    bound = rows[rows["metric"] == "shallow_bound"]
+    assert (bound["value"] > 0).all()
+    probes = rows[(rows["section"] == "d6.probes") & (rows["kind"] == "curve")]
+    assert set(probes["p_target"]) == {"y", "z1"} and probes["value"].between(0, 1).all()
     timing = rows[rows["kind"] == "timing"]
-    assert set(timing["p_depth"]) == {1, 4} and (timing["value"] > 0).all()
-
-
-def test_only_d5_rests_on_timing_and_d2_marks_censored_cells(quick_run):
-    res = read_results(quick_run)
-    basis = res.claims.set_index("claim")["basis"]
-    assert set(basis[basis == "timing"].index) == {"D5"}
-    d2 = res.rows[res.rows["section"].str.contains("(D2", regex=False)]
-    assert {"width_needed (>= if censored)", "censored"} <= set(d2["metric"])
-
-
-def test_d2_evidence_names_censored_cells_as_lower_bounds():
-    windows = {1: [1, 2, 4, 8, 16], 2: [1, 2, 4, 8, 16, 32], 3: [2, 4, 8, 16, 32, 64]}
-    needed = np.array([[2, 2], [4, 4], [128, 16]], dtype=float)
-    reached = np.array([[True, True], [True, True], [False, True]])
-    note = depth._d2_note(needed, reached, windows, 3)
-    assert "k=3: 1/2 seeds >= 128" in note and "conservative" in note
-    assert "none censored" in depth._d2_note(needed, np.ones_like(reached), windows, 3)
-    low = depth._d2_note(needed[::-1], reached[::-1], windows, 3)
-    assert "can raise the slope" in low
+    assert set(timing["p_net"]) == {"shallow", "deep", "shallow copy"} and (timing["value"] > 0).all()
 
 
 def test_show_renders_the_quick_run(quick_run):
     for fmt in ("table", "markdown"):
-        r = _invoke("show", str(quick_run), "--format", fmt)
+        r = _invoke("show", str(quick_run[0]), "--format", fmt)
         assert r.exit_code == 0, r.output
-        assert "D3" in r.output and "linear pieces" in r.output
+        assert "D3" in r.output and "D6" in r.output
 
 
-def test_plot_is_written(tmp_path):
-    pytest.importorskip("matplotlib")
-    png = tmp_path / "depth.png"
-    r = _invoke("depth", "--quick", "--steps", "20", "--target", "sawtooth,spirals", "--no-save", "-q",
-                "--plot", str(png))
-    assert r.exit_code == 0, r.output
-    assert png.stat().st_size > 10_000
+def test_plot_is_a_png(quick_run):
+    assert quick_run[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--target", "cosine"], "unknown target 'cosine'"),
-    (["--depths", "0,2"], "--depths"),
-    (["--budgets", "1o0"], "--budgets"),
-    (["--budgets", "10", "--depths", "1,8"], "below the smallest"),
-    (["--k", "0"], "--k"),
+    (["--k", "1"], "--k"),
+    (["--k", "11"], "--k"),
+    (["--lrs", "0,1"], "--lrs"),
+    (["--lrs", "0.1,50"], "above 10"),
+    (["--lrs", "fast"], "--lrs"),
     (["--optimizer", "lbfgs"], "lbfgs"),
     (["--target-error", "0"], "--target-error"),
     (["--target-error", "1"], "--target-error"),
-    (["--lr", "0"], "--lr must be positive"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--batch-size", "99999999999999999999"], "--batch-size"),
+    (["--seeds", "100000000"], "GiB"),
 ])
-def test_bad_options_are_one_line_errors(args, fragment):
-    r = _invoke("depth", "--quick", "--no-save", *args)
+def test_bad_options_are_one_line_errors(args, fragment, tmp_path):
+    r = _invoke("depth", "--quick", "--out", str(tmp_path / "x.parquet"), *args)
     assert r.exit_code == 2, r.output
     lines = [line for line in r.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("dlbench: error:"), r.output
     assert fragment in lines[0]
+    assert not (tmp_path / "x.parquet").exists()
 
 
-def test_d3_compares_the_widest_shallow_net_with_the_best_smaller_deep_net():
-    from types import SimpleNamespace
+def test_the_library_refuses_what_the_command_line_refuses():
+    from dlbench.errors import DlbenchError
+    from dlbench.runner import run
 
-    rng = np.random.default_rng(0)
-    depths, budgets = [1, 3, 6], [100, 1000, 10000]
-    params = {(d, b): b - d for d in depths for b in budgets}
-    params[3, 10000] = 20000          # over the shallow net's count: not a candidate however good
-    level = {(1, 10000): 0.1, (3, 100): 0.5, (3, 1000): 0.02, (6, 100): 0.3, (6, 1000): 0.04, (3, 10000): 1e-4,
-             (6, 10000): 0.01}
-    errors = {k: level.get(k, 1.0) * (1 + 0.01 * rng.random(6)) for k in params}
-    errors[6, 10000] = np.full(6, np.nan)  # diverged
-    f = {"target": SimpleNamespace(name="sine"), "errors": errors, "params": params}
-    c = depth._claim_d3(f, depths, budgets, SimpleNamespace(seed=0))
-    assert "depth 3, budget 1000, 997 params" in c.evidence
-    assert "best of 4 deeper nets with fewer params" in c.evidence
-    assert c.verdict == "supported" and c.effect > 0
-    params = {k: (10 ** 6 if k[0] > 1 else v) for k, v in params.items()}
-    f = {"target": SimpleNamespace(name="sine"), "errors": errors, "params": params}
-    c = depth._claim_d3(f, depths, budgets, SimpleNamespace(seed=0))
-    assert c.verdict == "not run" and "no deeper net with fewer than 9999 params" in c.evidence
+    with pytest.raises(DlbenchError, match="--k 1: must be at least 2"):
+        run("depth", quick=True, k=1)
+

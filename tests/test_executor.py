@@ -309,7 +309,7 @@ def test_an_interrupted_run_resumes_with_only_the_unfinished_units(reference, tm
         run_many(plan, seed=[0, 1000], quick=True, out=out, workers=workers, cache_dir=cache,
                  progress=_InterruptAfter(3))
     assert stopped.value.exit_code == 130
-    assert str(stopped.value).startswith("interrupted: cancelled ")
+    assert str(stopped.value).startswith("interrupted: nothing written; cancelled ")
     assert not out.exists() and not list(tmp_path.glob(".*tmp"))  # no results file, not even half of one
     kept = len(list(cache.glob("*.parquet")))
     assert kept >= 3
@@ -339,7 +339,7 @@ def test_ctrl_c_stops_a_pool_in_one_line_and_the_same_command_reuses_what_finish
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert err.strip().count("\n") == 0 and err.startswith("dlbench: error: interrupted: cancelled "), err
+    assert err.strip().count("\n") == 0 and err.startswith("dlbench: interrupted: nothing written; cancelled "), err
     assert "reuses them" in err and not out.exists()
     kept = len(list(cache.glob("*.parquet")))
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)

@@ -508,3 +508,35 @@ def test_kernels_leave_numpy_ufunc_settings_alone(name, hyper, f):
     _, cache = norm.forward(rng.standard_normal((8, f)).astype(np.float32), params, state)
     norm.backward(np.ones((8, f), np.float32), cache)
     assert (np.getbufsize(), np.geterr()) == before
+
+
+# ---------------------------------------------------------------------------------------------- kernel threads
+
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize(("name", "hyper", "f"), CASES, ids=IDS)
+def test_kernel_threads_give_the_same_bits(monkeypatch, name, hyper, f, train):
+    from dlbench.nn import parallel
+
+    monkeypatch.setattr(norm_module, "BLOCK_ELEMS", 32 * f)          # blocks of 32 rows: 7 of them, ragged
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_ELEMS", 64)
+    rng = np.random.default_rng(18)
+    norm = get_norm(name, **hyper)
+    x = (3.0 + rng.standard_normal((2, 200, f))).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    params, state = random_params(norm, f, rng, prefix=(2,), dtype=np.float32)
+
+    def run():
+        st = {k: v.copy() for k, v in state.items()}
+        y, cache = norm.forward(x, params, st, train)
+        dx, grads = norm.backward(g, cache)
+        return y, dx, grads, st
+
+    one = run()
+    with parallel.kernel_threads(3):
+        three = run()
+    for a, b in zip(one[:2], three[:2]):
+        np.testing.assert_array_equal(a, b)
+    for key in one[2]:
+        np.testing.assert_array_equal(one[2][key], three[2][key])
+    for key in one[3]:
+        np.testing.assert_array_equal(one[3][key], three[3][key])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dlbench.errors import DlbenchError, UnknownName
-from dlbench.nn import optim
+from dlbench.nn import optim, parallel
 from dlbench.nn.optim import OPTIMIZERS, Optimizer, clip_grad_norm_, clip_grad_value_, get_optimizer
 
 SHAPES = [(3, 4), (5,)]
@@ -320,14 +320,22 @@ def test_replica_first_params_with_per_replica_lr_and_float32():
         np.testing.assert_allclose(params[1][s], alone[1], rtol=1e-6)
 
 
-@pytest.mark.parametrize("name, hyper", [
+# every kernel branch that runs block by block: weight decay's extra work array or none, each state array
+LARGE_CONFIGS = [
     ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.2, weight_decay=0.1)),
+    ("sgd-plain", dict(lr=0.1)),
     ("nesterov", dict(lr=0.1, weight_decay=0.1)),
     ("adagrad", dict(lr=0.1, weight_decay=0.1)),
+    ("adagrad-plain", dict(lr=0.1)),
     ("rmsprop", dict(lr=0.01, momentum=0.5, centered=True, weight_decay=0.1)),
+    ("rmsprop-plain", dict(lr=0.01)),
     ("adam", dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
+    ("adam-plain", dict(lr=0.01)),
     ("adamw", dict(lr=0.01)),
-], ids=["sgd", "nesterov", "adagrad", "rmsprop", "adam", "adamw"])
+]
+
+
+@pytest.mark.parametrize("name, hyper", LARGE_CONFIGS, ids=[c[0] for c in LARGE_CONFIGS])
 def test_large_params_updated_block_by_block_equal_whole_array_updates(name, hyper, monkeypatch):
     rng = np.random.default_rng(11)
     n = 4 * optim.BLOCK + 123  # large enough to be blocked, with a ragged last block
@@ -336,7 +344,7 @@ def test_large_params_updated_block_by_block_equal_whole_array_updates(name, hyp
 
     def go():
         params = [p.copy() for p in p0]
-        opt = get_optimizer(name, **hyper)
+        opt = get_optimizer(name.split("-")[0], **hyper)
         state = opt.init(params)
         for g in grads:
             state = opt.step(params, g, state)
@@ -347,6 +355,47 @@ def test_large_params_updated_block_by_block_equal_whole_array_updates(name, hyp
     whole = go()
     for a, b in zip(blocked, whole):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name, hyper", CONFIGS, ids=CONFIG_IDS)
+def test_words_per_param_counts_the_state_the_step_keeps(name, hyper):
+    opt = get_optimizer(name, **hyper)
+    p = np.zeros((3, 4), dtype=np.float32)
+    state = opt.init([p])
+    kept = sum(len(v) for k, v in state._asdict().items() if k not in ("step", "scratch"))
+    assert all(a.shape == p.shape for k, v in state._asdict().items() if k not in ("step", "scratch") for a in v)
+    assert opt.words_per_param == 3 + 2 * kept  # p, g read; p written; each state array read and written
+    assert opt.bytes_per_param(np.float32) == 4 * opt.words_per_param
+    assert opt.bytes_per_param(np.float64) == 8 * opt.words_per_param
+
+
+def test_every_optimizer_states_its_traffic():
+    assert {name: get_optimizer(name).bytes_per_param() for name in OPTIMIZERS} == {
+        "sgd": 12, "momentum": 20, "nesterov": 20, "adagrad": 20, "rmsprop": 20, "adam": 28, "adamw": 28}
+    with pytest.raises(TypeError):  # no default: a new optimizer must say what a step moves
+        Optimizer("new", {}, lambda params: None, lambda params, grads, state: state)
+
+
+@pytest.mark.parametrize("name, hyper", LARGE_CONFIGS, ids=[c[0] for c in LARGE_CONFIGS])
+def test_kernel_threads_give_the_same_bits(name, hyper, monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_ELEMS", 2 * optim.BLOCK)
+    rng = np.random.default_rng(12)
+    n = 6 * optim.BLOCK + 77
+    p0 = [rng.standard_normal(n).astype(np.float32)]
+    grads = [[rng.standard_normal(n).astype(np.float32)] for _ in range(3)]
+
+    def go():
+        params = [p.copy() for p in p0]
+        opt = get_optimizer(name.split("-")[0], **hyper)
+        state = opt.init(params)
+        for g in grads:
+            state = opt.step(params, g, state)
+        return params[0]
+
+    one = go()
+    with parallel.kernel_threads(3):
+        three = go()
+    np.testing.assert_array_equal(one, three)
 
 
 # --------------------------------------------------------------------------- the claims' exact statements

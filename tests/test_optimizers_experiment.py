@@ -1,16 +1,22 @@
-"""The optimizers experiment: trajectory engine, measurements, analytic references, claims, CLI."""
+"""The optimizers experiment: the streaming engine against full histories, the measurements, the claims on
+the protocol (grid, controls, checks, premise), memory from the options, and the CLI end to end."""
 
 import math
+import tracemalloc
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from dlbench import cli
-from dlbench.experiments.optimizers import trajectories as tj
 from dlbench.experiments import optimizers as ox
+from dlbench.experiments.optimizers import claims as oc
+from dlbench.experiments.optimizers import main as om
+from dlbench.experiments.optimizers import measure as ms
+from dlbench.experiments.optimizers import trajectories as tj
 from dlbench.nn.optim import OPTIMIZERS, get_optimizer
 from dlbench.results import read_results
+from dlbench.runner import run
 from dlbench.surfaces import get_surface
 
 runner = CliRunner()
@@ -20,53 +26,135 @@ def invoke(*args):
     return runner.invoke(cli.app, list(args), env={"COLUMNS": "200", "NO_COLOR": "1"})
 
 
-# --------------------------------------------------------------------------- engine
+# --------------------------------------------------------------------------- the engine
+
+FIELDS = ("loss0", "final", "diverged_step", "steps_to_target", "largest_step", "flips", "pairs", "travel", "rise",
+          "loss_curve", "eff", "end")
+FULL = tj.Track(target=1e-2, shape=True, travel=True, rise=True, curve=50, eff_axes=(0, 1))
 
 
-@pytest.mark.parametrize("name, hyper, clip", [
-    ("sgd", {}, {}),
-    ("momentum", {}, {"clip_norm": 0.5}),
-    ("nesterov", {}, {"clip_value": 0.3}),
-    ("adagrad", {}, {}),
-    ("rmsprop", {"centered": True}, {}),
-    ("adam", {}, {"clip_norm": 1.0}),
-    ("adamw", {}, {}),
+@pytest.mark.parametrize("surface, name, kw", [
+    ("canyon", "momentum", {"noise": 0.3}),
+    ("cliff", "sgd", {"clip_norm": 1.0}),
+    ("rosenbrock", "adam", {"clip_value": 0.5}),
+    ("saddle", "nesterov", {"noise": 1e-3}),
 ])
-def test_engine_with_p_starts_equals_p_single_runs(name, hyper, clip):
+def test_streamed_reductions_equal_the_full_history_exactly(surface, name, kw):
+    surf = get_surface(surface)
+    Z = tj.sample_starts(surf, np.random.default_rng(0), 12)
+    lrs = tj.lr_row([1e-3, 1e-2, 0.1, 1.0], 3)   # small to diverging: the masks after divergence are exercised
+    hyper = {"nesterov": True, "momentum": 0.9} if name == "nesterov" else {}
+    opt = "sgd" if name == "nesterov" else name
+    ref = tj.full_history(surf, get_optimizer(opt, lr=lrs, **hyper), Z, 157, track=FULL,
+                          rng=np.random.default_rng(1), **kw)
+    for block in (1, 7, 64):
+        got = tj.run_trajectories(surf, get_optimizer(opt, lr=lrs, **hyper), Z, 157, track=FULL, block=block,
+                                  rng=np.random.default_rng(1), **kw)
+        for f in FIELDS:
+            np.testing.assert_array_equal(getattr(got, f), getattr(ref, f), err_msg=f"{f} at block {block}")
+
+
+def test_streamed_reductions_equal_the_minibatch_mlp_full_history_exactly():
+    surf = tj.mlp_surface(widths=(2, 6, 2), batch=8)
+    Z = tj.sample_starts(surf, np.random.default_rng(0), 5)
+    track = tj.Track(target=0.3, shape=True, travel=True, rise=True, curve=20, eff_axes="all")
+    ref = tj.full_history(surf, get_optimizer("adam", lr=0.03), Z, 61, track=track, rng=np.random.default_rng(2))
+    for block in (1, 5, 16):
+        got = tj.run_trajectories(surf, get_optimizer("adam", lr=0.03), Z, 61, track=track, block=block,
+                                  rng=np.random.default_rng(2))
+        for f in FIELDS:
+            np.testing.assert_array_equal(getattr(got, f), getattr(ref, f), err_msg=f"{f} at block {block}")
+    # the curve holds the full-batch loss, not a minibatch's
+    np.testing.assert_allclose(ref.loss_curve[0], surf.value(Z), rtol=1e-12)
+
+
+def _by_definition(surf, path: np.ndarray, target: float) -> dict:
+    """Every reduction from the stored path (T + 1, d, R), written out plainly with whole-history arrays."""
+    T = path.shape[0] - 1
+    with np.errstate(all="ignore"):
+        return _by_definition_quietly(surf, path, target, T)
+
+
+def _by_definition_quietly(surf, path, target, T) -> dict:
+    loss = np.stack([surf.value(p) for p in path])
+    l0 = loss[0]
+    bad = np.isnan(loss) | (loss > l0 + tj.DIVERGE_FACTOR * (np.abs(l0) + 1))
+    dstep = np.where(bad.any(0), bad.argmax(0), -1)
+    lim = np.where(dstep < 0, T + 10, dstep)
+    t = np.arange(T + 1)[:, None]
+    hit = (loss <= target) & (t < lim)
+    stt = np.where(hit.any(0), hit.argmax(0).astype(float), np.nan)
+    delta = np.diff(path, axis=0)
+    valid = np.arange(T)[:, None] + 1 < lim
+    sq = np.sum(delta * delta, axis=1)
+    largest = np.sqrt(np.where(valid, sq, -np.inf).max(0))
+    ds = delta[:, surf.steep_axis]
+    s = np.sign(ds)
+    pv = valid[1:] & valid[:-1]
+    flips = ((s[1:] * s[:-1] < 0) & pv).sum(0)
+    travel = np.where(valid, np.abs(ds), 0.0).sum(0)
+    runmin = np.fmin.accumulate(loss, axis=0)
+    rise = np.where(t < lim, loss - runmin, -np.inf).max(0)
+    return {"final": loss[-1], "diverged_step": dstep, "steps_to_target": stt, "largest_step": largest,
+            "flips": flips, "pairs": pv.sum(0), "travel": travel, "rise": np.maximum(rise, 0.0)}
+
+
+@pytest.mark.parametrize("surface, lrs", [("canyon", [0.01, 0.03, 0.045]), ("cliff", [0.05, 0.1, 0.3]),
+                                          ("rosenbrock", [1e-3, 1e-2, 0.1])])
+def test_streamed_reductions_match_their_definitions_on_the_stored_path(surface, lrs):
+    surf = get_surface(surface)
+    Z = tj.sample_starts(surf, np.random.default_rng(3), 8)
+    opt = lambda: get_optimizer("sgd", lr=tj.lr_row(lrs, 8), momentum=0.5)  # noqa: E731
+    target = surf.min_value + 1e-2
+    got = tj.run_trajectories(surf, opt(), np.tile(Z, (1, 3)), 80, block=9,
+                              track=tj.Track(target=target, travel=True, rise=True))
+    want = _by_definition(surf, tj.path_of(surf, opt(), np.tile(Z, (1, 3)), 80), target)
+    for f, v in want.items():
+        np.testing.assert_allclose(getattr(got, f), v, rtol=1e-12, atol=0, equal_nan=True, err_msg=f)
+
+
+def test_a_block_of_p_starts_is_p_single_runs():
     surf = get_surface("rosenbrock")
     Z = tj.sample_starts(surf, np.random.default_rng(1), 5)
     lrs = np.array([1e-3, 3e-3, 1e-2, 2e-3, 5e-4])[None, :]
-    batch = tj.run_trajectories(surf, get_optimizer(name, lr=lrs, **hyper), Z, 40, keep_grads=True, **clip)
-    for j in range(Z.shape[1]):
-        one = tj.run_trajectories(surf, get_optimizer(name, lr=float(lrs[0, j]), **hyper), Z[:, j:j + 1], 40,
-                                  keep_grads=True, **clip)
+    track = tj.Track(target=1e-2, curve=40, path_runs=5)
+    batch = tj.run_trajectories(surf, get_optimizer("adam", lr=lrs), Z, 40, track=track)
+    for j in range(5):
+        one = tj.run_trajectories(surf, get_optimizer("adam", lr=float(lrs[0, j])), Z[:, j:j + 1], 40, track=track)
         np.testing.assert_allclose(batch.path[:, :, j], one.path[:, :, 0], rtol=1e-13, atol=1e-15)
-        np.testing.assert_allclose(batch.loss[:, j], one.loss[:, 0], rtol=1e-13, atol=1e-15)
-        np.testing.assert_allclose(batch.grads[:, :, j], one.grads[:, :, 0], rtol=1e-13, atol=1e-15)
-
-
-def test_path_and_summary_modes_measure_the_same():
-    surf = get_surface("canyon")
-    Z = tj.sample_starts(surf, np.random.default_rng(2), 16)
-    opt = lambda: get_optimizer("momentum", lr=0.03)  # noqa: E731
-    with_path = tj.run_trajectories(surf, opt(), Z, 120, keep_path=True)
-    in_loop = tj.run_trajectories(surf, opt(), Z, 120, keep_path=False)
-    assert in_loop.path is None and with_path.path is not None
-    np.testing.assert_allclose(with_path.loss, in_loop.loss, rtol=1e-12)
-    np.testing.assert_allclose(with_path.step_norm, in_loop.step_norm, rtol=1e-12, atol=1e-300)
-    a, b = tj.measure(with_path, 1e-3), tj.measure(in_loop, 1e-3)
-    for f in ("final_loss", "steps_to_target", "largest_step", "oscillation", "path_ratio"):
-        np.testing.assert_allclose(getattr(a, f), getattr(b, f), rtol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(batch.loss_curve[:, j], one.loss_curve[:, 0], rtol=1e-13, atol=1e-15)
 
 
 def test_noise_and_clipping_act_per_run():
     surf = get_surface("canyon")
     Z = np.array([[10.0, 10.0], [1.0, 1.0]])
     clipped = tj.run_trajectories(surf, get_optimizer("sgd", lr=0.1), Z, 1, clip_norm=np.sqrt(2.0))
-    assert np.allclose(clipped.step_norm[0], 0.1 * np.sqrt(2.0), rtol=1e-5)
-    noisy = tj.run_trajectories(surf, get_optimizer("sgd", lr=0.1), Z, 3, noise=1.0,
-                                rng=np.random.default_rng(0))
-    assert not np.allclose(noisy.path[:, :, 0], noisy.path[:, :, 1])  # same start, independent noise
+    assert np.allclose(clipped.largest_step, 0.1 * np.sqrt(2.0), rtol=1e-5)
+    noisy = tj.run_trajectories(surf, get_optimizer("sgd", lr=0.1), Z, 3, noise=1.0, rng=np.random.default_rng(0))
+    assert not np.allclose(noisy.end[:, 0], noisy.end[:, 1])  # same start, independent noise
+
+
+def test_curves_are_at_a_fixed_resolution():
+    for steps in (1, 7, 200, 201, 10**6):
+        s = tj.curve_steps(steps, 200)
+        assert s[0] == 0 and s[-1] == steps and len(s) <= 201 and np.all(np.diff(s) > 0)
+        e = tj.log_steps(steps, 64)
+        assert e[0] == 0 and e[-1] <= steps - 1 and len(e) <= 64 and np.all(np.diff(e) > 0)
+    assert tj.curve_steps(1000, 200)[1] == 5  # every 5th step: ceil(1000 / 200)
+
+
+def test_engine_memory_does_not_grow_with_steps():
+    surf = get_surface("canyon")
+    Z = tj.sample_starts(surf, np.random.default_rng(0), 256)
+    peaks = []
+    for steps in (1_000, 20_000):
+        tracemalloc.start()
+        tj.run_trajectories(surf, get_optimizer("adam", lr=1e-3), Z, steps, track=tj.Track(target=1e-3, travel=True))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < 1.3 * peaks[0], peaks
+    est = [tj.engine_bytes(2, 256, s, tj.Track(target=0.0)) for s in (1_000, 10_000_000)]
+    assert est[0] == est[1]
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
@@ -77,7 +165,7 @@ def test_every_optimizer_reaches_the_quadratic_minimum(name):
     search = tj.search_lr(surf, name, tune, [1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0], 400, 1e-8)
     traj = tj.run_trajectories(surf, get_optimizer(name, lr=search.best), Z, 400)
     assert np.abs(traj.end).max() < 1e-3, (name, search.best)
-    assert np.all(traj.loss[-1] < 1e-6 * traj.loss[0])
+    assert np.all(traj.final < 1e-6 * traj.loss0)
 
 
 def test_lr_search_picks_the_lowest_median_final_loss_and_marks_divergence():
@@ -89,134 +177,142 @@ def test_lr_search_picks_the_lowest_median_final_loss_and_marks_divergence():
     assert np.argmin(s.median_final) == 2
 
 
-# --------------------------------------------------------------------------- measurements
+# --------------------------------------------------------------------------- per-run measurements
 
 
-def _traj(steep_steps, loss=None):
-    """A hand-made 1-d trajectory with the given steps along the steep (only) axis."""
-    z = np.concatenate([[0.0], np.cumsum(steep_steps)])
-    path = z[:, None, None]
-    loss = np.asarray(loss if loss is not None else np.linspace(1, 0.1, z.size), float)[:, None]
-    return tj.Trajectories(loss, path[:, 0, :], np.abs(np.diff(path, axis=0))[:, 0, :], path[0], path[-1], 1.0,
-                           path)
+def _reduce(steep_steps, loss, target):
+    """The reducer fed by hand: a 1-d run whose steep coordinate takes `steep_steps`."""
+    steep = np.concatenate([[0.0], np.cumsum(steep_steps)])[:, None]
+    loss = np.asarray(loss, float)[:, None]
+    r = tj._Reducer(1, len(steep_steps), tj.Track(target=target, travel=True, rise=True), np.float64)
+    r.absorb_losses(0, loss)
+    r.absorb_steps(0, np.diff(steep, axis=0) ** 2, steep)
+    return r
 
 
-def test_measure_oscillation_path_ratio_largest_step_and_target():
-    m = tj.measure(_traj([1.0, -0.5, 0.25, -0.125]), 0.5)
-    assert m.oscillation[0] == 1.0  # every consecutive pair flips sign
-    assert m.path_ratio[0] == pytest.approx(1.875 / 0.625)
-    assert m.largest_step[0] == 1.0
-    assert m.steps_to_target[0] == 3  # loss linspace(1, 0.1, 5): 1, .775, .55, .325 -> step 3
-    m = tj.measure(_traj([1.0, 1.0, 1.0]), 0.0)
-    assert m.oscillation[0] == 0.0 and m.path_ratio[0] == 1.0
-    assert not m.reached[0] and np.isnan(m.steps_to_target[0])
+def test_oscillation_largest_step_target_and_travel_by_hand():
+    r = _reduce([1.0, -0.5, 0.25, -0.125], np.linspace(1, 0.1, 5), 0.5)
+    assert r.flips[0] == 3 and r.pairs[0] == 3           # every consecutive pair flips sign
+    assert r.largest()[0] == 1.0 and r.travel[0] == 1.875
+    assert r.stt[0] == 3                                  # loss 1, .775, .55, .325: step 3
+    r = _reduce([1.0, 1.0, 1.0], [3.0, 2.0, 2.5, 1.0], 0.0)
+    assert r.flips[0] == 0 and np.isnan(r.stt[0]) and r.rise[0] == 0.5
 
 
 def test_divergence_is_detected_and_excluded():
-    loss = [1.0, 0.5, 2e3, np.inf, np.nan]
-    m = tj.measure(_traj([0.1, 0.1, 100.0, 1e9], loss), 0.6)
-    assert m.diverged[0] and np.isnan(m.final_loss[0]) and np.isnan(m.path_ratio[0])
-    assert m.largest_step[0] == pytest.approx(0.1)  # steps up to the divergence only
-    assert m.steps_to_target[0] == 1
-    assert tj.diverged_step(np.array([[1.0], [0.5], [0.4]]))[0] == -1
+    r = _reduce([0.1, 0.1, 100.0, 1e9], [1.0, 0.5, 3e3, np.inf, np.nan], 0.6)
+    assert r.dstep[0] == 2
+    assert r.largest()[0] == pytest.approx(0.1)          # steps whose end did not diverge only
+    assert r.stt[0] == 1 and r.pairs[0] == 0
+    m = tj.measure(tj.run_trajectories(get_surface("canyon"), get_optimizer("sgd", lr=0.1), np.ones((2, 1)), 50), 0.0)
+    assert m.diverged[0] and np.isnan(m.final_loss[0])
 
 
-def test_contraction_rate_of_a_geometric_sequence():
+def test_contraction_rate_and_loglog_slope_of_known_curves():
     d = 0.9 ** np.arange(101)[:, None] * np.array([[1.0, 2.0]])
     np.testing.assert_allclose(tj.contraction_rate(d), 0.9)
+    steps = np.arange(0, 101, 5)
+    np.testing.assert_allclose(tj.contraction_rate(d[steps], steps=steps), 0.9)
+    t = tj.log_steps(10_000, 64)
+    eff = 0.3 / np.sqrt(t + 1.0)[:, None] * np.ones((1, 3))
+    np.testing.assert_allclose(tj.loglog_fit(t, eff, 1000), -0.5)
 
 
-# --------------------------------------------------------------------------- analytic references
-
-
-def test_rates_at_the_optimal_parameters():
-    mu, L = 1.0, 100.0
-    lr, rate = tj.optimal_gd(mu, L)
-    assert rate == pytest.approx(99 / 101) and tj.gd_rate(lr, [mu, L]) == pytest.approx(rate)
-    lr, beta, rate = tj.optimal_heavy_ball(mu, L)
+def test_rates_at_the_optimal_parameters_and_nan_for_non_finite_inputs():
+    lr, rate = tj.optimal_gd(1.0, 100.0)
+    assert rate == pytest.approx(99 / 101) and tj.gd_rate(lr, [1.0, 100.0]) == pytest.approx(rate)
+    lr, beta, rate = tj.optimal_heavy_ball(1.0, 100.0)
     assert rate == pytest.approx(9 / 11)
-    assert tj.momentum_rate(lr, beta, [mu, 10.0, L]) == pytest.approx(rate, rel=1e-6)
-
-
-def test_analytic_rates_are_nan_not_an_error_for_non_finite_inputs():
+    assert tj.momentum_rate(lr, beta, [1.0, 10.0, 100.0]) == pytest.approx(rate, rel=1e-6)
     with np.errstate(all="raise"):
         assert math.isnan(tj.gd_rate(1e308, [1.0, 1e8]))
-        assert math.isnan(tj.momentum_rate(1e308, 0.9, [1.0, 1e8]))
         assert math.isnan(tj.momentum_rate(math.inf, 0.9, [1.0, 2.0], nesterov=True))
         assert math.isnan(tj.optimal_gd(0.0, 1.0)[1]) and math.isnan(tj.optimal_heavy_ball(1.0, math.inf)[2])
+
+
+def test_heavy_ball_rate_matches_a_run_on_the_canyon():
+    surf = get_surface("canyon", kappa=20)
+    Z = tj.sample_starts(surf, np.random.default_rng(5), 4)
+    traj = tj.run_trajectories(surf, get_optimizer("momentum", lr=0.05), Z, 400, track=tj.Track(curve=400))
+    measured = tj.contraction_rate(np.sqrt(traj.loss_curve), steps=traj.curve_steps)
+    np.testing.assert_allclose(measured, tj.momentum_rate(0.05, 0.9, [1.0, 20.0]), rtol=2e-3)
 
 
 @pytest.mark.parametrize("name", ["adagrad", "adamw"])
 def test_default_grid_brackets_the_best_lr_on_the_canyon(name):
     surf = get_surface("canyon")
     Z = tj.sample_starts(surf, np.random.default_rng(0), 8)
-    grid = ox.configure(ox.Options(), False).grid
-    assert grid[0] == 1e-4 and grid[-1] == 100
+    grid = ox.configure(ox.Options()).grid
     for steps in (150, 500):
         best = tj.search_lr(surf, name, Z, grid, steps, surf.min_value + 1e-3).best
         assert grid[0] < best < grid[-1], (steps, best)
 
 
-def test_out_of_range_values_are_refused_without_the_cli_too():
-    for opts in (ox.Options(lr=1e308), ox.Options(lr_grid="1,1e4"), ox.Options(kappa=1e9)):
-        with pytest.raises(ox.DlbenchError):
-            ox.configure(opts, False)
-    assert ox.configure(ox.Options(lr=1e3, kappa=1e8), False).lr == 1e3
+# --------------------------------------------------------------------------- claim measurements
 
 
-def test_heavy_ball_rate_matches_a_run_on_the_canyon():
-    surf = get_surface("canyon", kappa=20)
-    Z = tj.sample_starts(surf, np.random.default_rng(5), 4)
-    traj = tj.run_trajectories(surf, get_optimizer("momentum", lr=0.05), Z, 400)
-    measured = tj.contraction_rate(np.sqrt(traj.loss))
-    np.testing.assert_allclose(measured, tj.momentum_rate(0.05, 0.9, [1.0, 20.0]), rtol=2e-3)
+def test_line_bump_and_slice_minima_of_known_landscapes():
+    monotone = np.linspace(2.0, 1.0, 11)[:, None]
+    assert ms.bump(monotone)[0] == 0.0
+    bumped = np.array([2.0, 1.5, 1.8, 1.0])[:, None]
+    assert ms.bump(bumped)[0] == pytest.approx(0.3)
+    g = np.linspace(-1, 1, 17)
+    A, B = np.meshgrid(g, g, indexing="ij")
+    bowl = (A**2 + B**2)[:, :, None]
+    two = ((A - 0.5) ** 2 * (A + 0.5) ** 2 + B**2)[:, :, None]
+    assert ms.local_minima(bowl)[0] == 1 and ms.local_minima(two)[0] == 2
+    rng = np.random.default_rng(0)
+    params = [rng.standard_normal((3, 4, 5)), rng.standard_normal((3, 1, 5))]
+    d = ms.filter_normalised_direction(rng, params, [True, False])
+    np.testing.assert_allclose(np.linalg.norm(d[0], axis=1), np.linalg.norm(params[0], axis=1))
+    assert not d[1].any()   # bias directions are zero (Li et al.)
 
 
-def test_adam_first_step_with_and_without_bias_correction():
+def test_line_and_slice_losses_evaluate_the_right_points():
+    loss_of = lambda ps: (ps[0] ** 2).sum(axis=(1, 2))  # noqa: E731
+    start, end = [np.zeros((2, 1, 3))], [np.ones((2, 1, 3))]
+    line = ms.line_losses(loss_of, start, end, np.array([0.0, 0.5, 1.0]), chunk=2)
+    np.testing.assert_allclose(line, [[0, 0], [0.75, 0.75], [3, 3]])
+    sl = ms.slice_losses(loss_of, end, end, [np.zeros((2, 1, 3))], np.array([-1.0, 0.0]), chunk=3)
+    np.testing.assert_allclose(sl[:, 0, 0], [0.0, 3.0])
+
+
+def test_hessians_and_critical_points_of_known_surfaces():
+    canyon = get_surface("canyon", kappa=30)
+    H = ms.hessians(canyon.grad, np.zeros((2, 3)))
+    np.testing.assert_allclose(H, np.broadcast_to(np.diag([1.0, 30.0]), (3, 2, 2)), atol=1e-6)
+    # Himmelblau: four minima (index 0), four saddles (index 1/2) and a maximum (index 1) near these points
+    h = get_surface("himmelblau")
+    Z = np.array([[3.1, 2.1], [-0.2, -0.9], [0.1, 2.9], [-3.1, 0.1]]).T
+    cp = ms.find_critical_points(h, Z, iters=60)
+    assert cp.converged.all()
+    np.testing.assert_allclose(cp.index, [0.0, 1.0, 0.5, 0.5])
+    assert cp.loss[0] < 1e-20
+
+
+def test_saddle_fractions_follow_the_formula():
+    r = ms.saddle_fractions(np.random.default_rng(7), 12, 4000)
+    assert np.all(np.abs(r["fraction"] - r["formula"]) < 0.03) and r["fraction"][0] == 0
+
+
+def test_first_step_equalisation_of_sgd_and_adagrad():
+    surf = get_surface("canyon", kappa=50)
+    Z = tj.sample_starts(surf, np.random.default_rng(1), 8)
+    for name, want in (("sgd", 0.0), ("adagrad", 1.0)):
+        g, dz = oc._first_step(surf, get_optimizer(name, lr=0.1), Z, 0.0, None)
+        np.testing.assert_allclose(ms.equalised_fraction(g, dz), want, atol=1e-9)
+
+
+def test_adam_rebuilt_from_momentum_and_rmsprop_and_its_first_step():
     surf = get_surface("canyon")
     Z = tj.sample_starts(surf, np.random.default_rng(6), 8)
-    g = np.abs(surf.grad(Z))
-    for correct, expect in ((True, g / (g + 1e-8)), (False, 0.1 * g / (math.sqrt(1e-3) * g + 1e-8))):
-        traj = tj.run_trajectories(surf, get_optimizer("adam", lr=0.01, bias_correction=correct), Z, 1)
-        np.testing.assert_allclose(np.abs(traj.path[1] - traj.path[0]) / 0.01, expect, rtol=1e-12)
-
-
-def test_wilson_and_newcombe_intervals():
-    ci = tj.wilson(0, 10)
-    assert ci.low == 0 and ci.high == pytest.approx(0.2775, abs=1e-4)
-    ci = tj.wilson(5, 10)
-    assert (ci.low, ci.high) == pytest.approx((0.2366, 0.7634), abs=1e-4)
-    d, lo, hi = tj.newcombe_difference(tj.wilson(10, 10), tj.wilson(0, 10))
-    assert d == 1 and 0.6 < lo < 0.75 and hi == pytest.approx(1.0)
-
-
-def test_saddle_fractions_follow_the_formula_and_goe():
-    r = ox.saddle_fractions(np.random.default_rng(7), 12, 4000, 2000, goe_dims=(1, 2))
-    frac = r["signs"] / r["samples"]
-    assert np.all(np.abs(frac - r["formula"]) < 0.03)
-    assert r["goe"][1] == 0  # a 1x1 Hessian is never a saddle
-    assert r["goe"][2] / 2000 == pytest.approx(1 / math.sqrt(2), abs=0.04)  # P(2x2 GOE indefinite)
-
-
-# --------------------------------------------------------------------------- mlp surface and O8
-
-
-def test_mlp_surface_gradient_matches_finite_differences():
-    surf = tj.mlp_surface(widths=(2, 5, 4, 2), n_train=16)
-    Z = tj.sample_starts(surf, np.random.default_rng(8), 3)
-    G = surf.grad(Z)
-    rng = np.random.default_rng(9)
-    for j in range(3):
-        v = rng.standard_normal(surf.dim)
-        h = 1e-6
-        fd = (surf.value(Z[:, j] + h * v)[()] - surf.value(Z[:, j] - h * v)[()]) / (2 * h)
-        assert fd == pytest.approx(G[:, j] @ v, rel=1e-6, abs=1e-9)
-    small = tj.mlp_surface(widths=(2, 2, 2), n_train=8)
-    z = tj.sample_starts(small, np.random.default_rng(10), 1)[:, 0]
-    g = small.grad(z[:, None])[:, 0]
-    E = np.eye(small.dim) * 1e-6
-    fd = (small.value(z[:, None] + E) - small.value(z[:, None] - E)) / 2e-6
-    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-9)
+    for correct in (True, False):
+        path = tj.path_of(surf, get_optimizer("adam", lr=0.01, bias_correction=correct), Z, 15)
+        grads = np.stack([surf.grad(p) for p in path[:-1]])
+        np.testing.assert_allclose(ms.adam_rebuilt(grads, 0.01, 0.9, 0.999, 1e-8, correct), np.diff(path, axis=0),
+                                   rtol=1e-9, atol=1e-14)
+        np.testing.assert_allclose(np.abs(path[1] - path[0]), ms.adam_first_step(grads[0], 0.01, 0.9, 0.999, 1e-8,
+                                                                                 correct), rtol=1e-12)
 
 
 def test_relu_rescaling_and_permutation_leave_outputs_unchanged():
@@ -226,60 +322,126 @@ def test_relu_rescaling_and_permutation_leave_outputs_unchanged():
     surf = tj.mlp_surface(widths=(2, 6, 5, 2), n_train=32)
     X = surf.data.X_train.astype(np.float64)
     loss = get_loss(surf.loss_name)
-    errors = ox.relu_symmetry_errors(surf.net, surf.net.init([0, 1, 2]), X, surf.data.y_train, loss,
+    errors = ms.relu_symmetry_errors(surf.net, surf.net.init([0, 1, 2]), X, surf.data.y_train, loss,
                                      np.random.default_rng(11))
     assert max(max(e) for e in errors.values()) < 1e-12
     tanh = MLP(MLPSpec(widths=(2, 6, 5, 2), activation="tanh", dtype=np.float64))
-    ctrl = ox.relu_symmetry_errors(tanh, tanh.init([0]), X, surf.data.y_train, loss, np.random.default_rng(12))
+    ctrl = ms.relu_symmetry_errors(tanh, tanh.init([0]), X, surf.data.y_train, loss, np.random.default_rng(12))
     assert ctrl["rescale x10"][0] > 1e-3 and ctrl["permute"][0] < 1e-12
 
 
-# --------------------------------------------------------------------------- CLI
+def test_mlp_surface_gradient_matches_finite_differences_and_minibatches_differ_per_replica():
+    surf = tj.mlp_surface(widths=(2, 5, 4, 2), n_train=16)
+    Z = tj.sample_starts(surf, np.random.default_rng(8), 3)
+    G = surf.grad(Z)
+    rng = np.random.default_rng(9)
+    for j in range(3):
+        v = rng.standard_normal(surf.dim)
+        h = 1e-6
+        fd = (surf.value(Z[:, j] + h * v)[()] - surf.value(Z[:, j] - h * v)[()]) / (2 * h)
+        assert fd == pytest.approx(G[:, j] @ v, rel=1e-6, abs=1e-9)
+    mb = tj.mlp_surface(widths=(2, 5, 4, 2), n_train=16, batch=4)
+    same = np.tile(Z[:, :1], (1, 2))
+    loss, _ = mb.value_and_grad(same, rng=np.random.default_rng(0))
+    assert loss[0] != loss[1]                                  # each replica draws its own minibatch
+    np.testing.assert_allclose(mb.value(same), surf.value(same))  # value is the full-batch loss
 
 
-SMALL = ["--steps", "40", "--starts", "4", "--lr-grid", "0.003,0.03,0.3"]
+# --------------------------------------------------------------------------- the claims at --quick
 
 
-@pytest.mark.parametrize("surface", ox.surface_names())
-def test_cli_quick_on_every_surface_writes_a_file_that_show_renders(surface, tmp_path):
+@pytest.fixture(scope="module")
+def quick():
+    return run("optimizers", quick=True, all_claims=True, optimizers="sgd,momentum,adam")
+
+
+def test_every_claim_is_measured_at_every_grid_point_with_its_control(quick):
+    g = quick.rows[quick.rows["kind"] == "grid"]
+    for cid, spec in ox.CLAIMS.items():
+        mine = g[g["claim"] == cid]
+        own = mine[mine["role"] == "claim"]
+        assert len(own) == len(spec.points(quick=True)), cid
+        assert (mine["role"] == "control").any(), cid
+        assert spec.statement and spec.measures and spec.control and spec.threshold and spec.literature
+
+
+def test_controls_are_measured_and_not_supported(quick):
+    g = quick.rows[(quick.rows["kind"] == "grid") & (quick.rows["role"] == "control")]
+    assert set(g["claim"]) == set(ox.CLAIMS)
+    assert "supported" not in set(g["verdict"]), g[g["verdict"] == "supported"][["claim", "evidence"]]
+
+
+def test_checks_pass(quick):
+    checks = quick.rows[quick.rows["kind"] == "check"]
+    assert set(checks["metric"]) == set(ox.CHECKS)
+    assert (checks["verdict"] == "pass").all(), checks[["metric", "evidence"]]
+
+
+def test_verdicts_at_quick_size(quick):
+    v = quick.claims.set_index("claim")["verdict"]
+    # noise escapes a saddle, clipping stops the cliff's throw, critical points above the minimum are saddles,
+    # Adagrad equalises then slows, runs of a large enough student end near zero loss: as the papers say
+    for cid in ("O0", "O1", "O2", "O3", "O5", "O9"):
+        assert v[cid] == "supported", (cid, quick.claims.set_index("claim").loc[cid, "evidence"])
+    # momentum damps the canyon's oscillation only where plain descent's best step oscillates on a steep canyon;
+    # bias correction only matters for beta2 near 1 at larger learning rates (Kingma & Ba, Fig. 4)
+    assert v["O4"] == "conditional" and v["O7"] == "conditional"
+
+
+def test_a_claim_measured_off_its_premise_is_not_its_verdict():
+    res = run("optimizers", quick=True, surface="quadratic", optimizers="sgd", steps=20, starts=2, lr=0.01)
+    claims = res.claims.set_index("claim")
+    assert (claims["verdict"] == "not run").all()
+    assert "--surface canyon" in claims.loc["O4", "evidence"]
+
+
+# --------------------------------------------------------------------------- memory and the CLI
+
+
+def test_memory_estimate_is_from_the_options_and_does_not_grow_with_steps():
+    def est(**kw):
+        from dlbench.runner import make_options
+        return ox.memory(make_options(ox, False, **kw), 6)
+
+    assert est(steps=1_000) == est(steps=10_000_000)
+    assert est(starts=100_000) > 50 * est(starts=64) / 60
+    assert est(starts=1_000_000, surface="quadratic") > 2**34   # 13 lrs x 1e6 starts x 10 coordinates
+
+
+SMALL = ["--steps", "40", "--starts", "4", "--lr-grid", "0.003,0.03,0.3", "--optimizers", "sgd,adam"]
+
+
+@pytest.mark.parametrize("surface", ["canyon", "cliff", "saddle", "mlp"])
+def test_cli_quick_writes_a_file_that_show_renders(surface, tmp_path):
     out = tmp_path / f"{surface}.parquet"
-    r = invoke("optimizers", "--quick", "--surface", surface, *SMALL, "--optimizers", "sgd,adam", "--out", str(out),
-               "-q")
+    r = invoke("optimizers", "--quick", "--surface", surface, *SMALL, "--out", str(out), "-q")
     assert r.exit_code == 0, r.output
     res = read_results(out)
     rows = res.rows
-    main = rows[(rows["section"] == "trajectories") & (rows["p_surface"] == surface)]
-    assert {"sgd", "adam"} <= set(main["p_optimizer"])  # claims on canyon/mlp add the optimizers they compare
+    main = rows[rows["section"] == "trajectories"]
+    assert set(main["p_optimizer"]) == {"sgd", "adam"}
     assert {"lr", "final loss", "steps to target", "reached", "diverged", "loss"} <= set(main["metric"])
-    shape = rows[rows["section"] == "trajectory shape"]
-    assert {"largest step", "oscillation", "path / chord", "point-steps/s", "update ns/param"} <= set(shape["metric"])
-    assert {"update", "trajectory step"} <= set(rows[rows["kind"] == "timing"]["metric"])
+    assert len(main[main["kind"] == "curve"]) <= 2 * 41   # the curve at a fixed resolution
+    assert {"largest step", "oscillation", "point-steps/s", "update ns/param"} <= set(
+        rows[rows["section"] == "shape"]["metric"])
     claims = res.claims.set_index("claim")
     assert list(claims.index) == list(ox.CLAIMS)
-    assert claims.loc["O1", "verdict"] == "supported"
-    for cid, homes in ox.CLAIM_SURFACES.items():
-        if surface not in homes:
-            assert claims.loc[cid, "method"] == "not run" and surface in claims.loc[cid, "evidence"]
+    for cid, home in ox.CLAIM_HOMES.items():
+        if home != surface:
+            assert claims.loc[cid, "verdict"] == "not run" and f"--surface {home}" in claims.loc[cid, "evidence"]
     show = invoke("show", str(out))
-    assert show.exit_code == 0 and "optimizers · trajectories" in show.output and "O1" in show.output
+    assert show.exit_code == 0 and "optimizers · trajectories" in show.output
 
 
-def test_cli_all_claims_quick_measures_every_claim(tmp_path):
-    out = tmp_path / "all.parquet"
-    r = invoke("optimizers", "--quick", "--all-claims", "--out", str(out), "-q")
-    assert r.exit_code == 0, r.output
-    res = read_results(out)
-    claims = res.claims.set_index("claim")
-    assert list(claims.index) == list(ox.CLAIMS)
-    assert (claims["method"] != "not run").all() and (claims["n"] > 0).all()
-    assert set(claims["verdict"]) <= {"supported", "refuted", "inconclusive"}
-    assert claims.loc["O8", "verdict"] == "supported"
-    assert claims.loc["O7", "verdict"] == "supported"  # exact: Adam's steps rebuilt from momentum and RMSProp
-    assert (claims["basis"] != "timing").all()
-    sections = set(res.rows["section"])
-    assert {"O1 saddle fraction", "O2 saddle escape", "O3 cliff", "analytic references",
-            "O5-O6 per-coordinate steps", "O8 equal-loss families", "O9 spread over seeds", "lr search"} <= sections
-    assert set(res.rows[res.rows["section"] == "trajectories"]["p_surface"]) == {"canyon", "mlp"}
+def test_results_file_does_not_grow_with_steps(tmp_path):
+    sizes = []
+    for steps in ("100", "3000"):
+        out = tmp_path / f"{steps}.parquet"
+        r = invoke("optimizers", "--quick", "--surface", "rastrigin", "--steps", steps, "--starts", "4",
+                   "--lr-grid", "0.01,0.1", "--optimizers", "sgd", "--out", str(out), "-q")
+        assert r.exit_code == 0, r.output
+        sizes.append(len(read_results(out).rows))
+    assert sizes[1] <= sizes[0] + 150
 
 
 def test_fixed_lr_skips_the_search_and_divergence_is_a_row(tmp_path):
@@ -287,36 +449,37 @@ def test_fixed_lr_skips_the_search_and_divergence_is_a_row(tmp_path):
     r = invoke("optimizers", "--quick", "--optimizers", "sgd", "--lr", "10", "--steps", "30", "--out", str(out), "-q")
     assert r.exit_code == 0, r.output
     rows = read_results(out).rows
-    assert "lr search" not in set(rows["section"])
-    div = rows[(rows["metric"] == "diverged") & (rows["section"] == "trajectories") & (rows["p_optimizer"] == "sgd")]
-    div = div["value"]
+    assert "lr_search" not in set(rows["section"])
+    div = rows[(rows["metric"] == "diverged") & (rows["section"] == "trajectories")]["value"]
     assert div.all()
-    show = invoke("show", str(out))
-    assert show.exit_code == 0 and "Traceback" not in show.output
 
 
-def test_plot_writes_trajectories_over_contours_and_loss_curves(tmp_path):
+def test_plot_reruns_the_paths_over_the_contours_and_draws_curves_elsewhere(tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "rosenbrock.png"
-    r = invoke("optimizers", "--quick", "--surface", "rosenbrock", *SMALL, "--optimizers", "sgd,adam", "--no-save",
-               "-q", "--plot", str(png))
+    r = invoke("optimizers", "--quick", "--surface", "rosenbrock", *SMALL, "--no-save", "-q", "--plot", str(png))
     assert r.exit_code == 0, r.output
     assert png.stat().st_size > 1000
-    from dlbench.runner import run
-
     res = run("optimizers", quick=True, surface="quadratic", steps=20, starts=2, optimizers="sgd", lr=0.01)
     svg = tmp_path / "quadratic.svg"
     ox.plot(res, svg)  # 10-d: median loss curves instead of paths
     assert svg.read_text().startswith("<?xml")
+    lr = {"sgd": 0.03}
+    opts = ox.Options(surface="canyon", steps=30, starts=3)
+    p1, p2 = om.paths(opts, 0, lr, True)["sgd"], om.paths(opts, 0, lr, True)["sgd"]
+    np.testing.assert_array_equal(p1[1], p2[1])
+    assert p1[1].shape[1:] == (2, 3)
 
 
 @pytest.mark.parametrize("args, fragment", [
     (["--surface", "moon"], "'moon' is not one of 'saddle', 'cliff', 'canyon'"),
     (["--optimizers", "sgd,lion"], "unknown optimizer 'lion'; valid: adagrad, adam"),
     (["--lr", "0"], "--lr must be a positive number"),
-    (["--lr", "-0.1"], "--lr must be a positive number"),
     (["--steps", "0"], "--steps"),
     (["--starts", "0"], "--starts"),
+    (["--steps", "200000000"], "--steps"),
+    (["--starts", "100000000"], "--starts"),
+    (["--steps", "99999999999999999999"], "--steps"),
     (["--lr-grid", "0.1,abc"], "--lr-grid"),
     (["--lr-grid", "0.1,-1"], "--lr-grid"),
     (["--clip-norm", "0"], "--clip-norm must be a positive number"),
@@ -335,28 +498,21 @@ def test_bad_input_is_one_line_and_exit_2(args, fragment):
     assert fragment in lines[0]
 
 
-def _slows(verdict):
-    return ox.Claim("O5", ox.CLAIMS["O5"], verdict, -1.0, -1.2, -0.8, 6, "bootstrap", "slows down: ...")
+def test_too_large_a_run_is_refused_before_it_starts(monkeypatch):
+    import dlbench.runner
+
+    monkeypatch.setattr(dlbench.runner, "available_memory", lambda: 2**30)
+    r = invoke("optimizers", "--quick", "--no-save", "--surface", "quadratic", "--starts", "1000000")
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert r.exit_code == 2 and len(lines) == 1 and "needs about" in lines[0], r.output
 
 
-def test_o6_needs_adagrad_to_slow_down_in_the_same_run():
-    rms = np.array([0.0, 0.01, -0.01, 0.02, 0.0, 0.01])
-    ada = rms - 1.0
-    fast, slow = np.full(6, 3.0), np.full(6, 1.0)
-    ok = ox.o6_verdict(rms, ada, fast, slow, _slows("supported"))
-    assert ok.verdict == "supported"
-    assert "decades of decrease of f-f* over the second half" in ok.evidence
-    for v in ("inconclusive", "refuted"):
-        c = ox.o6_verdict(rms, ada, slow, fast, _slows(v))
-        assert c.verdict == "inconclusive"
-        assert f"slowdown is not established in this run (O5 'slows down' {v})" in c.evidence
-        assert "adagrad's late progress beats rmsprop's" in c.evidence
-    assert ox.o6_verdict(ada, rms, fast, slow, _slows("supported")).verdict == "refuted"
+def test_update_timings_carry_the_optimizers_own_bytes_per_parameter(quick):
+    from dlbench.nn.optim import get_optimizer
 
-
-def test_o4_evidence_names_each_optimizers_lr():
-    def run(name, lr, searched):
-        return ox.OptimizerRun(name, lr, {}, object() if searched else None, None, None)
-    note = ox.lr_note([run("sgd", 0.1, True), run("momentum", 0.03, True), run("nesterov", 0.01, True)])
-    assert note == "each at its own best grid lr: sgd 0.1, momentum 0.03, nesterov 0.01"
-    assert ox.lr_note([run("sgd", 0.1, False), run("momentum", 0.1, False)]).startswith("lr fixed by --lr")
+    rows = quick.rows
+    updates = rows[(rows["kind"] == "timing") & (rows["metric"] == "update")]
+    assert len(updates)
+    for name, g in updates.groupby("p_optimizer"):
+        per_param = get_optimizer(name, lr=1e-3).bytes_per_param(np.float32)
+        assert (g["bytes"] == per_param * g["p_params"]).all(), name

@@ -109,7 +109,8 @@ def test_points_not_run_are_left_out_of_the_verdict():
         rec.finding("X1", found("supported"), point={"lr": lr})
     df = rec.table().to_pandas()
     j = judge(SPEC, df, df.iloc[0:0])
-    assert j.verdict == "supported" and j.sensitivity == "supported at all 2 grid points"
+    assert j.verdict == "supported"
+    assert j.sensitivity == "supported at all 2 grid points; not run at 1 of 3 grid points at lr=0.01"
 
 
 def test_combine_points():
@@ -122,8 +123,10 @@ def test_combine_points():
 @pytest.mark.parametrize("points, text", [
     ([({"lr": 0.3}, "supported")], "supported at the one grid point"),
     ([({"lr": 0.01}, "inconclusive"), ({"lr": 0.1}, "inconclusive"), ({"lr": 0.3}, "supported"),
-      ({"lr": 1.0}, "supported")], "supported for lr >= 0.3; inconclusive for lr <= 0.1"),
-    ([({"lr": 1.0}, "refuted"), ({"lr": 0.01}, "supported")], "refuted for lr >= 1; supported for lr <= 0.01"),
+      ({"lr": 1.0}, "supported")], "supported at lr 0.3 and 1; inconclusive at lr 0.01 and 0.1"),
+    ([({"lr": 1.0}, "refuted"), ({"lr": 0.01}, "supported")], "refuted at lr 1; supported at lr 0.01"),
+    ([({"lr": v}, "supported" if v > 0.05 else "refuted") for v in (0.001, 0.01, 0.03, 0.1, 0.3, 1.0)],
+     "supported at lr 0.1 to 1; refuted at lr 0.001 to 0.03"),
     ([({"act": "relu"}, "supported"), ({"act": "tanh"}, "conditional")],
      "supported at act relu; conditional at act tanh"),
     ([({"lr": 0.1}, "supported"), ({"lr": 1.0}, "inconclusive"), ({"lr": 10.0}, "supported")],
@@ -153,3 +156,76 @@ def test_headline_keeps_the_finding_numbers():
     assert (j.headline.low, j.headline.high, j.headline.n) == (0.9, 1.1, 6)
     assert math.isnan(j.headline.threshold)
     assert np.isfinite(j.headline.effect)
+
+
+QSPEC = ClaimSpec("X2", "every bounded activation saturates",
+                  grid=(Axis("activation", ("sigmoid", "tanh", "sin"), quantifier=True), Axis("scale", (10, 100))))
+
+
+def quantified(verdicts: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rec = Recorder("demo")
+    for (act, scale), v in verdicts.items():
+        rec.finding("X2", found(v), point={"activation": act, "scale": scale})
+    rec.finding("X2", found("refuted", 0.0), role="control")
+    df = rec.table().to_pandas()
+    return df[df["kind"] == "grid"], df[df["kind"] == "check"]
+
+
+def test_a_quantifier_axis_is_refuted_by_one_counterexample():
+    every = {(a, s): "supported" for a in ("sigmoid", "tanh", "sin") for s in (10, 100)}
+    assert judge(QSPEC, *quantified(every)).verdict == "supported"
+    one = {**every, ("sin", 10): "refuted", ("sin", 100): "refuted"}
+    j = judge(QSPEC, *quantified(one))
+    assert j.verdict == "refuted"
+    assert j.sensitivity.startswith("refuted by the counterexample activation=sin;")
+    undecided = {**every, ("sin", 10): "inconclusive", ("sin", 100): "inconclusive"}
+    assert judge(QSPEC, *quantified(undecided)).verdict == "inconclusive"
+
+
+def test_nuisance_axes_beside_a_quantifier_still_make_a_claim_conditional():
+    mixed = {(a, s): "supported" for a in ("sigmoid", "tanh", "sin") for s in (10, 100)}
+    mixed[("sin", 10)] = "refuted"          # refuted at scale 10 (sin is a counterexample there), holds at 100
+    j = judge(QSPEC, *quantified(mixed))
+    assert j.verdict == "conditional" and "counterexample activation=sin" in j.sensitivity
+    # the same split on a nuisance axis alone is conditional, not refuted
+    spec = ClaimSpec("X2", "s", grid=(Axis("activation", ("sigmoid", "tanh", "sin")), Axis("scale", (10, 100))))
+    assert judge(spec, *quantified({**mixed, ("sin", 100): "refuted"})).verdict == "conditional"
+
+
+def test_a_supported_part_of_a_control_is_named_but_the_control_fails_as_a_whole():
+    from dlbench.stats import all_of
+
+    rec = Recorder("demo")
+    for lr in (0.01, 0.1):
+        rec.finding("X1", all_of([found("supported"), found("supported")]), point={"lr": lr})
+    rec.finding("X1", all_of([found("supported", 0.0), found("refuted", 0.0)]), role="control")
+    df = rec.table().to_pandas()
+    j = judge(SPEC, df, df.iloc[0:0])
+    assert df.loc[df["role"] == "control", "parts"].tolist() == ["supported,refuted"]
+    assert j.control == "refuted" and j.verdict == "supported"
+    assert "a part of the claim also holds on its control" in j.evidence
+    rec.finding("X1", all_of([found("supported", 0.0), found("supported", 0.0)]), role="control")
+    df = rec.table().to_pandas()
+    j = judge(SPEC, df, df.iloc[0:0])
+    assert j.verdict == "inconclusive" and "its control came out supported" in j.evidence
+
+
+def test_a_declared_control_that_was_not_measured_leaves_the_claim_inconclusive():
+    spec = ClaimSpec("X1", "s", control="the counterfactual", grid=SPEC.grid)
+    j = judge(spec, *grid_rows(ALL))
+    assert j.verdict == "inconclusive" and "its control was not measured" in j.evidence
+    assert judge(spec, *grid_rows(ALL, [({}, "refuted")])).verdict == "supported"
+
+
+def test_a_conditional_verdict_whose_boundary_moves_with_the_base_seed_is_inconclusive():
+    a = grid_rows([(0.01, "inconclusive"), (0.1, "supported"), (1.0, "supported")], [({}, "refuted")], base_seed=0)
+    b = grid_rows([(0.01, "inconclusive"), (0.1, "inconclusive"), (1.0, "supported")], [({}, "refuted")],
+                  base_seed=1000)
+    j = judge(SPEC, *frames(a, b))
+    assert j.verdict == "inconclusive" and "boundary changes with the base seed" in j.evidence
+    assert judge(SPEC, *frames(a, a)).verdict == "conditional"
+
+
+def test_the_headline_is_a_point_that_carries_the_verdict():
+    j = judge(SPEC, *grid_rows([(0.01, "inconclusive"), (0.1, "supported")], [({}, "refuted")]))
+    assert j.verdict == "conditional" and j.headline.verdict == "supported"

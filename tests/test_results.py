@@ -208,3 +208,66 @@ def test_compare_reads_a_schema_1_file_against_a_schema_2_file(tmp_path):
     write_results([_recorder()], {"seeds": [0, 1, 2]}, new)
     with pytest.raises(DlbenchError, match="no rows in common"):
         compare_files(SCHEMA1, new)
+
+
+# ----------------------------------------------------------------------------- files that catch their corruption
+
+@pytest.fixture(scope="module")
+def intact(tmp_path_factory):
+    path = tmp_path_factory.mktemp("intact") / "toy.parquet"
+    opts = make_options(toy_experiment, quick=True)
+    res = run_many([(toy_experiment, opts)], seeds=6, quick=True, out=path)
+    return path, res.rows
+
+
+def _corruptions(data: bytes):
+    """(name, bytes): truncations, flipped bytes and zeroed runs, in data pages and in the footer."""
+    n = len(data)
+    for cut in (8, 64, n // 3, n // 2, n - 200, n - 9, n - 5, n - 1):
+        yield f"truncated to {n - cut}", data[: n - cut]
+    for frac in np.linspace(0.02, 0.995, 40):
+        i = int(frac * n)
+        yield f"byte {i} flipped", data[:i] + bytes([data[i] ^ 0x5A]) + data[i + 1:]
+    for frac in np.linspace(0.5, 0.99, 30):
+        i = int(frac * n)
+        yield f"64 bytes zeroed at {i}", data[:i] + bytes(min(64, n - i)) + data[i + 64:]
+
+
+def test_every_corrupted_copy_of_a_file_is_refused_in_one_line(intact, tmp_path):
+    path, _ = intact
+    data = path.read_bytes()
+    cases = list(_corruptions(data))
+    for name, bad in cases:
+        copy = tmp_path / "copy.parquet"
+        copy.write_bytes(bad)
+        with pytest.raises(ResultsFileError) as e:
+            read_results(copy)
+        assert "\n" not in str(e.value) and str(copy) in str(e.value), name
+    assert len(cases) == 78
+
+
+def test_a_valid_parquet_file_whose_numbers_changed_is_refused(intact, tmp_path):
+    path, _ = intact
+    table = pq.read_table(path)
+    values = table["value"].to_numpy(zero_copy_only=False).copy()
+    values[0] *= 1.5
+    edited = table.set_column(table.column_names.index("value"), "value", pa.array(values))
+    pq.write_table(edited.replace_schema_metadata(table.schema.metadata), tmp_path / "edited.parquet")
+    with pytest.raises(ResultsFileError, match="do not match the digest"):
+        read_results(tmp_path / "edited.parquet")
+
+
+def test_a_damaged_file_is_one_line_and_exit_2_in_show_claims_and_compare(intact, tmp_path):
+    from typer.testing import CliRunner
+
+    from dlbench import cli
+
+    path, _ = intact
+    data = path.read_bytes()
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(data[: len(data) // 2] + bytes(64) + data[len(data) // 2 + 64:])
+    for args in (["show", str(bad)], ["claims", str(bad)], ["compare", str(path), str(bad)]):
+        r = CliRunner().invoke(cli.app, args)
+        assert r.exit_code == 2, (args, r.output)
+        lines = [line for line in r.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and "damaged" in lines[0] and str(bad) in lines[0], (args, r.output)

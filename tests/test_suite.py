@@ -30,7 +30,8 @@ def test_suite_holds_every_experiment_and_every_claim(two_runs):
         module = experiments.load(name)
         got = set(res.claims.loc[res.claims["experiment"] == name, "claim"])
         assert set(module.CLAIMS) <= got, f"{name} is missing verdicts for {set(module.CLAIMS) - got}"
-    assert set(res.claims["verdict"]) <= {"supported", "refuted", "inconclusive", "conditional", "not run"}
+    # every claim measured: any verdict of the protocol but "not run" (conditional: the grid points disagree)
+    assert set(res.claims["verdict"]) <= {"supported", "refuted", "inconclusive", "conditional"}
     assert res.claims["evidence"].str.len().min() > 0
 
 
@@ -41,8 +42,8 @@ def test_every_control_is_measured_and_none_comes_out_supported(two_runs):
     controls = grid[grid["role"] == "control"]
     for name in experiments.names():
         for cid, spec in catalogue(experiments.load(name)).items():
-            if not spec.control:
-                continue  # a claim not yet on the protocol
+            if not spec.control or spec.basis == "timing":
+                continue  # not yet on the protocol; or its control rests on wall time, which tests never judge
             mine = controls[(controls["experiment"] == name) & (controls["claim"] == cid)]
             assert len(mine), f"{cid}: its control ({spec.control}) was not measured"
             supported = mine[mine["verdict"] == "supported"]

@@ -16,7 +16,8 @@ An experiment is a package (or module) under `dlbench/experiments/` with:
         ...
 
 Each part measures and records through its RunContext: `ctx.record.metric/curve(...)`,
-`ctx.time(...)` for kernel timings, `ctx.finding(claim, finding, point=..., role=...)` for a
+`ctx.time(...)` for kernel timings (`ctx.time_interleaved(...)` for several compared with each
+other), `ctx.finding(claim, finding, point=..., role=...)` for a
 claim's finding at one point of its grid (role "control" for its negative control),
 `ctx.check(...)` for exact identities. The runner judges every claim from its findings
 (`dlbench.protocol.judge`) after the parts have run. Parts carry no state between them and
@@ -32,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import math
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +43,7 @@ from dlbench import timing
 from dlbench.errors import DlbenchError
 from dlbench.results import Recorder
 from dlbench.protocol import CheckSpec, ClaimSpec
-from dlbench.stats import Claim, Finding
+from dlbench.stats import Finding
 
 
 #: The sizes a run can have (`--size`): `quick` for tests and CI, `default`, and `paper`, the sizes of the
@@ -102,7 +103,7 @@ def parts_of(module, opts) -> list[Part]:
 
 def catalogue(module) -> dict[str, ClaimSpec]:
     """The module's claims as ClaimSpecs (a bare statement string becomes a spec with only that)."""
-    return {k: v if isinstance(v, ClaimSpec) else ClaimSpec(k, v) for k, v in module.CLAIMS.items()}
+    return {k: v if isinstance(v, ClaimSpec) else ClaimSpec(k, v) for k, v in getattr(module, "CLAIMS", {}).items()}
 
 
 def checks_of(module) -> dict[str, CheckSpec]:
@@ -155,6 +156,19 @@ class RunContext:
         self.record.timing(metric, t, case=case, section=section)
         return t
 
+    def time_interleaved(self, metric: str, calls: Sequence[tuple[dict, Callable[[], object]]], *, items=None,
+                         bytes=None, section: str = "timings") -> list[timing.Timing]:
+        """Time several (case, zero-argument call) pairs sample by sample in turn with the run's timing
+        settings, and record each one's raw samples under `metric` and its case: the samples of two calls
+        with the same index were taken side by side, so their ratio is a paired comparison."""
+        keys = [str(i) for i in range(len(calls))]
+        per_call = (lambda v: None if v is None else dict(zip(keys, v)))
+        ts = timing.time_interleaved(dict(zip(keys, (c for _, c in calls))), items=per_call(items),
+                                     bytes=per_call(bytes), order_seed=self.seed, **self.timing_config)
+        for (case, _), k in zip(calls, keys):
+            self.record.timing(metric, ts[k], case=case, section=section)
+        return [ts[k] for k in keys]
+
     def finding(self, claim: str, f: Finding, *, point: dict | None = None, role: str = "claim",
                 timing: bool = False) -> Finding:
         """Record `claim`'s finding at one point of its nuisance grid, as the claim or as its control."""
@@ -169,10 +183,6 @@ class RunContext:
         """Record an exact identity; it passes when `error` is within `tolerance`."""
         return self.record.check(check_id, error, tolerance, what=what, n=n, claim=claim)
 
-    def claim(self, c: Claim, *, timing: bool = False) -> Claim:
-        """Record a claim-shaped finding as the claim's one grid point; `timing=True` when it rests on
-        wall time (compare then treats a change of it as a timing result)."""
-        return self.record.claim(c, timing=timing)
 
 
 def parse_numbers(text: str, kind: type = int, *, what: str = "value", positive: bool = True) -> list:

@@ -19,6 +19,7 @@ import numpy as np
 
 from dlbench.errors import DlbenchError
 from dlbench.nn.activations import Activation, get_activation
+from dlbench.nn.dropout import check_p, dropout_backward, dropout_forward
 from dlbench.nn.init import get_initializer
 from dlbench.nn.layers import dense_backward, dense_forward
 from dlbench.nn.norm import get_norm
@@ -35,6 +36,7 @@ class MLPSpec:
     init / init_hyper: a dlbench.nn.init name for the weights (default: torch.nn.Linear's). bias_init:
     "torch_default" (uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), as torch.nn.Linear) or "zeros".
     norm / norm_hyper: a dlbench.nn.norm name, applied between each hidden linear map and its activation.
+    dropout: the probability p of torch.nn.Dropout after each hidden activation (0: none).
     """
 
     widths: tuple[int, ...]
@@ -47,6 +49,7 @@ class MLPSpec:
     norm_hyper: Mapping = field(default_factory=dict)
     bias: bool = True
     dtype: type = np.float32
+    dropout: float = 0.0
 
 
 class MLPCache(NamedTuple):
@@ -54,7 +57,9 @@ class MLPCache(NamedTuple):
 
     inputs[l]: the input of linear layer l (inputs[0] is x); linear[k]: z = h @ W + b before the norm;
     pre[k]: the activation's input (after the norm; the same array as linear[k] without a norm);
-    post[k]: the activation's output; norm[k]: the norm's cache (None without a norm); out: the net's output.
+    post[k]: the activation's output; norm[k]: the norm's cache (None without a norm); out: the net's output;
+    masks[k]: hidden layer k's scaled dropout mask (None without dropout or in eval; then inputs[k + 1] is
+    post[k]).
     """
 
     inputs: list
@@ -63,6 +68,7 @@ class MLPCache(NamedTuple):
     post: list
     norm: list
     out: np.ndarray
+    masks: list | None = None
 
 
 class LayerGrads(NamedTuple):
@@ -111,6 +117,7 @@ class MLP:
             raise DlbenchError(f"unknown bias_init {spec.bias_init!r}; valid: {', '.join(BIAS_INITS)}")
         self.norm = get_norm(spec.norm, **spec.norm_hyper)
         self.has_norm = spec.norm != "none"
+        self.dropout = check_p(spec.dropout)
 
         self.param_names: list[str] = []
         self._shapes: list[tuple] = []
@@ -193,11 +200,12 @@ class MLP:
         return buf
 
     def forward(self, params: list[np.ndarray], x: np.ndarray, state: list[dict] | None = None, train: bool = True,
-                *, reuse: bool = False) -> tuple[np.ndarray, MLPCache]:
+                *, reuse: bool = False, rng=None) -> tuple[np.ndarray, MLPCache]:
         """Outputs (S, N, d_out) for x (N, d_in) shared by all replicas, or (S, N, d_in) one batch per replica.
 
         train selects batch statistics (updating `state` in place) or running statistics for a norm that has
-        them. reuse=True writes into buffers kept by this MLP: the returned arrays and cache are then
+        them, and dropout's random masks (drawn from rng: a Generator, or one per replica) or the identity.
+        reuse=True writes into buffers kept by this MLP: the returned arrays and cache are then
         overwritten by the next reuse=True call (the trainer's hot loop); the default returns fresh arrays.
         """
         x = np.asarray(x)
@@ -208,7 +216,8 @@ class MLP:
             if not train:
                 raise ValueError("forward in eval mode with a norm needs the state from init_state")
             state = self.init_state(S)
-        cache = MLPCache([], [], [], [], [], None)
+        drop = self.dropout > 0 and train
+        cache = MLPCache([], [], [], [], [], None, [] if drop else None)
         h = x
         for l, layer in enumerate(self.layers):
             cache.inputs.append(h)
@@ -227,6 +236,9 @@ class MLP:
             cache.norm.append(ncache)
             cache.pre.append(a)
             cache.post.append(h)
+            if drop:
+                h, mask = dropout_forward(h, self.dropout, rng=rng)
+                cache.masks.append(mask)
         raise AssertionError("unreachable: the last layer returns")
 
     def backward(self, params: list[np.ndarray], cache: MLPCache, g_out: np.ndarray, *,
@@ -258,6 +270,8 @@ class MLP:
                 break
             k = l - 1
             below = self.layers[k]
+            if cache.masks is not None:
+                dx = dropout_backward(dx, cache.masks[k], out=dx)
             theta = [params[i] for i in below.theta]
             out = self._buffer(("da", k), cache.pre[k].shape) if reuse else None
             da = below.act.backward(cache.pre[k], cache.post[k], dx, *theta, out=out)
@@ -276,8 +290,8 @@ class MLP:
         return grads
 
     def value_and_grad(self, params: list[np.ndarray], x: np.ndarray, y: np.ndarray, loss_fn, state=None,
-                       train: bool = True, *, reuse: bool = False):
+                       train: bool = True, *, reuse: bool = False, rng=None):
         """(loss per replica (S,), grads, cache) of loss_fn(forward(params, x), y)."""
-        out, cache = self.forward(params, x, state, train, reuse=reuse)
+        out, cache = self.forward(params, x, state, train, reuse=reuse, rng=rng)
         loss, g_out = loss_fn(out, y)
         return loss, self.backward(params, cache, g_out, reuse=reuse), cache

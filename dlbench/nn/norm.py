@@ -42,19 +42,21 @@ default, track_running_stats=False).
 
 Numerics. Batch norm reduces over the batch axis, where NumPy and BLAS add naively; for float32 that loses
 ~sqrt(N) eps |mu| / sigma. Its statistics therefore use shifted data (c = x - rough mean, then
-mu = rough + mean(c), var = mean(c^2) - mean(c)^2, exact in real arithmetic), with the sums of squares and
-the backward's sums accumulated in float64 over blocks of BLOCK_ROWS rows. Layer, instance and group norm
-reduce along contiguous axes (BLAS, several accumulators) in the input dtype, and take the mean of the
-centred values as a correction too. Batch and instance norm store the centred input and fold
-weight * inv_std into per-channel constants (y = c * scale + shift; x_hat is never materialised); layer and
-group norm, whose weight varies inside a statistics group, store x_hat. The parameters' gradients are sums
-over the batch and over any replica axis along which the parameters are shared.
+mu = rough + mean(c), var = mean(c^2) - mean(c)^2, exact in real arithmetic); each column sum is a BLAS
+product 1 @ block over at most SUM_ROWS rows in the input dtype, the blocks' sums added in float64. Layer,
+instance and group norm reduce along contiguous axes (BLAS, several accumulators) in the input dtype, and
+take the mean of the centred values as a correction too. Batch and instance norm store the centred input
+and fold weight * inv_std into per-channel constants (y = c * scale + shift; x_hat is never materialised);
+layer and group norm, whose weight varies inside a statistics group, store x_hat. The parameters' gradients
+are sums over the batch and over any replica axis along which the parameters are shared.
 
 Speed. An array larger than 2 BLOCK_ELEMS elements is processed in blocks of rows, so that the several
-passes over a block hit the cache rather than memory. Per-feature constants are broadcast against rows
-widened to ~WIDE_ELEMS elements (NumPy pays per broadcast row). ``out=`` and ``reuse=`` spare allocations.
-Layer and group norm run with NumPy's ufunc buffer at UFUNC_BUFSIZE elements, restored on return: a per-row
-constant broadcast against rows shorter than the default 8192 is otherwise copied through the buffer (2-3x slower).
+passes over a block hit the cache rather than memory; each kernel's docstring counts its passes. Under
+`dlbench.nn.parallel.kernel_threads(n)` the blocks are dealt to n threads and their partial sums added in
+block order, so the thread count changes no bit. Per-feature constants are broadcast against rows widened
+to ~WIDE_ELEMS elements (NumPy pays per broadcast row). ``out=`` and ``reuse=`` spare allocations. The
+kernels run with NumPy's ufunc buffer at UFUNC_BUFSIZE elements, restored on return: a per-row constant
+broadcast against rows shorter than the default 8192 is otherwise copied through the buffer (2-3x slower).
 
 References: Ioffe & Szegedy 2015 (batch, arXiv:1502.03167); Ba, Kiros & Hinton 2016 (layer,
 arXiv:1607.06450); Ulyanov, Vedaldi & Lempitsky 2016 (instance, arXiv:1607.08022); Wu & He 2018 (group,
@@ -64,6 +66,7 @@ arXiv:1803.08494).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -71,10 +74,13 @@ from types import MappingProxyType
 import numpy as np
 
 from dlbench.errors import DlbenchError
+from dlbench.nn.parallel import parts_for, run_parts, split
 from dlbench.registry import Registry
 
-#: Rows per float32 partial sum before the float64 accumulation of batch norm's reductions.
+#: Row blocks hold a multiple of this many rows.
 BLOCK_ROWS = 32
+#: Most rows in one float32 partial sum before the float64 accumulation of batch norm's reductions.
+SUM_ROWS = 256
 #: Elements per row block of the passes over arrays larger than twice this (the block stays in cache).
 BLOCK_ELEMS = 2**17
 #: Target row length of the widened views that per-channel constants are broadcast against.
@@ -111,14 +117,13 @@ class NormCache:
 
     kind: str
     data: np.ndarray
-    inv_std: np.ndarray            # 1 / sqrt(var + eps), statistics shape, float64
+    inv_std: np.ndarray            # 1 / sqrt(var + eps), statistics shape: float64, layer norm's in x's dtype
     shift: np.ndarray | float      # mean(c) for folded layers, float64; 0 where c is exactly centred
     weight: np.ndarray             # weight in the affine view
     param_shape: tuple
     out_shape: tuple               # y's shape, (..., N, F)
     batch_stats: bool              # False when batch norm normalised with running statistics (eval)
     geometry: tuple                # (C, L) or (G, Cg, L) of the views
-    scratch: np.ndarray | None = None
 
 
 NORMS: Registry[Norm] = Registry("norm")
@@ -127,10 +132,14 @@ NORMS: Registry[Norm] = Registry("norm")
 # ---------------------------------------------------------------------------------------------- reductions
 
 @functools.lru_cache(maxsize=64)
-def _ones(n: int, dtype: str) -> np.ndarray:
-    a = np.ones(n, dtype=dtype)
+def _fill(n: int, value: float, dtype: str) -> np.ndarray:
+    a = np.full(n, value, dtype=dtype)
     a.flags.writeable = False
     return a
+
+
+def _ones(n: int, dtype: str) -> np.ndarray:
+    return _fill(n, 1.0, dtype)
 
 
 def _row_sum(a: np.ndarray) -> np.ndarray:
@@ -154,32 +163,47 @@ def _col_sum_fast(a: np.ndarray) -> np.ndarray:
     return a.sum(axis=(-3, -1), keepdims=True)
 
 
-def _col_sum64(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """sum over (n, l) of a (or of a * b) for (..., N, C, L) arrays, float64, keepdims (..., 1, C, 1).
+def _col_partial(a: np.ndarray) -> np.ndarray:
+    """Sum over the rows (axis -2) of a (..., R, K) block in its own dtype, by BLAS (1 @ a): shape (..., K).
 
-    Partial sums over BLOCK_ROWS rows in the input dtype, then float64 across blocks: the error of a
-    naive float32 sum over N grows like sqrt(N) eps, of this one like sqrt(BLOCK_ROWS) eps.
+    Batch norm's blocks hold at most SUM_ROWS rows, so a float32 partial sum adds at most that many terms
+    before the float64 sum across blocks (`_add_partials`).
     """
-    n = a.shape[-3]
-    k = n // BLOCK_ROWS
-    head = k * BLOCK_ROWS
-    total = 0.0
-    if k:
-        blocked = [z[..., :head, :, :] for z in (a, b) if z is not None]
-        blocked = [z.reshape(z.shape[:-3] + (k, BLOCK_ROWS) + z.shape[-2:]) for z in blocked]
-        total = _partial_sums(*blocked).sum(axis=-2, dtype=np.float64)
-    if head < n:
-        total = total + _partial_sums(*[z[..., head:, :, :] for z in (a, b) if z is not None]).astype(np.float64)
-    return total[..., None, :, None]
+    return np.matmul(_ones(a.shape[-2], a.dtype.str), a)
 
 
-def _partial_sums(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """sum over axes -3 and -1 of a (..., R, C, L) array, or of a * b without a temporary."""
-    if b is not None:
-        return np.einsum("...rcl,...rcl->...c", a, b)
-    if a.shape[-1] == 1:
-        return np.matmul(_ones(a.shape[-3], a.dtype.str), a[..., 0])
-    return a.sum(axis=(-3, -1))
+def _add_partials(parts, c_: int, l_: int) -> np.ndarray:
+    """float64 sum, in block order, of per-block (..., F) partials; -> (..., 1, C, 1) summed over L too."""
+    total = parts[0].astype(np.float64)
+    for p in parts[1:]:
+        total += p
+    total = total.reshape(total.shape[:-1] + (c_, l_))
+    return (total.sum(axis=-1) if l_ > 1 else total[..., 0])[..., None, :, None]
+
+
+def _run_blocks(fn: Callable, blocks: list, size: int) -> list:
+    """[fn(blk, work) for blk in blocks], in block order.
+
+    Under `kernel_threads(n)` (and `size` elements of work) the blocks go out in n contiguous runs to the
+    pool; `work` is a dict of scratch buffers private to the run (see `_work`). Blocks do not depend on one
+    another and their results are combined in block order by the caller, so the thread count changes no bit.
+    """
+    runs = split(len(blocks), parts_for(size))
+
+    def run(r: slice) -> list:
+        work = {}
+        return [fn(blocks[i], work) for i in range(r.start, r.stop)]
+
+    return [res for chunk in run_parts(run, runs) for res in chunk]
+
+
+def _work(work: dict, key: str, shape: tuple, dtype) -> np.ndarray:
+    """A scratch array of `shape` from the run's `work` dict, grown as needed and reused block to block."""
+    size = int(np.prod(shape))
+    buf = work.get(key)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = work[key] = np.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)
 
 
 def _reduce_to(a: np.ndarray, shape: tuple, dtype) -> np.ndarray:
@@ -337,11 +361,14 @@ def _update_running(h: Mapping, state: Mapping, mean: np.ndarray, var: np.ndarra
     rv[...] = (1.0 - f) * rv + f * (var * (m / (m - 1)))
 
 
-def _blocks(n: int, row_elems: int) -> list[slice]:
-    """Row blocks of about BLOCK_ELEMS elements, so that the passes over one block stay in cache."""
-    if n * row_elems <= 2 * BLOCK_ELEMS:
+def _blocks(n: int, row_elems: int, max_rows: int | None = None) -> list[slice]:
+    """Row blocks of about BLOCK_ELEMS elements (and at most `max_rows` rows), so that the passes over one
+    block stay in cache."""
+    if n * row_elems <= 2 * BLOCK_ELEMS and (max_rows is None or n <= max_rows):
         return [slice(0, n)]
     rows = max(BLOCK_ROWS, BLOCK_ELEMS // row_elems // BLOCK_ROWS * BLOCK_ROWS)
+    if max_rows is not None:
+        rows = min(rows, max_rows)
     return [slice(i, min(i + rows, n)) for i in range(0, n, rows)]
 
 
@@ -383,8 +410,16 @@ def _rows(blk: slice, trailing: int) -> tuple:
     return (Ellipsis, blk) + (slice(None),) * trailing
 
 
+@_small_buffers
 def _forward_folded(kind, h, x, params, state, train=True, *, out=None, reuse=None):
-    """batch / instance: y = c * scale + (bias - shift * scale), c = x - rough mean, scale = weight * inv_std."""
+    """batch / instance: y = c * scale + (bias - shift * scale), c = x - rough mean, scale = weight * inv_std.
+
+    Batch norm in training sweeps the array twice, block by block: the statistics need the whole batch
+    before any y. Sweep 1 per block: c = x - rough (stored for the backward), 1 @ c, c * c, 1 @ (c c):
+    two writes and two BLAS reads, in cache. Sweep 2: y = c scale + shift, two passes. Fewer is not
+    possible without dropping the shifted data (float32 precision under an offset) or the stored c (then
+    the backward would recompute it). Instance norm's rows are independent: one sweep.
+    """
     x = _as_input(x)
     n, f = x.shape[-2:]
     c_, l_ = geometry = _geometry(kind, h, f)
@@ -395,52 +430,64 @@ def _forward_folded(kind, h, x, params, state, train=True, *, out=None, reuse=No
     wv, bv = w[..., None], b[..., None]                      # prefix + (1, C, 1)
     y = _check_out(out, lead + (n, f), dt)
     yv = y.reshape(lead + (n, c_, l_))
-    row_blocks = _blocks(n, f * int(np.prod(lead)))
-    blocks = [_rows(blk, 2) for blk in row_blocks]
+    size = n * f * math.prod(lead)
+    row_blocks = _blocks(n, f * math.prod(lead), SUM_ROWS if kind == "batch" else None)
     eps = h["eps"]
     batch_stats = kind == "instance" or train
+
+    def affine(views):
+        def apply(blk, work):
+            (cb, yb), (sc, sh) = views(blk, c, yv)
+            np.multiply(cb, sc, out=yb)
+            np.add(yb, sh, out=yb)
+        _run_blocks(apply, row_blocks, size)
+
     if not batch_stats:                                      # batch norm, eval: running statistics
         rm = state["running_mean"][..., None]
         c = _buffer(reuse, "data", np.broadcast_shapes(xv.shape, rm.shape), dt)
         shift = 0.0
         inv_std = 1.0 / np.sqrt(state["running_var"][..., None].astype(np.float64) + eps)
-        views = _ChannelBlocks(l_, [rm.astype(dt), (wv * inv_std).astype(dt), bv.astype(dt)])
-        for blk in row_blocks:
-            (xb, cb, yb), (rmd, sc, sh) = views(blk, xv, c, yv)
+        views = _ChannelBlocks(l_, [rm.astype(dt)])
+
+        def center(blk, work):
+            (xb, cb), (rmd,) = views(blk, xv, c)
             np.subtract(xb, rmd, out=cb)
-            np.multiply(cb, sc, out=yb)
-            np.add(yb, sh, out=yb)
+
+        _run_blocks(center, row_blocks, size)
+        affine(_ChannelBlocks(l_, [(wv * inv_std).astype(dt), bv.astype(dt)]))
     elif kind == "batch":
         m = n * l_
         if m < 2:
             raise DlbenchError(f"batch norm in training needs more than 1 value per channel, got {m}")
         c = _buffer(reuse, "data", xv.shape, dt)
-        first = xv[blocks[0]]
+        first = xv[_rows(row_blocks[0], 2)]
         rough = _col_sum_fast(first) / dt.type(first.shape[-3] * l_)  # any shift near the mean will do
         views = _ChannelBlocks(l_, [rough])
-        s1 = s2 = 0.0
-        for blk, k in zip(row_blocks, blocks):
+        cf = c.reshape(c.shape[:-3] + (n, f))
+
+        def stats(blk, work):
             (xb, cb), (r,) = views(blk, xv, c)
             np.subtract(xb, r, out=cb)
-            s1 = s1 + _col_sum_fast(c[k]).astype(np.float64)
-            s2 = s2 + _col_sum64(c[k], c[k])
-        shift = s1 / m
-        var = np.maximum(s2 / m - shift * shift, 0.0)
+            block = cf[..., blk, :]
+            sq = np.multiply(block, block, out=_work(work, "sq", block.shape, dt))
+            return _col_partial(block), _col_partial(sq)
+
+        parts = _run_blocks(stats, row_blocks, size)
+        shift = _add_partials([p[0] for p in parts], c_, l_) / m
+        var = np.maximum(_add_partials([p[1] for p in parts], c_, l_) / m - shift * shift, 0.0)
         inv_std = 1.0 / np.sqrt(var + eps)
         if train:
             _update_running(h, state, (rough.astype(np.float64) + shift)[..., 0], var[..., 0], m)
         scale = wv * inv_std
-        views = _ChannelBlocks(l_, [scale.astype(dt), (bv - shift * scale).astype(dt)])
-        for blk in row_blocks:
-            (cb, yb), (sc, sh) = views(blk, c, yv)
-            np.multiply(cb, sc, out=yb)
-            np.add(yb, sh, out=yb)
+        affine(_ChannelBlocks(l_, [scale.astype(dt), (bv - shift * scale).astype(dt)]))
     else:                                                    # instance: rows are independent
         m = l_
         c = _buffer(reuse, "data", xv.shape, dt)
         shift = np.empty(xv.shape[:-1] + (1,))
         inv_std = np.empty_like(shift)
-        for k in blocks:
+
+        def rows(blk, work):
+            k = _rows(blk, 2)
             xb = xv[k]
             cb = np.subtract(xb, _row_sum(xb) / dt.type(m), out=c[k])
             sh = _row_sum(cb).astype(np.float64) / m
@@ -450,52 +497,76 @@ def _forward_folded(kind, h, x, params, state, train=True, *, out=None, reuse=No
             scale = wv * isd
             yb = np.multiply(cb, scale.astype(dt), out=yv[k])
             np.add(yb, (bv - sh * scale).astype(dt), out=yb)
-    cache = NormCache(kind, c, inv_std, shift, wv, w.shape, y.shape, batch_stats, geometry,
-                      scratch=getattr(reuse, "scratch", None))
+
+        _run_blocks(rows, row_blocks, size)
+    cache = NormCache(kind, c, inv_std, shift, wv, w.shape, y.shape, batch_stats, geometry)
     return y, cache
 
 
+@_small_buffers
 def _backward_folded(g, cache: NormCache, *, out=None):
-    """dx = weight inv_std (g - mean_R g - x_hat mean_R(g x_hat)), x_hat = (c - shift) inv_std, not materialised."""
+    """dx = weight inv_std (g - mean_R g - x_hat mean_R(g x_hat)), x_hat = (c - shift) inv_std, not materialised.
+
+    Batch norm: sweep 1 per block reads g and g * c (one write, in cache) by BLAS for the two column sums;
+    sweep 2 writes dx = scale (g - a c - offset) in four passes (one product, two differences, one scale:
+    the fewest with two-operand ufuncs). Instance norm: one sweep, rows independent.
+    """
     c, inv_std, shift = cache.data, cache.inv_std, cache.shift
     dt = c.dtype
-    n = cache.out_shape[-2]
+    n, f = cache.out_shape[-2:]
     c_, l_ = cache.geometry
     lead = cache.out_shape[:-2]
     gv = np.asarray(g).reshape(lead + (n, c_, l_))
     dx = _check_out(out, cache.out_shape, dt)
     dxv = dx.reshape(gv.shape)
-    row_blocks = _blocks(n, cache.out_shape[-1] * int(np.prod(lead)))
-    blocks = [_rows(blk, 2) for blk in row_blocks]
+    size = n * f * math.prod(lead)
+    row_blocks = _blocks(n, f * math.prod(lead), SUM_ROWS if cache.kind == "batch" else None)
     wv = cache.weight
+
+    def write_dx(views):
+        def apply(blk, work):
+            (gb, cb, db), consts = views(blk, gv, c, dxv)
+            _dx_folded(gb, cb, db, *consts)
+        _run_blocks(apply, row_blocks, size)
+
     if cache.kind == "batch":
-        s1 = p = 0.0
-        for k in blocks:
-            s1 = s1 + _col_sum64(gv[k])
-            p = p + _col_sum64(gv[k], c[k])
+        gf, cf = gv.reshape(lead + (n, f)), c.reshape(c.shape[:-3] + (n, f))
+
+        def sums(blk, work):
+            gb, cb = gf[..., blk, :], cf[..., blk, :]
+            gc = np.multiply(gb, cb, out=_work(work, "gc", np.broadcast_shapes(gb.shape, cb.shape), dt))
+            return _col_partial(gb), _col_partial(gc)
+
+        parts = _run_blocks(sums, row_blocks, size)
+        s1 = _add_partials([q[0] for q in parts], c_, l_)
+        p = _add_partials([q[1] for q in parts], c_, l_)
         s2 = inv_std * (p - shift * s1)                          # sum_R g x_hat
         scale = wv * inv_std
         if cache.batch_stats:
             a = inv_std * s2 / (n * l_)
-            views = _ChannelBlocks(l_, [z.astype(dt) for z in (a, s1 / (n * l_) - shift * a, scale)])
-            for blk in row_blocks:
-                (gb, cb, db), consts = views(blk, gv, c, dxv)
-                _dx_folded(gb, cb, db, *consts)
+            write_dx(_ChannelBlocks(l_, [z.astype(dt) for z in (a, s1 / (n * l_) - shift * a, scale)]))
         else:
             views = _ChannelBlocks(l_, [scale.astype(dt)])
-            for blk in row_blocks:
+
+            def scaled(blk, work):
                 (gb, db), (sc,) = views(blk, gv, dxv)
                 np.multiply(gb, sc, out=db)
+
+            _run_blocks(scaled, row_blocks, size)
     else:
-        s1 = s2 = 0.0
-        for k in blocks:
+        def rows(blk, work):
+            k = _rows(blk, 2)
             gb, cb, isd, sh = gv[k], c[k], inv_std[k], shift[k]
             t1 = _row_sum(gb).astype(np.float64)
             t2 = isd * (_row_dot(gb, cb).astype(np.float64) - sh * t1)
             a = isd * t2 / l_
             _dx_folded(gb, cb, dxv[k], *(z.astype(dt) for z in (a, t1 / l_ - sh * a, wv * isd)))
-            s1 = s1 + t1.sum(axis=-3, keepdims=True)
-            s2 = s2 + t2.sum(axis=-3, keepdims=True)
+            return t1.sum(axis=-3, keepdims=True), t2.sum(axis=-3, keepdims=True)
+
+        parts = _run_blocks(rows, row_blocks, size)
+        s1, s2 = parts[0]
+        for t1, t2 in parts[1:]:
+            s1, s2 = s1 + t1, s2 + t2
     pdt = wv.dtype
     grads = {"weight": _reduce_to(s2[..., 0], cache.param_shape, pdt),
              "bias": _reduce_to(s1[..., 0], cache.param_shape, pdt)}
@@ -546,7 +617,8 @@ def _forward_unfolded(kind, h, x, params, state, train=True, *, out=None, reuse=
         affine = _ChannelBlocks(1, [w[..., None].astype(dt), b[..., None].astype(dt)])
         xh_f, y_f = xh.reshape(x.shape[:-2] + (n, f, 1)), y.reshape(lead + (n, f, 1))
     tiny = np.finfo(dt).eps
-    for blk in _blocks(n, f * int(np.prod(lead))):
+
+    def block(blk, work):
         ks, ka = _rows(blk, len(stats_tail) - 1), _rows(blk, len(affine_tail) - 1)
         xb = xs[ks]
         hb = np.subtract(xb, _row_sum(xb) / dt.type(k_), out=xh[ks])
@@ -565,8 +637,9 @@ def _forward_unfolded(kind, h, x, params, state, train=True, *, out=None, reuse=
         else:
             yb = np.multiply(hb.reshape(hb.shape[:hb.ndim - len(stats_tail) + 1] + affine_tail[1:]), wv, out=yv[ka])
             np.add(yb, bv, out=yb)
-    cache = NormCache(kind, xh, inv_std, 0.0, wv, w.shape, y.shape, True, geometry,
-                      scratch=getattr(reuse, "scratch", None))
+
+    _run_blocks(block, _blocks(n, f * math.prod(lead)), n * f * math.prod(lead))
+    cache = NormCache(kind, xh, inv_std, 0.0, wv, w.shape, y.shape, True, geometry)
     return y, cache
 
 
@@ -587,18 +660,12 @@ def _backward_unfolded(g, cache: NormCache, *, out=None):
     xha = xh.reshape(xh.shape[:-len(stats_tail)] + affine_tail)
     dx = _check_out(out, cache.out_shape, dt)
     dxa, dxs = dx.reshape(ga.shape), dx.reshape(lead + stats_tail)
-    blocks = _blocks(n, f * int(np.prod(lead)))
-    rows = blocks[0].stop - blocks[0].start
-    tmp = cache.scratch
-    want = lead + (rows,) + stats_tail[1:]
-    if tmp is None or tmp.shape != want or tmp.dtype != dt:
-        tmp = cache.scratch = np.empty(want, dtype=dt)
     per_feature = _per_feature(cache.kind, cache.geometry)
     if per_feature:
         g_hat = _ChannelBlocks(1, [cache.weight.reshape(cache.param_shape)[..., None].astype(dt)])
         g_f, dx_f = ga.reshape(lead + (n, f, 1)), dx.reshape(lead + (n, f, 1))
-    dw = db = 0.0
-    for blk in blocks:
+
+    def block(blk, work):
         ks, ka = _rows(blk, len(stats_tail) - 1), _rows(blk, len(affine_tail) - 1)
         gb, hb, ds = ga[ka], xh[ks], dxs[ks]
         if per_feature:
@@ -608,14 +675,18 @@ def _backward_unfolded(g, cache: NormCache, *, out=None):
             np.multiply(gb, cache.weight, out=dxa[ka])
         s1 = _row_sum(ds) / dt.type(k_)
         s2 = _row_dot(ds, hb) / dt.type(k_)
-        tb = tmp[_rows(slice(0, blk.stop - blk.start), len(stats_tail) - 1)]
-        np.multiply(hb, s2, out=tb)
+        tb = np.multiply(hb, s2, out=_work(work, "t", np.broadcast_shapes(hb.shape, s2.shape), dt))
         np.subtract(ds, tb, out=ds)
         np.subtract(ds, s1, out=ds)
         np.multiply(ds, inv_std[ks].astype(dt), out=ds)
-        dw = dw + np.einsum(dw_sub, gb, xha[ka]).astype(np.float64)
-        db = db + (np.matmul(_ones(gb.shape[-2], dt.str), gb) if cache.kind == "layer"
-                   else gb.sum(axis=db_axes)).astype(np.float64)
+        return (np.einsum(dw_sub, gb, xha[ka]),
+                np.matmul(_ones(gb.shape[-2], dt.str), gb) if cache.kind == "layer" else gb.sum(axis=db_axes))
+
+    parts = _run_blocks(block, _blocks(n, f * math.prod(lead)), n * f * math.prod(lead))
+    dw, db = (parts[0][i].astype(np.float64) for i in (0, 1))
+    for pw, pb in parts[1:]:
+        dw += pw
+        db += pb
     ps, pdt = cache.param_shape, cache.weight.dtype
     per_param = 1 if cache.kind == "layer" else 2                     # trailing axes (F,) or (G, Cg)
     dw, db = (z.reshape(z.shape[:z.ndim - per_param] + (1, ps[-1])) for z in (dw, db))
@@ -624,71 +695,98 @@ def _backward_unfolded(g, cache: NormCache, *, out=None):
 
 @_small_buffers
 def _forward_layer(h, x, params, state, train=True, *, out=None, reuse=None):
-    """layer: per-row statistics by BLAS (x @ 1, then the centred rows' dot products), x_hat stored."""
+    """layer: per-row statistics by BLAS, x_hat stored, y = x_hat * weight + bias; one sweep of row blocks.
+
+    Per block, in cache: mean = x @ (1/F) (BLAS read), x_hat = x - mean (write), sum x_hat^2 and the mean
+    x_hat missed (two BLAS reads), x_hat *= inv_std (write), y = x_hat w + b (two writes): three reads and
+    four writes, the least for a two-pass (centred, so float32-safe) variance, a stored x_hat and an
+    affine map of two-operand ufuncs. The per-row arithmetic stays in the input dtype.
+    """
     x = _as_input(x)
     n, f = x.shape[-2:]
     w, b = _params("layer", params, f)
     lead = _prefix(x, w.shape)
     dt = x.dtype
     xh = _buffer(reuse, "data", x.shape, dt)
-    inv_std = np.empty(x.shape[:-1] + (1,))
+    inv_std = np.empty(x.shape[:-1] + (1,), dtype=dt)
     y = _check_out(out, lead + (n, f), dt)
-    ones = _ones(f, dt.str)
+    mean_of = _fill(f, 1.0 / f, dt.str)
     affine = _ChannelBlocks(1, [w[..., None].astype(dt), b[..., None].astype(dt)])
     xh_f, y_f = xh.reshape(x.shape + (1,)), y.reshape(y.shape + (1,))
-    tiny = np.finfo(dt).eps
-    for blk in _blocks(n, f * int(np.prod(lead))):
+    eps, tiny = dt.type(h["eps"]), np.finfo(dt).eps
+
+    def block(blk, work):
         k = (Ellipsis, blk, slice(None))
-        hb = np.subtract(x[k], (np.matmul(x[k], ones) / dt.type(f))[..., None], out=xh[k])
-        sq = np.vecdot(hb, hb).astype(np.float64) / f
-        resid = np.matmul(hb, ones).astype(np.float64) / f          # what the first mean missed
-        isd = 1.0 / np.sqrt(np.maximum(sq - resid * resid, 0.0) + h["eps"])
-        inv_std[k] = isd[..., None]
-        np.multiply(hb, isd.astype(dt)[..., None], out=hb)
-        fix = resid * isd
-        fix[np.abs(fix) <= tiny] = 0.0                               # row by row, so samples stay independent
-        if fix.any():
-            np.subtract(hb, fix.astype(dt)[..., None], out=hb)
+        xb = x[k]
+        hb = np.subtract(xb, np.matmul(xb, mean_of)[..., None], out=xh[k])
+        var = np.vecdot(hb, hb)
+        var *= mean_of[0]
+        resid = np.matmul(hb, mean_of)                               # what the first mean missed
+        var -= resid * resid
+        np.maximum(var, 0, out=var)
+        var += eps
+        isd = inv_std[k]
+        np.sqrt(var[..., None], out=isd)
+        np.divide(1, isd, out=isd)
+        np.multiply(hb, isd, out=hb)
+        resid *= isd[..., 0]
+        resid[np.abs(resid) <= tiny] = 0                             # row by row, so samples stay independent
+        if resid.any():
+            np.subtract(hb, resid[..., None], out=hb)
         (hw, yb), (ww, bw) = affine(blk, xh_f, y_f)
         np.multiply(hw, ww, out=yb)
         np.add(yb, bw, out=yb)
-    cache = NormCache("layer", xh, inv_std, 0.0, w, w.shape, y.shape, True, (f, 1),
-                      scratch=getattr(reuse, "scratch", None))
+
+    _run_blocks(block, _blocks(n, f * math.prod(lead)), n * f * math.prod(lead))
+    cache = NormCache("layer", xh, inv_std, 0.0, w, w.shape, y.shape, True, (f, 1))
     return y, cache
 
 
 @_small_buffers
 def _backward_layer(g, cache: NormCache, *, out=None):
-    """dx = inv_std (g_hat - mean g_hat - x_hat mean(g_hat x_hat)): g_hat = g * weight on widened rows, row sums by
-    BLAS; dweight = sum_n g x_hat (einsum), dbias = 1 @ g."""
+    """dx = inv_std (g w - (sum(g w) + x_hat sum(g w x_hat)) / F); dweight = sum_n g x_hat, dbias = sum_n g.
+
+    Per block, in cache: P = g x_hat (write); four BLAS reads give sum_f g w = g @ w, sum_f g w x_hat =
+    P @ w, and the block's parts of dweight = 1 @ P and dbias = 1 @ g; then dx in five writes (x_hat k,
+    + c, g w, its inv_std scale, the difference). Each product the formula has is formed once.
+    """
     xh, inv_std = cache.data, cache.inv_std
     dt = xh.dtype
     n, f = cache.out_shape[-2:]
     lead = cache.out_shape[:-2]
     ga = np.asarray(g).reshape(cache.out_shape)
     dx = _check_out(out, cache.out_shape, dt)
-    blocks = _blocks(n, f * int(np.prod(lead)))
-    want = lead + (blocks[0].stop - blocks[0].start, f)
-    tmp = cache.scratch
-    if tmp is None or tmp.shape != want or tmp.dtype != dt:
-        tmp = cache.scratch = np.empty(want, dtype=dt)
-    ones, inv_f = _ones(f, dt.str), dt.type(1.0 / f)
-    g_hat = _ChannelBlocks(1, [cache.weight[..., None].astype(dt)])
-    g_f, dx_f = ga.reshape(ga.shape + (1,)), dx.reshape(dx.shape + (1,))
-    dw = db = 0.0
-    for blk in blocks:
+    weight = cache.weight.reshape(cache.param_shape).astype(dt, copy=False)
+    w_col = np.swapaxes(weight, -1, -2)                              # prefix + (F, 1): g @ w per row
+    g_hat = _ChannelBlocks(1, [weight[..., None]])
+    g_f = ga.reshape(ga.shape + (1,))
+    inv_f = dt.type(1.0 / f)
+
+    def block(blk, work):
         k = (Ellipsis, blk, slice(None))
-        gb, hb, ds = ga[k], xh[k], dx[k]
-        (gw, dxw), (ww,) = g_hat(blk, g_f, dx_f)
-        np.multiply(gw, ww, out=dxw)
-        s1 = (np.matmul(ds, ones) * inv_f)[..., None]
-        s2 = (np.vecdot(ds, hb) * inv_f)[..., None]
-        tb = np.multiply(hb, s2, out=tmp[..., :blk.stop - blk.start, :])
-        np.subtract(ds, tb, out=ds)
-        np.subtract(ds, s1, out=ds)
-        np.multiply(ds, inv_std[k].astype(dt), out=ds)
-        dw = dw + np.einsum("...nf,...nf->...f", gb, hb).astype(np.float64)
-        db = db + np.matmul(_ones(gb.shape[-2], dt.str), gb).astype(np.float64)
+        gb, hb, db, isd = ga[k], xh[k], dx[k], inv_std[k]
+        p = np.multiply(gb, hb, out=_work(work, "p", np.broadcast_shapes(gb.shape, hb.shape), dt))
+        s1 = np.matmul(gb, w_col)                                    # sum_f g w, (..., B, 1)
+        s2 = np.matmul(p, w_col)                                     # sum_f g w x_hat
+        dw, dbias = _col_partial(p), _col_partial(gb)
+        s1 *= inv_f
+        s1 *= isd
+        s2 *= inv_f
+        s2 *= isd
+        np.multiply(hb, s2, out=db)
+        db += s1
+        (gw,), (ww,) = g_hat(blk, g_f)
+        np.multiply(gw, ww, out=p.reshape(gw.shape))                 # p = g w now (p has g's shape)
+        p *= isd
+        np.subtract(p, db, out=db)
+        return dw, dbias
+
+    parts = _run_blocks(block, _blocks(n, f * math.prod(lead)), n * f * math.prod(lead))
+    dw = parts[0][0].astype(np.float64)
+    db = parts[0][1].astype(np.float64)
+    for pw, pb in parts[1:]:
+        dw += pw
+        db += pb
     ps, pdt = cache.param_shape, cache.weight.dtype
     dw, db = (z[..., None, :] for z in (dw, db))
     return dx, {"weight": _reduce_to(dw, ps, pdt), "bias": _reduce_to(db, ps, pdt)}

@@ -1,9 +1,12 @@
 """Optimizers with torch.optim's names, defaults and update rules, as explicit-state init/step pairs.
 
-An optimizer is ``Optimizer(name, hyper, init, step)``:
+An optimizer is ``Optimizer(name, hyper, init, step, words_per_param)``:
 
     state = opt.init(params)                 # params: list of float arrays
     state = opt.step(params, grads, state)   # params and the state's arrays are updated IN PLACE
+
+``opt.bytes_per_param(np.float32)`` is what one step must move per parameter element (28 for Adam: read p,
+g, m, v; write p, m, v), the figure a bandwidth fraction divides by.
 
 The state is a NamedTuple (step count + lists of arrays named as torch's ``optimizer.state`` keys, plus a
 ``scratch`` list of work buffers whose contents mean nothing between steps), so a step allocates no
@@ -27,16 +30,35 @@ from typing import NamedTuple
 import numpy as np
 
 from dlbench.errors import DlbenchError
+from dlbench.nn.parallel import parts_for, run_parts, split
 from dlbench.registry import Registry
 
 Hyper = float | np.ndarray
 
 
 class Optimizer(NamedTuple):
+    """One optimizer with its hyperparameters bound.
+
+    words_per_param: parameter-sized arrays one step reads plus writes, per element of a parameter: p and g
+    read, p written, and each state array it keeps (momentum buffer, moments, ...) read and written, so
+    3 + 2 * (state arrays). It is what a step must move at the least; `bytes_per_param` turns it into bytes.
+    Every factory states it: the field has no default.
+    """
+
     name: str
     hyper: dict
     init: Callable  # init(params) -> state
     step: Callable  # step(params, grads, state) -> state
+    words_per_param: int
+
+    def bytes_per_param(self, dtype=np.float32) -> int:
+        """Bytes one step moves per parameter element of `dtype`: words_per_param * itemsize."""
+        return self.words_per_param * np.dtype(dtype).itemsize
+
+
+def _words(state_arrays: int) -> int:
+    """words_per_param of a step keeping `state_arrays` parameter-sized arrays (see Optimizer)."""
+    return 3 + 2 * state_arrays
 
 
 class SGDState(NamedTuple):
@@ -104,13 +126,16 @@ def _cast(h: Hyper, dtype) -> Hyper:
     return h if h.__class__ is float else h.astype(dtype, copy=False)
 
 
-def _has_arrays(*hs) -> bool:
-    return any(isinstance(h, np.ndarray) for h in hs)
-
-
-def _for_dtype(consts: tuple, dtype) -> tuple:
-    """Per-step constants in a param's dtype: float32 params with float64 hyper arrays would run a slow mixed loop."""
-    return consts if dtype == np.float64 else tuple(_cast(c, dtype) for c in consts)
+def _for_dtype(consts: tuple, dtype, zero_d: bool = False) -> tuple:
+    """Per-step constants as ufunc operands of a param's dtype: float32 params with float64 hyper arrays would
+    run a slow mixed loop. With `zero_d`, scalars too become 0-d arrays: a ufunc call takes one in a third of
+    the time a Python float costs (~0.3 against ~0.9 us), which pays when each is used once per block.
+    Flags (bools) pass through."""
+    if zero_d:
+        return tuple(c if isinstance(c, bool) else np.asarray(c, dtype=dtype) for c in consts)
+    if dtype == np.float64:
+        return consts
+    return tuple(c.astype(dtype, copy=False) if isinstance(c, np.ndarray) else c for c in consts)
 
 
 def _sqrt(h: Hyper) -> Hyper:
@@ -147,27 +172,38 @@ def _scratch(params: list[np.ndarray], k: int) -> list[np.ndarray]:
     return [np.empty((k, *p.shape), dtype=p.dtype) for p in params]
 
 
-#: Elements per block when a large update is run block by block.
+#: Elements per block when a large update is run block by block. A block of Adam's six arrays (1.5 MB in
+#: float32) overflows a 1 MiB private cache, but smaller blocks lose more to NumPy's per-call cost (~0.3 us
+#: a ufunc call, a dozen calls a block) than they gain: 16k-element blocks measured 15-25 % slower.
 BLOCK = 65536
 
 
-def _run(kernel: Callable, arrays: tuple, consts: tuple) -> None:
+def _run(kernel: Callable, arrays: Sequence, consts: tuple, scratch: Sequence[int]) -> None:
     """kernel(arrays, consts) on whole arrays, or over BLOCK-element pieces of their flat views.
 
     An update makes 10-14 passes over its arrays; once they outgrow the cache (>= 4 blocks) each pass
-    streams from memory, so same-shape C-contiguous arrays with scalar constants go block by block
-    (1e6 float32 Adam: 3.1 -> 2.0 ms on the project's machine kind).
+    would stream from memory, so same-shape C-contiguous arrays with scalar constants go block by block:
+    each block's passes then run in cache and only its first read and last write reach memory (Adam over
+    1e7 float32 parameters: half the time of whole-array passes). The arrays at positions `scratch` (work arrays) are replaced by block-sized ones, reused
+    from block to block. Under `kernel_threads(n)` the blocks are dealt out in n contiguous runs; blocks are
+    independent, so the result is the same for every n.
     """
     p = arrays[0]
     n = p.size
-    if n < 4 * BLOCK or any(c.__class__ is np.ndarray for c in consts) or not all(
+    if n < 4 * BLOCK or any(isinstance(c, np.ndarray) for c in consts) or not all(
             a.shape == p.shape and a.flags.c_contiguous for a in arrays):
-        kernel(arrays, consts)
+        kernel(arrays, _for_dtype(consts, p.dtype))
         return
+    consts = _for_dtype(consts, p.dtype, zero_d=True)
     flat = [a.reshape(-1) for a in arrays]
-    for i in range(0, n, BLOCK):
-        j = i + BLOCK
-        kernel([f[i:j] for f in flat], consts)
+
+    def run(part: slice) -> None:
+        work = {i: np.empty(BLOCK, dtype=arrays[i].dtype) for i in scratch}
+        for i in range(part.start, part.stop, BLOCK):
+            j = min(i + BLOCK, part.stop)
+            kernel([work[k][: j - i] if k in work else f[i:j] for k, f in enumerate(flat)], consts)
+
+    run_parts(run, split(n, parts_for(n), BLOCK))
 
 
 # --------------------------------------------------------------------------- SGD
@@ -189,7 +225,6 @@ def _sgd(name, lr, momentum, dampening, weight_decay, nesterov) -> Optimizer:
     keep = 1.0 - damp
     use_damp = _nonzero(damp)
     lr_mu = lr * mu
-    arrays = _has_arrays(lr, mu, keep, wd, lr_mu)
 
     def init(params):
         params = _check_params(name, params, hyper)
@@ -201,45 +236,45 @@ def _sgd(name, lr, momentum, dampening, weight_decay, nesterov) -> Optimizer:
         c_lr, c_mu, c_keep, c_wd, c_lr_mu, first = C
         if use_wd:
             np.multiply(p, c_wd, s)
-            s += g
+            np.add(s, g, out=s)
             g = s
         if use_mom:
             buf = A[3]
             if first:
                 np.copyto(buf, g)
             else:
-                buf *= c_mu
+                np.multiply(buf, c_mu, out=buf)
                 if use_damp:
                     np.multiply(g, c_keep, s)
-                    buf += s
+                    np.add(buf, s, out=buf)
                 else:
-                    buf += g
+                    np.add(buf, g, out=buf)
             if nesterov:
                 if g is s:  # p -= lr*g + lr*mu*buf, in two passes so one scratch suffices
-                    s *= c_lr
-                    p -= s
+                    np.multiply(s, c_lr, out=s)
+                    np.subtract(p, s, out=p)
                     np.multiply(buf, c_lr_mu, s)
                 else:
                     np.multiply(buf, c_mu, s)
-                    s += g
-                    s *= c_lr
-                p -= s
+                    np.add(s, g, out=s)
+                    np.multiply(s, c_lr, out=s)
+                np.subtract(p, s, out=p)
                 return
             g = buf
         np.multiply(g, c_lr, s)
-        p -= s
+        np.subtract(p, s, out=p)
 
     def step(params, grads, state):
         t = state.step + 1
         bufs = state.momentum_buffer
         consts = (lr, mu, keep, wd, lr_mu)
         for i, p in enumerate(params):
-            c = _for_dtype(consts, p.dtype) if arrays else consts
+            c = consts
             A = (p, grads[i], state.scratch[i][0], bufs[i]) if use_mom else (p, grads[i], state.scratch[i][0])
-            _run(kernel, A, (*c, t == 1))
+            _run(kernel, A, (*c, t == 1), (2,))
         return SGDState(t, bufs, state.scratch)
 
-    return Optimizer(name, hyper, init, step)
+    return Optimizer(name, hyper, init, step, _words(int(use_mom)))
 
 
 @OPTIMIZERS.register("sgd")
@@ -254,6 +289,8 @@ def sgd(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False) 
 
     Nesterov as reformulated by Sutskever, Martens, Dahl & Hinton (2013); it needs momentum > 0 and
     dampening = 0. Without momentum no buffer is kept and p <- p - lr * g.
+
+    Passes per block: 2 (lr * g, subtract); momentum adds 2 (3 with dampening), nesterov 2, weight decay 2.
     """
     return _sgd("sgd", lr, momentum, dampening, weight_decay, nesterov)
 
@@ -283,6 +320,7 @@ def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0
         p <- p - clr * g / (sqrt(sum) + eps)
 
     Under a constant gradient the step is clr / sqrt(t): the accumulated sum only grows, so steps shrink.
+    Passes per block: 7 (g^2, sum +=, sqrt, + eps, divide, scale, subtract), two more with weight decay.
     """
     name = "adagrad"
     lr = _hyper(name, "lr", lr)
@@ -292,7 +330,6 @@ def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0
     eps = _hyper(name, "eps", eps)
     hyper = dict(lr=lr, lr_decay=lr_decay, weight_decay=wd, initial_accumulator_value=acc0, eps=eps)
     use_wd = _nonzero(wd)
-    arrays = _has_arrays(lr, lr_decay, wd, eps)
 
     def init(params):
         params = _check_params(name, params, hyper)
@@ -307,15 +344,15 @@ def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0
         if use_wd:
             gw = A[4]
             np.multiply(p, c_wd, gw)
-            gw += g
+            np.add(gw, g, out=gw)
             g = gw
         np.multiply(g, g, s)
-        ssum += s
+        np.add(ssum, s, out=ssum)
         np.sqrt(ssum, s)
-        s += c_eps
+        np.add(s, c_eps, out=s)
         np.divide(g, s, s)
-        s *= c_clr
-        p -= s
+        np.multiply(s, c_clr, out=s)
+        np.subtract(p, s, out=p)
 
     def step(params, grads, state):
         t = state.step + 1
@@ -323,10 +360,10 @@ def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0
         for i, p in enumerate(params):
             sc = state.scratch[i]
             A = (p, grads[i], state.sum[i], sc[0], sc[1]) if use_wd else (p, grads[i], state.sum[i], sc[0])
-            _run(kernel, A, _for_dtype(consts, p.dtype) if arrays else consts)
+            _run(kernel, A, consts, (3, 4) if use_wd else (3,))
         return AdagradState(t, state.sum, state.scratch)
 
-    return Optimizer(name, hyper, init, step)
+    return Optimizer(name, hyper, init, step, _words(1))
 
 
 # --------------------------------------------------------------------------- RMSprop
@@ -344,6 +381,7 @@ def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, cente
         else:          p <- p - lr * g / avg
 
     The centered variance is clamped at 0 before the sqrt (rounding can make it -1e-17, where torch gives nan).
+    Passes per block: 9 (square_avg in 4, then sqrt, + eps, divide, scale, subtract); momentum adds 2, centered 6.
     """
     name = "rmsprop"
     lr = _hyper(name, "lr", lr)
@@ -355,7 +393,6 @@ def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, cente
     hyper = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=wd, momentum=mu, centered=centered)
     use_wd, use_mom = _nonzero(wd), _nonzero(mu)
     consts = (lr, alpha, 1.0 - alpha, eps, wd, mu)
-    arrays = _has_arrays(*consts)
 
     def init(params):
         params = _check_params(name, params, hyper)
@@ -376,33 +413,33 @@ def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, cente
             gw = A[k]
             k += 1
             np.multiply(p, c_wd, gw)
-            gw += g
+            np.add(gw, g, out=gw)
             g = gw
         np.multiply(g, g, s)
-        s *= c_keep
-        sq *= c_alpha
-        sq += s
+        np.multiply(s, c_keep, out=s)
+        np.multiply(sq, c_alpha, out=sq)
+        np.add(sq, s, out=sq)
         if centered:
             ga = A[-1]
             np.subtract(g, ga, s)  # torch's lerp: ga + (1 - alpha) * (g - ga)
-            s *= c_keep
-            ga += s
+            np.multiply(s, c_keep, out=s)
+            np.add(ga, s, out=ga)
             np.multiply(ga, ga, s)
             np.subtract(sq, s, s)
             np.maximum(s, 0.0, out=s)
             np.sqrt(s, s)
         else:
             np.sqrt(sq, s)
-        s += c_eps
+        np.add(s, c_eps, out=s)
         np.divide(g, s, s)
         if use_mom:
             buf = A[k]
-            buf *= c_mu
-            buf += s
+            np.multiply(buf, c_mu, out=buf)
+            np.add(buf, s, out=buf)
             np.multiply(buf, c_lr, s)
         else:
-            s *= c_lr
-        p -= s
+            np.multiply(s, c_lr, out=s)
+        np.subtract(p, s, out=p)
 
     def step(params, grads, state):
         for i, p in enumerate(params):
@@ -414,10 +451,10 @@ def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, cente
                 A.append(state.momentum_buffer[i])
             if centered:
                 A.append(state.grad_avg[i])
-            _run(kernel, A, _for_dtype(consts, p.dtype) if arrays else consts)
+            _run(kernel, A, consts, (3, 4) if use_wd else (3,))
         return RMSpropState(state.step + 1, state.square_avg, state.momentum_buffer, state.grad_avg, state.scratch)
 
-    return Optimizer(name, hyper, init, step)
+    return Optimizer(name, hyper, init, step, _words(1 + int(use_mom) + int(centered)))
 
 
 # --------------------------------------------------------------------------- Adam / AdamW
@@ -436,7 +473,6 @@ def _adam(name, lr, betas, eps, weight_decay, amsgrad, bias_correction, decouple
     l2 = use_wd and not decoupled
     keep1, keep2 = 1.0 - b1, 1.0 - b2
     decay = 1.0 - lr * wd
-    arrays = _has_arrays(lr, b1, b2, eps, wd)
 
     def init(params):
         params = _check_params(name, params, hyper)
@@ -454,28 +490,28 @@ def _adam(name, lr, betas, eps, weight_decay, amsgrad, bias_correction, decouple
         c_keep1, c_keep2, c_b2, c_eps, c_coef, c_wd, c_decay = C
         if decoupled:
             if use_wd:
-                p *= c_decay
+                np.multiply(p, c_decay, out=p)
         elif l2:
             gw = A[5]
             np.multiply(p, c_wd, gw)
-            gw += g
+            np.add(gw, g, out=gw)
             g = gw
         np.subtract(g, m, s)  # torch's lerp: m + (1 - beta1) * (g - m)
-        s *= c_keep1
-        m += s
+        np.multiply(s, c_keep1, out=s)
+        np.add(m, s, out=m)
         np.multiply(g, g, s)
-        s *= c_keep2
-        v *= c_b2
-        v += s
+        np.multiply(s, c_keep2, out=s)
+        np.multiply(v, c_b2, out=v)
+        np.add(v, s, out=v)
         if amsgrad:
             vmax = A[-1]
             np.maximum(vmax, v, out=vmax)
             v = vmax
         np.sqrt(v, s)
-        s += c_eps
+        np.add(s, c_eps, out=s)
         np.divide(m, s, s)
-        s *= c_coef
-        p -= s
+        np.multiply(s, c_coef, out=s)
+        np.subtract(p, s, out=p)
 
     def step(params, grads, state):
         t = state.step + 1
@@ -495,10 +531,10 @@ def _adam(name, lr, betas, eps, weight_decay, amsgrad, bias_correction, decouple
                 A += (sc[1],)
             if amsgrad:
                 A += (state.max_exp_avg_sq[i],)
-            _run(kernel, A, _for_dtype(consts, p.dtype) if arrays else consts)
+            _run(kernel, A, consts, (4, 5) if l2 else (4,))
         return AdamState(t, exp_avg, exp_avg_sq, state.max_exp_avg_sq, scratch)
 
-    return Optimizer(name, hyper, init, step)
+    return Optimizer(name, hyper, init, step, _words(2 + int(amsgrad)))
 
 
 @OPTIMIZERS.register("adam")
@@ -515,6 +551,12 @@ def adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
 
     With bias correction the first step is lr * g / (|g| + eps) ~ lr * sign(g); without it (m and v left
     biased towards their zero start) it is lr * (1 - beta1) / sqrt(1 - beta2) * sign(g), ~3.16 lr by default.
+
+    Passes per 64k-element block: 12. m takes 3 (torch's lerp: g - m, scale, add), v 4 (g^2, scale,
+    v * beta2, add), the step 5 (sqrt, + eps, divide, scale, subtract): with two-operand ufuncs every
+    product and sum of the update is its own pass, and the bias corrections are folded into two per-step
+    scalars (coef and eps_t) instead of two more passes. Only the block's first reads of p, g, m, v and
+    last writes of p, m, v reach memory: 28 bytes per float32 parameter (bytes_per_param).
     """
     return _adam("adam", lr, betas, eps, weight_decay, amsgrad, bias_correction, decoupled=False)
 

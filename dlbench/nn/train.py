@@ -1,8 +1,9 @@
 """Minibatch training of S replicas of an MLP at once, with per-replica data order, divergence and early stop.
 
 Replica s initialises from np.random.default_rng(seeds[s]) (MLP.init) and shuffles the training set each
-epoch with its own generator, default_rng(SeedSequence(seeds[s], spawn_key=(1,))); batches are gathered as
-(S, B, d), so every replica follows exactly the trajectory of a single-replica run with its seed, bit for bit.
+epoch with its own generator, default_rng(SeedSequence(seeds[s], spawn_key=(1,))), and draws its dropout masks
+from default_rng(SeedSequence(seeds[s], spawn_key=(2,))); batches are gathered as (S, B, d), so every replica
+follows exactly the trajectory of a single-replica run with its seed, bit for bit.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from dlbench.nn.optim import Optimizer, clip_grad_norm_, clip_grad_value_, get_o
 
 
 class Dataset(Protocol):
-    """What training needs of a data set (`dlbench.data.Dataset` is one): arrays, task and sizes."""
+    """What training needs of a data set (`dlbench.data.Dataset` is one): arrays, task and sizes. A sequence
+    set has X (n, T, F) and per-sample valid steps in lengths_train / lengths_test (n,) attributes; its model
+    takes `lengths=` in forward and says so with a true `takes_sequences` attribute."""
 
     name: str
     X_train: np.ndarray
@@ -95,11 +98,11 @@ def _targets(data: Dataset, loss_name: str | None, y: np.ndarray, dtype) -> np.n
 
 
 def evaluate(model: MLP, params: list, state, X: np.ndarray, y: np.ndarray, loss_fn: LossFn,
-             classification: bool) -> tuple[np.ndarray, np.ndarray]:
+             classification: bool, lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(loss (S,), accuracy (S,)) of every replica on the whole set (X, y), in eval mode; accuracy NaN if not
-    classification. One logit means a binary net (class 1 where the logit is > 0)."""
+    classification. One logit means a binary net (class 1 where the logit is > 0). lengths: a sequence set's."""
     with np.errstate(all="ignore"):
-        out, _ = model.forward(params, X, state, train=False)
+        out, _ = model.forward(params, X, state, train=False, **({} if lengths is None else {"lengths": lengths}))
         loss, _ = loss_fn(out, y)
         if not classification:
             return loss, np.full(loss.shape, np.nan)
@@ -159,6 +162,11 @@ def train(
                            f"needs {data.n_outputs}")
     if params[0].shape[0] != S:
         raise DlbenchError(f"params hold {params[0].shape[0]} replicas but {S} seeds were given")
+    lengths, lengths_test = getattr(data, "lengths_train", None), getattr(data, "lengths_test", None)
+    holds = "sequences" if np.ndim(data.X_train) == 3 else "vectors"
+    takes = "sequences" if getattr(model, "takes_sequences", False) else "vectors"
+    if holds != takes:
+        raise DlbenchError(f"data set {data.name!r} holds {holds} but the net takes {takes}")
 
     X = np.ascontiguousarray(data.X_train, dtype=model.dtype)
     y = _targets(data, loss_name, data.y_train, model.dtype)
@@ -171,8 +179,13 @@ def train(
     classification = data.task == "classification"
 
     shufflers = [np.random.default_rng(np.random.SeedSequence(int(s), spawn_key=(1,))) for s in seeds]
-    xb = np.empty((S, B, X.shape[1]), dtype=X.dtype)
+    # dropout's masks: one more stream per replica, so a replica's run does not depend on the others
+    droppers = ([np.random.default_rng(np.random.SeedSequence(int(s), spawn_key=(2,))) for s in seeds]
+                if getattr(model, "dropout", 0) > 0 else None)
+    xb = np.empty((S, B, *X.shape[1:]), dtype=X.dtype)
     yb = np.empty((S, B, *y.shape[1:]), dtype=y.dtype)
+    lb = None if lengths is None else np.empty((S, B), dtype=np.int64)
+    seq: dict = {}
     opt_state = optimizer.init(params)
     losses = np.full((S, total + 1), np.nan)
     diverged = np.zeros(S, dtype=bool)
@@ -183,8 +196,8 @@ def train(
     evals: list = []
 
     def record_eval(step: int) -> None:
-        tr = evaluate(model, params, state, X, y, loss_fn, classification)
-        te = evaluate(model, params, state, X_test, y_test, loss_fn, classification)
+        tr = evaluate(model, params, state, X, y, loss_fn, classification, lengths)
+        te = evaluate(model, params, state, X_test, y_test, loss_fn, classification, lengths_test)
         evals.append((step, *tr, *te))
 
     eval_at = {int(k) for k in eval_steps if k > 0}
@@ -202,7 +215,11 @@ def train(
                 idx = order[:, j * B:(j + 1) * B]
                 np.take(X, idx, axis=0, out=xb)
                 np.take(y, idx, axis=0, out=yb)
-                out, cache = model.forward(params, xb, state, train=True, reuse=True)
+                if lb is not None:
+                    seq = {"lengths": np.take(lengths, idx, out=lb)}
+                if droppers is not None:
+                    seq["rng"] = droppers
+                out, cache = model.forward(params, xb, state, train=True, reuse=True, **seq)
                 step_loss, g_out = loss_fn(out, yb)
                 losses[:, t] = step_loss
                 if initial is None:

@@ -1,23 +1,31 @@
-"""Measurements behind `dlbench activations`: the property table, the notes' table, dead relu layers, costs.
+"""Pure measurements behind `dlbench activations`: whole arrays in, numbers out, a Generator passed in.
 
-Pure functions over whole arrays (a Generator passed in); the experiment module records what they return.
-The notes' activation table (seed-notes.md, section 2.2) is kept here verbatim with the reading of each cell
-that the measured table is checked against.
+- Properties of one activation (A2): nonlinearity, output and derivative ranges, monotonicity, the mean
+  under N(0, 1) input beside its closed form.
+- Activations the registry does not hold, built from its kernels: sigmoid - 1/2 (A3, A12), c * relu (A6),
+  x^2 (A14); `net` puts any of them into a dlbench.nn.mlp.MLP.
+- Gradient flow in a net: per-layer factors of the backpropagated gradient (A6, A7), each unit's gate
+  (A8), units that block the gradient on every input (A13), one-signed updates (A3), gradient reversals
+  (A4).
+- Dead relu layers at init by Monte Carlo (A10) and the span of one hidden layer's units (A14).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
-from dlbench.nn.activations import SELU_ALPHA, SELU_SCALE, Activation
+from dlbench.nn.activations import (SELU_ALPHA, SELU_SCALE, Activation, get_activation, relu_backward,
+                                    relu_forward, sigmoid_forward)
+from dlbench.nn.mlp import MLP, MLPSpec
 
-# ---------------------------------------------------------------------------------------------------------
-# Evaluating one activation on probe inputs
-# ---------------------------------------------------------------------------------------------------------
+SATURATED = 0.01   # |f'| below this counts as saturated (A5)
 
+
+# ----------------------------------------------------------------------------- one activation on probe inputs
 
 def theta_for(act: Activation, dtype=np.float64) -> tuple:
     """The learnable parameters at their initial values (prelu's slope), shaped (1, 1); () otherwise."""
@@ -33,12 +41,10 @@ def slope_alpha(act: Activation) -> float | None:
     return None
 
 
-def forward_backward(act: Activation, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(y, dy/dx) for inputs X (n, pieces) -> y (n, 1): one unit fed by its k pieces; g = 1."""
-    theta = theta_for(act, X.dtype)
-    y = act.forward(X, *theta)
-    d = act.backward(X, y, np.ones_like(y), *theta)
-    return y, d
+def derivative(act: Activation, z: np.ndarray, theta: tuple = ()) -> np.ndarray:
+    """df/dz elementwise (for maxout: the gradient each piece receives for g = 1)."""
+    y = act.forward(z, *theta)
+    return act.backward(z, y, np.ones_like(y), *theta)
 
 
 def hyper_count(act: Activation) -> int:
@@ -50,19 +56,15 @@ def learned_count(act: Activation) -> int:
     return len(theta_for(act)) if act.init_params is not None else 0
 
 
-# ---------------------------------------------------------------------------------------------------------
-# A2: the measured properties
-# ---------------------------------------------------------------------------------------------------------
-
-#: The 1-D probe: a fine grid on [-50, 50] plus log-spaced points out to |x| = 1e4.
 def probe_grid() -> np.ndarray:
+    """The 1-D probe: a fine grid on [-50, 50] plus log-spaced points out to |x| = 1e4."""
     tail = np.logspace(-8, 4, 241)
     return np.unique(np.concatenate([np.linspace(-50.0, 50.0, 100_001), tail, -tail, [0.0]]))
 
 
 @dataclass(frozen=True)
 class Properties:
-    """What A2 measures for one activation (float64 inputs).
+    """What A2 measures of one activation (float64 inputs).
 
     nonlinearity: RMS residual of the best affine fit on [-5, 5]^k over the RMS deviation of f (0 = linear).
     out_low/out_high: output range along the diagonal x_1 = .. = x_k = t, |t| <= 1e4 (+-inf when unbounded).
@@ -84,6 +86,10 @@ class Properties:
     @property
     def d_sup(self) -> float:
         return max(abs(self.d_low), abs(self.d_high))
+
+    @property
+    def bounded(self) -> bool:
+        return math.isfinite(self.out_low) and math.isfinite(self.out_high)
 
 
 def nonlinearity(act: Activation, rng: np.random.Generator, n: int = 20_001) -> float:
@@ -116,13 +122,12 @@ def measure_properties(act: Activation, rng: np.random.Generator) -> Properties:
     """Range, derivative range, monotonicity and nonlinearity of `act`, measured in float64."""
     k = act.pieces
     t = probe_grid()
+    theta = theta_for(act)
     with np.errstate(all="ignore"):
-        y, _ = forward_backward(act, np.repeat(t[:, None], k, axis=1))
-        y = y.reshape(-1)
-        # Off the diagonal for k > 1, so maxout's pieces are not tied.
+        y = act.forward(np.repeat(t[:, None], k, axis=1), *theta).reshape(-1)
+        # off the diagonal for k > 1, so maxout's pieces are not tied
         X = t[:, None] + (rng.standard_normal((t.size, k)) if k > 1 else 0.0)
-        _, d = forward_backward(act, X)
-    d = d.reshape(-1)
+        d = derivative(act, X, theta).reshape(-1)
     d = d[np.isfinite(d)]
     distinct = np.unique(np.round(d, 12))
     return Properties(
@@ -137,6 +142,14 @@ def measure_properties(act: Activation, rng: np.random.Generator) -> Properties:
         hyper=hyper_count(act),
         learned=learned_count(act),
     )
+
+
+def is_bounded(act: Activation) -> bool:
+    """A finite output range on the probe grid (the forward pass only: cheaper than every property)."""
+    t = probe_grid()
+    with np.errstate(all="ignore"):
+        y = act.forward(np.repeat(t[:, None], act.pieces, axis=1), *theta_for(act)).reshape(-1)
+    return math.isfinite(_extent(t, y, -1)) and math.isfinite(_extent(t, y, +1))
 
 
 def output_moments(act: Activation, rng: np.random.Generator, n: int = 1 << 18, batches: int = 16,
@@ -183,146 +196,269 @@ def analytic_mean(act: Activation) -> float | None:
     return None
 
 
-def zero_centred(mean: float, rms: float) -> str:
-    """'yes' when |E f| <= 0.05 RMS(f), 'approximately' when <= 0.25 RMS(f), else 'no' (N(0,1) input)."""
-    r = abs(mean) / rms if rms > 0 else 0.0
-    return "yes" if r <= 0.05 else "approximately" if r <= 0.25 else "no"
+#: |E f| / RMS f under N(0, 1) input: at most ZERO_YES is zero-centred, at most ZERO_APPROX approximately.
+ZERO_YES, ZERO_APPROX = 0.05, 0.25
 
 
-# ---------------------------------------------------------------------------------------------------------
-# The notes' table, verbatim, and how each cell is read
-# ---------------------------------------------------------------------------------------------------------
-
-PROPERTIES = ("nonlinear", "zero-centred", "monotonic", "output range", "derivative", "hyperparameters", "cost")
-
-#: seed-notes.md section 2.2, columns 非线性 0均值 单调性 输出范围 导数 参数 计算. Empty strings are cells the
-#: notes leave blank (their marks did not survive); they are shown but not checked.
-NOTES_TABLE: dict[str, dict] = {
-    "ReLU": {"names": ("relu",), "cells": ("非线性", "", "", "0; 0~+∞", "0或1 (解决了梯度消失问题)", "", "简单")},
-    "ELU": {"names": ("elu",),
-            "cells": ("非线性", "近似", "", "-∞~0; 0~+∞ (解决神经元死亡问题)", "0~1", "超参", "复杂")},
-    "LReLU PReLU": {"names": ("leaky_relu", "prelu"),
-                    "cells": ("非线性", "近似", "", "-∞~0; 0~+∞ (解决神经元死亡问题)", "α相关", "超参", "简单")},
-    "maxout": {"names": ("maxout",), "cells": ("非线性", "可能", "可能", "无上下限", "w相关", "", "复杂,量大")},
-    "Sigmoid": {"names": ("sigmoid",), "cells": ("非线性", "", "", "0~1", "0~0.25", "", "复杂,耗时")},
-    "tanh": {"names": ("tanh",), "cells": ("非线性", "", "", "-1~1", "0~1", "", "复杂,耗时")},
-    "sin/cos": {"names": ("sin",), "cells": ("非线性", "", "", "-1~1", "-1~1", "", "复杂,耗时")},
-}
-
-INF = math.inf
-
-#: What each non-blank cell states, as a checkable value; None for cells that commit to nothing
-#: (可能 "maybe", w相关 "depends on w").
-_READING = {
-    "非线性": ("nonlinear", True),
-    "近似": ("zero", "approximately"),
-    "可能": None,
-    "0; 0~+∞": ("range", (0.0, INF)),
-    "-∞~0; 0~+∞ (解决神经元死亡问题)": ("range", (-INF, INF)),
-    "无上下限": ("range", (-INF, INF)),
-    "0~1": None,  # read per column below: output range (0, 1) or derivative (0, 1)
-    "-1~1": None,
-    "0或1 (解决了梯度消失问题)": ("set", (0.0, 1.0)),
-    "α相关": ("alpha_set", None),
-    "w相关": None,
-    "0~0.25": ("interval", (0.0, 0.25)),
-    "超参": ("hyper", True),
-    "简单": ("cost", "cheap"),
-    "复杂": ("cost", "costly"),
-    "复杂,量大": ("cost", "costly"),
-    "复杂,耗时": ("cost", "costly"),
-}
-
-#: English glosses of the notes' words, for the README and the evidence lines.
-GLOSS = {"非线性": "nonlinear", "近似": "approximately", "可能": "maybe", "无上下限": "no bounds",
-         "0或1": "0 or 1", "α相关": "depends on α", "w相关": "depends on w", "超参": "hyperparameter",
-         "简单": "simple", "复杂": "complex", "量大": "large amount", "耗时": "time-consuming",
-         "解决了梯度消失问题": "solves vanishing gradients", "解决神经元死亡问题": "solves dying neurons"}
+def centring(means: np.ndarray, squares: np.ndarray) -> np.ndarray:
+    """|E f| / RMS f per batch (0 for a function that is 0 everywhere)."""
+    rms = np.sqrt(squares)
+    with np.errstate(all="ignore"):
+        return np.where(rms > 0, np.abs(means) / np.where(rms > 0, rms, 1.0), 0.0)
 
 
-def notes_reading(prop: str, text: str):
-    """(kind, value) that a notes cell states for property `prop`; None when blank or non-committal."""
-    if not text:
-        return None
-    if text in ("0~1", "-1~1"):
-        lo = -1.0 if text.startswith("-") else 0.0
-        return ("range", (lo, 1.0)) if prop == "output range" else ("interval", (lo, 1.0))
-    return _READING[text]
+def zero_centred(ratio: float) -> str:
+    """'yes' when |E f| <= 0.05 RMS f, 'approximately' when <= 0.25 RMS f, else 'no' (N(0, 1) input)."""
+    return "yes" if ratio <= ZERO_YES else "approximately" if ratio <= ZERO_APPROX else "no"
 
 
-def notes_row_for(name: str) -> str | None:
-    for row, entry in NOTES_TABLE.items():
-        if name in entry["names"]:
-            return row
-    return None
+# ----------------------------------------------------------------------------- activations built from the kernels
+
+def centred_sigmoid() -> Activation:
+    """y = sigmoid(x) - 1/2 = tanh(x/2)/2: sigmoid's derivative everywhere, outputs centred on 0.
+
+    dx = g * (1/4 - y^2), since sigmoid' = s (1 - s) = (1/2 + y)(1/2 - y). LeCun, Bottou, Orr & Muller 1998.
+    """
+    def forward(x, out=None):
+        out = sigmoid_forward(x, out=out)
+        out -= 0.5
+        return out
+
+    def backward(x, y, g, out=None):
+        out = np.multiply(y, y, out=out)
+        np.subtract(0.25, out, out=out)
+        out *= g
+        return out
+
+    return Activation("sigmoid-1/2", forward, backward, MappingProxyType({}))
 
 
-def _same(a: float, b: float, tol: float = 1e-3) -> bool:
-    if math.isinf(a) or math.isinf(b):
-        return a == b
-    return abs(a - b) <= tol * max(1.0, abs(b))
+def scaled_relu(c: float) -> Activation:
+    """y = c * max(x, 0); dx = g * c [x > 0]: relu whose derivative on the active side is c (A6)."""
+    c = float(c)
+
+    def forward(x, out=None):
+        out = relu_forward(x, out=out)
+        out *= c
+        return out
+
+    def backward(x, y, g, out=None):
+        out = relu_backward(x, y, g, out=out)
+        out *= c
+        return out
+
+    return Activation(f"{c:g}*relu", forward, backward, MappingProxyType({}))
 
 
-def fmt_bound(v: float) -> str:
-    return "+∞" if v == INF else "-∞" if v == -INF else f"{v:.4g}"
+def square() -> Activation:
+    """y = x^2, dx = 2 x g: a nonlinear polynomial (Leshno et al. 1993: not a universal activation)."""
+    def forward(x, out=None):
+        return np.multiply(x, x, out=out)
+
+    def backward(x, y, g, out=None):
+        out = np.multiply(x, g, out=out)
+        out *= 2
+        return out
+
+    return Activation("square", forward, backward, MappingProxyType({}))
 
 
-def measured_text(prop: str, p: Properties, zero: str, cost: str | None, act: Activation) -> str:
-    """The measured value of one property, as a short stable string (no timing numbers)."""
-    if prop == "nonlinear":
-        return "yes" if p.nonlinearity > 1e-6 else "no"
-    if prop == "zero-centred":
-        return zero
-    if prop == "monotonic":
-        return "yes" if p.monotonic else "no"
-    if prop == "output range":
-        return f"{fmt_bound(p.out_low)} ~ {fmt_bound(p.out_high)}"
-    if prop == "derivative":
-        if p.d_values is not None:
-            return " or ".join(f"{v:.4g}" for v in p.d_values)
-        return f"{p.d_low:.4g} ~ {p.d_high:.4g}"
-    if prop == "hyperparameters":
-        return f"{p.hyper}" + (f" (+{p.learned} learned)" if p.learned else "")
-    if prop == "cost":
-        return cost or "not timed"
-    raise ValueError(prop)
+def activation(name: str) -> Activation:
+    """A registry activation by name, or one built here: 'sigmoid-1/2', 'square', '<c>*relu'."""
+    if name == "sigmoid-1/2":
+        return centred_sigmoid()
+    if name == "square":
+        return square()
+    if name.endswith("*relu"):
+        return scaled_relu(float(name[:-5]))
+    return get_activation(name)
 
 
-def agrees(prop: str, reading, p: Properties, zero: str, cost: str | None, act: Activation) -> bool | None:
-    """Whether the measured property matches what the notes' cell states; None when it is not checkable."""
-    if reading is None:
-        return None
-    kind, value = reading
-    if kind == "nonlinear":
-        return p.nonlinearity > 1e-6
-    if kind == "zero":
-        return zero in ("yes", "approximately")
-    if kind == "range":
-        return _same(p.out_low, value[0]) and _same(p.out_high, value[1])
-    if kind == "interval":
-        return _same(p.d_low, value[0]) and _same(p.d_high, value[1])
-    if kind == "set":
-        return p.d_values is not None and len(p.d_values) == len(value) and all(
-            _same(a, b) for a, b in zip(p.d_values, value))
-    if kind == "alpha_set":
-        a = slope_alpha(act)
-        want = tuple(sorted((a, 1.0))) if a is not None else None
-        return want is not None and p.d_values is not None and len(p.d_values) == 2 and all(
-            _same(x, w) for x, w in zip(p.d_values, want))
-    if kind == "hyper":
-        return p.hyper >= 1
-    if kind == "cost":
-        return None if cost is None else cost == value
-    raise ValueError(kind)
+def net(widths, acts, **spec) -> MLP:
+    """An MLP of `widths` whose hidden layers use `acts` (one Activation, a name, or one per hidden layer).
+
+    Activations outside the registry are put in place of an identity placeholder after construction; every
+    such activation is elementwise without learnable parameters, so the net's parameters are the same.
+    """
+    widths = tuple(int(w) for w in widths)
+    hidden = len(widths) - 2
+    acts = list(acts) if isinstance(acts, (list, tuple)) else [acts] * hidden
+    acts = [activation(a) if isinstance(a, str) else a for a in acts]
+    registered = [a.name if _registered(a) else "identity" for a in acts]
+    hypers = [dict(a.hyper) if _registered(a) else {} for a in acts]
+    m = MLP(MLPSpec(widths, activation=tuple(registered), activation_hyper=tuple(hypers), **spec))
+    m.activations = tuple(acts)
+    m.layers = [layer._replace(act=acts[i]) if layer.act is not None else layer for i, layer in enumerate(m.layers)]
+    return m
 
 
-# ---------------------------------------------------------------------------------------------------------
-# A10: dead relu layers at init
-# ---------------------------------------------------------------------------------------------------------
+def _registered(act: Activation) -> bool:
+    from dlbench.nn.activations import ACTIVATIONS
 
+    return act.name in ACTIVATIONS
+
+
+# ----------------------------------------------------------------------------- gradient flow at init (A5-A7)
+
+def saturated_share(act: Activation, z: np.ndarray) -> np.ndarray:
+    """Share of units with |f'(z)| < SATURATED, per leading index of z (..., N, W) -> (...)."""
+    with np.errstate(all="ignore"):
+        d = derivative(act, z)
+    return (np.abs(d) < SATURATED).mean(axis=(-2, -1))
+
+
+def backprop_profile(m: MLP, params: list, x: np.ndarray, g_out: np.ndarray) -> np.ndarray:
+    """std over batch and units of dL/dz_l (the gradient reaching each hidden layer's pre-activation),
+    per replica: (R, hidden layers), for L = sum(out * g_out)."""
+    with np.errstate(all="ignore"):
+        out, cache = m.forward(params, x)
+        g = np.broadcast_to(np.asarray(g_out, dtype=out.dtype), out.shape)
+        _, layer_grads = m.backward(params, cache, g, return_layer_grads=True)
+    return np.stack([d.reshape(d.shape[0], -1).std(axis=1) for d in layer_grads.pre], axis=-1)
+
+
+def layer_factor(profile: np.ndarray) -> np.ndarray:
+    """Per-layer factor of the backpropagated gradient, (std first / std last)^(1/(L-1)): < 1 it vanishes
+    towards the input, > 1 it explodes."""
+    steps = profile.shape[-1] - 1
+    with np.errstate(all="ignore"):
+        return np.exp(np.log(profile[..., 0] / profile[..., -1]) / steps)
+
+
+# ----------------------------------------------------------------------------- units that stop passing gradient
+
+def gates(m: MLP, params: list, X: np.ndarray) -> np.ndarray:
+    """Each hidden unit's gate: mean over the inputs X of |f'(z)|, the share of the gradient it passes back;
+    (R, all hidden units) with the layers side by side."""
+    with np.errstate(all="ignore"):
+        _, cache = m.forward(params, X, train=False)
+        out = []
+        for k, (z, h) in enumerate(zip(cache.pre, cache.post)):
+            theta = [params[i] for i in m.layers[k].theta]
+            d = m.activations[k].backward(z, h, np.ones_like(h), *theta)
+            out.append(np.abs(d).mean(axis=-2))
+    return np.concatenate(out, axis=-1)
+
+
+def died(gate0: np.ndarray, gate1: np.ndarray, fraction: float) -> np.ndarray:
+    """Per replica: the share of units alive at init (gate0 > 0) whose gate fell below `fraction` of it."""
+    alive = gate0 > 0
+    with np.errstate(all="ignore"):
+        return ((gate1 < fraction * gate0) & alive).sum(axis=-1) / alive.sum(axis=-1)
+
+
+@dataclass
+class DeadUnits:
+    """Per replica, for units judged on a data set: `some` units off (input <= 0) for at least one input,
+    `every` units off for all of them, and the largest full-batch update of an always-off unit relative to
+    the RMS unit update of its layer (NaN where no unit is always off)."""
+
+    some: np.ndarray
+    every: np.ndarray
+    blocked_update: np.ndarray
+
+    @property
+    def falsely_dead(self) -> np.ndarray:
+        """Among units off for some input, the share that are on for another (falsely dead)."""
+        with np.errstate(all="ignore"):
+            return (self.some - self.every) / self.some
+
+
+def dead_units(m: MLP, params: list, X: np.ndarray, y: np.ndarray, loss_fn) -> DeadUnits:
+    """Which hidden units are off on some or every input of (X, y), and what update the always-off ones get."""
+    with np.errstate(all="ignore"):
+        _, grads, cache = m.value_and_grad(params, X, y, loss_fn, train=False)
+    some, every, worst = 0, 0, np.full(params[0].shape[0], -np.inf)
+    for k, z in enumerate(cache.pre):
+        off = (z <= 0).mean(axis=-2)                         # (R, units): share of inputs where it is off
+        layer = m.layers[k]
+        update = np.sum(grads[layer.W].astype(np.float64) ** 2, axis=-2)
+        if layer.b is not None:
+            update += grads[layer.b][:, 0, :].astype(np.float64) ** 2
+        update = np.sqrt(update)
+        scale = np.sqrt(np.mean(update**2, axis=-1, keepdims=True))
+        with np.errstate(all="ignore"):
+            rel = np.where(off >= 1, update / scale, -np.inf)
+        worst = np.maximum(worst, np.nan_to_num(rel, nan=np.inf, neginf=-np.inf).max(axis=-1))
+        some = some + (off > 0).sum(axis=-1)
+        every = every + (off >= 1).sum(axis=-1)
+    worst = np.where(np.isneginf(worst), np.nan, worst)
+    return DeadUnits(np.asarray(some, float), np.asarray(every, float), worst)
+
+
+def batch_dead_gradient(m: MLP, cache, grads: list) -> tuple[float, int]:
+    """For units whose output is 0 on the whole batch: the largest |gradient| of their incoming weights and
+    bias (0 when dead units get no update), and how many such (replica, unit) pairs there were."""
+    worst, count = 0.0, 0
+    for k, h in enumerate(cache.post):
+        dead = (h == 0).all(axis=-2)                         # (R, units)
+        if not dead.any():
+            continue
+        layer = m.layers[k]
+        gW = np.abs(grads[layer.W]).max(axis=-2)             # (R, units)
+        if layer.b is not None:
+            gW = np.maximum(gW, np.abs(grads[layer.b][:, 0, :]))
+        worst = max(worst, float(gW[dead].max()))
+        count += int(dead.sum())
+    return worst, count
+
+
+# ----------------------------------------------------------------------------- the signs of updates (A3)
+
+def one_signed_share(dW: np.ndarray) -> np.ndarray:
+    """Share of units (columns of dW (R, fan_in, fan_out)) whose incoming-weight update has a single sign."""
+    one = ((dW >= 0).all(axis=-2) | (dW <= 0).all(axis=-2)) & (dW != 0).any(axis=-2)
+    return one.mean(axis=-1)
+
+
+def mixed_per_sample(h: np.ndarray, delta: np.ndarray) -> int:
+    """Count of (replica, sample, unit) whose per-sample update h_n delta_n^T has both signs over its inputs.
+
+    h (R, N, fan_in) the layer's input, delta (R, N, fan_out) dL/dz: update_ij = h_i delta_j, so with h >= 0
+    every column has the sign of delta_j (the algebra behind A3)."""
+    lo = np.minimum(h.min(axis=-1, keepdims=True) * delta, h.max(axis=-1, keepdims=True) * delta)
+    hi = np.maximum(h.min(axis=-1, keepdims=True) * delta, h.max(axis=-1, keepdims=True) * delta)
+    return int(((lo < 0) & (hi > 0)).sum())
+
+
+# ----------------------------------------------------------------------------- gradient reversals (A4)
+
+class ReversalCounter:
+    """A train callback: per replica, the steps whose gradient points against the previous step's
+    (cosine < 0) and the steps compared; a frozen (diverged) replica's zero gradient is not compared."""
+
+    def __init__(self, replicas: int):
+        self.prev: list | None = None
+        self.reversed = np.zeros(replicas)
+        self.compared = np.zeros(replicas)
+
+    @staticmethod
+    def _dot(a: list, b: list) -> np.ndarray:
+        return sum(np.einsum("ij,ij->i", x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1), dtype=np.float64)
+                   for x, y in zip(a, b))
+
+    def __call__(self, info) -> None:
+        g = info.grads
+        if self.prev is not None:
+            dot, n1, n2 = self._dot(g, self.prev), self._dot(g, g), self._dot(self.prev, self.prev)
+            ok = (n1 > 0) & (n2 > 0) & np.isfinite(dot)
+            self.reversed += ok & (dot < 0)
+            self.compared += ok
+            for p, a in zip(self.prev, g):
+                np.copyto(p, a)
+        else:
+            self.prev = [a.copy() for a in g]
+
+    @property
+    def share(self) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return self.reversed / self.compared
+
+
+# ----------------------------------------------------------------------------- A10: dead relu layers at init
 
 def dead_layer_analytic(width, depth):
-    """P(some layer of a zero-bias relu net is all-zero for one input) = 1 - (1 - 2^-W)^L.
+    """P(layer `depth` of a zero-bias relu net is all-zero for one input) = 1 - (1 - 2^-W)^L.
 
     Given a non-zero input h, each of the W units of the next layer is positive with probability 1/2
     independently (symmetric continuous weights, zero bias); a zero layer stays zero above it.
@@ -331,22 +467,31 @@ def dead_layer_analytic(width, depth):
     return -np.expm1(np.asarray(depth, dtype=float) * np.log1p(-np.exp2(-w)))
 
 
-def dead_relu_monte_carlo(width: int, depth: int, nets: int, inputs: int, rng: np.random.Generator) -> np.ndarray:
-    """dead[l, r, i]: input i of random zero-bias relu net r gives an all-zero layer among layers 1..l+1.
+def dead_relu_monte_carlo(width: int, depth: int, nets: int, inputs: int, rng: np.random.Generator,
+                          tied: bool = False) -> np.ndarray:
+    """dead[l, r, i]: input i of random zero-bias relu net r gives an all-zero layer l+1 (and so every layer
+    above it).
 
     `nets` nets of `depth` square hidden layers of `width` units at once (the net is an array axis), weights
-    uniform on (-1/2, 1/2) (any symmetric continuous law gives the same signs), inputs x ~ N(0, I_width),
-    `inputs` per net. With zero biases a zero layer stays zero, so dead[l] is also "layer l+1 is zero".
-    Activations are rescaled by their largest unit after every layer (signs are scale-free) to stay in range.
+    uniform on (-1/2, 1/2) (any symmetric continuous law gives the same signs), inputs x ~ N(0, I_width).
+    tied: every unit of a layer has the same incoming weights up to a positive scale (the units are not
+    independent: they are on or off together). Activations are rescaled by their largest unit after every
+    layer (signs are scale-free) to stay in range.
     """
     h = rng.standard_normal((nets, inputs, width), dtype=np.float32)
     w = np.empty((nets, width, width), dtype=np.float32)
+    col = np.empty((nets, width, 1), dtype=np.float32)
     z = np.empty_like(h)
     scale = np.empty((nets, inputs, 1), dtype=np.float32)
     dead = np.empty((depth, nets, inputs), dtype=bool)
     for l in range(depth):
-        rng.random(dtype=np.float32, out=w)
-        w -= 0.5
+        if tied:
+            rng.random(dtype=np.float32, out=col)
+            col -= 0.5
+            np.multiply(col, rng.random((nets, 1, width), dtype=np.float32) + np.float32(0.5), out=w)
+        else:
+            rng.random(dtype=np.float32, out=w)
+            w -= 0.5
         np.matmul(h, w, out=z)
         np.maximum(z, 0, out=h)
         np.max(h, axis=-1, keepdims=True, out=scale)
@@ -356,48 +501,110 @@ def dead_relu_monte_carlo(width: int, depth: int, nets: int, inputs: int, rng: n
     return dead
 
 
-def wilson_interval(successes: float, n: float, z: float = 1.959963984540054) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion (well behaved at 0 and 1 successes)."""
-    if n <= 0:
-        return math.nan, math.nan
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    lo = 0.0 if successes <= 0 else max(0.0, centre - half)
-    hi = 1.0 if successes >= n else min(1.0, centre + half)
-    return lo, hi
+@dataclass(frozen=True)
+class WidthFit:
+    """log P(M) fitted over the widths M: as p^M (log P = a + M log p) and as 1/M (log P = a - log M)."""
+
+    p: float
+    rms_power: float     # RMS residual of log P for p^M
+    rms_inverse: float   # ... for 1/M
+    points: int
+
+    @property
+    def better(self) -> str:
+        if self.points < 3:
+            return "neither (too few widths with dead layers)"
+        return "p^M" if self.rms_power < self.rms_inverse else "1/M"
 
 
-def agresti_caffo_variance(p: float, n: float) -> float:
-    """Variance of a proportion for a difference interval, with Agresti & Caffo's one-success, one-failure add."""
-    pt = (p * n + 1) / (n + 2)
-    return pt * (1 - pt) / (n + 2)
+def fit_width_trend(widths, probs, counts, min_count: int = 5) -> WidthFit:
+    """Fit P over widths where at least `min_count` dead layers were seen (so log P is measured)."""
+    M = np.asarray(widths, dtype=float)
+    P = np.asarray(probs, dtype=float)
+    keep = np.asarray(counts) >= min_count
+    M, logP = M[keep], np.log(P[keep])
+    if M.size < 2:
+        return WidthFit(math.nan, math.nan, math.nan, int(M.size))
+    slope, icept = np.polyfit(M, logP, 1)
+    rms_power = float(np.sqrt(np.mean((logP - (icept + slope * M)) ** 2)))
+    a = float(np.mean(logP + np.log(M)))
+    rms_inverse = float(np.sqrt(np.mean((logP - (a - np.log(M))) ** 2)))
+    return WidthFit(float(np.exp(slope)), rms_power, rms_inverse, int(M.size))
 
 
-# ---------------------------------------------------------------------------------------------------------
-# A1: one activation per layer versus one per unit
-# ---------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------- A14: the span of one hidden layer
+
+TARGETS = {"abs": np.abs, "sin3x": lambda x: np.sin(3 * x)}
+DOMAIN = 2.0          # inputs on [-2, 2]
+SLOPE_STD = 3.0       # hidden weights ~ N(0, 3^2): a unit turns over about a third of the domain
+CENTRES = 2.5         # each unit's centre (where w (x - c) = 0) uniform on [-2.5, 2.5]
+RIDGE = 1e-8          # per training point, on the output weights
 
 
-def mixed_units(acts: list[Activation], width: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """A random assignment of `width` units to the activations, balanced: the unit indices of each."""
-    labels = rng.permutation(np.arange(width) % len(acts))
-    return [np.flatnonzero(labels == i) for i in range(len(acts))]
+def span_errors(act: Activation, target: str, widths, rng: np.random.Generator, n: int = 512,
+                ridge: float = RIDGE) -> np.ndarray:
+    """Relative test MSE (MSE / Var target) of the best fit by one hidden layer of `act` units with random
+    weights and a least-squares output layer (with bias), at each width; the units of a narrower layer are
+    the first units of the widest one, so the errors are nested.
 
-
-def mixed_forward(z: np.ndarray, acts: list[Activation], thetas: list[tuple], units: list[np.ndarray],
-                  out: np.ndarray) -> np.ndarray:
-    """Each unit its own activation: gather the columns of each activation, apply it, scatter them back."""
-    for act, theta, idx in zip(acts, thetas, units):
-        out[:, idx] = act.forward(z[:, idx], *theta)
+    Units f(w (x - c)) with w ~ N(0, SLOPE_STD^2) and c ~ U(-CENTRES, CENTRES); x train and test ~ U(-2, 2),
+    n of each. The output weights minimise |A v - y|^2 + ridge * n * |v|^2: a tiny ridge keeps two units
+    that turn between the same two training points from fitting a spike there.
+    """
+    f = TARGETS[target]
+    x_train = rng.uniform(-DOMAIN, DOMAIN, n)
+    x_test = rng.uniform(-DOMAIN, DOMAIN, n)
+    top = max(widths)
+    w = rng.normal(0.0, SLOPE_STD, top)
+    c = rng.uniform(-CENTRES, CENTRES, top)
+    y_train, y_test = f(x_train), f(x_test)
+    out = np.empty(len(widths))
+    for i, width in enumerate(widths):
+        def features(x):
+            H = act.forward(w[:width] * (x[:, None] - c[:width]))
+            return np.column_stack([np.ones(x.size), H])
+        A = features(x_train)
+        k = A.shape[1]
+        coef, *_ = np.linalg.lstsq(np.vstack([A, math.sqrt(ridge * n) * np.eye(k)]),
+                                   np.concatenate([y_train, np.zeros(k)]), rcond=None)
+        err = features(x_test) @ coef - y_test
+        out[i] = float(np.mean(err**2) / np.var(y_test))
     return out
 
 
-def sorted_forward(zt: np.ndarray, acts: list[Activation], thetas: list[tuple], bounds: list[tuple[int, int]],
-                   out: np.ndarray) -> np.ndarray:
-    """The same mixed layer with its units sorted by activation, unit-major (zt is (units, batch)): each
-    activation works on one contiguous block of rows, no gathers."""
-    for act, theta, (a, b) in zip(acts, thetas, bounds):
-        act.forward(zt[a:b], *theta, out=out[a:b])
-    return out
+# ----------------------------------------------------------------------------- A11: alpha against seed
+
+def alpha_seed_ratio(table: np.ndarray, rng: np.random.Generator, n_boot: int = 2000) -> tuple[float, float, float]:
+    """R = sqrt(mean over seeds of the variance over alphas) / sqrt(mean over alphas of the variance over
+    seeds) of table (alphas, seeds), every alpha run from the same seeds; with a percentile bootstrap interval
+    over seeds (columns resampled). Both variances are unbiased (ddof 1): like is compared with like."""
+    T = np.asarray(table, dtype=float)
+    T = T[:, np.isfinite(T).all(axis=0)]
+    S = T.shape[1]
+    if S < 3:
+        return math.nan, math.nan, math.nan
+
+    def ratio(t: np.ndarray) -> np.ndarray:   # t (..., alphas, seeds)
+        over_alpha = t.var(axis=-2, ddof=1).mean(axis=-1)
+        over_seed = t.var(axis=-1, ddof=1).mean(axis=-1)
+        with np.errstate(all="ignore"):
+            return np.sqrt(over_alpha / over_seed)
+
+    r = float(ratio(T))
+    boots = ratio(np.swapaxes(T[:, rng.integers(0, S, (n_boot, S))], 0, 1))
+    lo, hi = np.nanpercentile(boots, [2.5, 97.5])
+    return r, float(lo), float(hi)
+
+
+# ----------------------------------------------------------------------------- A12: steps to a target
+
+def steps_to(losses: np.ndarray, target: float, window: int) -> np.ndarray:
+    """Per replica, the first step at which the mean of the last `window` minibatch losses is at most
+    `target` (counted in updates), or -1 when it never is (losses (R, T); a NaN loss never counts)."""
+    L = np.where(np.isfinite(losses), losses, np.inf)
+    c = np.cumsum(np.concatenate([np.zeros((L.shape[0], 1)), L], axis=1), axis=1)
+    with np.errstate(invalid="ignore"):
+        ma = (c[:, window:] - c[:, :-window]) / window          # mean of losses t-window+1 .. t
+    hit = ma <= target
+    first = np.where(hit.any(axis=1), hit.argmax(axis=1) + window, -1)
+    return first

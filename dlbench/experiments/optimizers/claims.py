@@ -1,0 +1,777 @@
+"""The optimizers experiment's claim parts: each measures its claim on its own setting, at every point of
+the claim's nuisance grid and on its control, and records findings; the runner judges them.
+
+What each claim measures, its control, grid and threshold are in CLAIMS (the package); the numbers those
+texts name are the constants below. Every random number comes from ctx.rng under a name of its own.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from dlbench.experiments.base import RunContext
+from dlbench.experiments.optimizers import CLAIM_HOMES, CLAIMS, measured_claims
+from dlbench.experiments.optimizers import measure as ms
+from dlbench.experiments.optimizers.trajectories import (
+    CURVE_POINTS, ModelSurface, Track, build_optimizer, loglog_fit, make_surface, mlp_surface, path_of,
+    run_trajectories, sample_starts, search_lr,
+)
+from dlbench.stats import all_of, bootstrap_ci, finding, from_interval, wilson
+
+#: Starts of the claims on analytic surfaces (at least --seeds): more starts are nearly free there.
+MIN_STARTS = 16
+TWO = math.log10(2.0)
+
+# O0
+O0_DATA, O0_N, O0_STEPS, O0_LR, O0_BATCH = "spirals", 128, 600, 0.01, 64
+O0_LINE, O0_GRID = 41, 17            # points on the line; G x G points on the slice, over [-1, 1]^2
+O0_DEEP = "12x16"                    # the deep plain control net
+O0_BUMP, O0_MINIMA = 0.1, 2.0        # a rise below 10 % of the decrease; fewer than two local minima
+O0_RASTRIGIN_STEPS, O0_RASTRIGIN_LR = 300, 0.05
+# O1
+O1_TEACHER, O1_N, O1_STARTS, O1_ITERS = 3, 64, 32, 60
+O1_TRAIN = (0, 10, 100, 1000)        # Adam steps before the Newton search: starts spread along training
+O1_AT_MIN = 1e-3                     # a critical point within this loss of the lowest is at the minimum
+O1_MC_SAMPLES, O1_MC_N = 4000, 100
+# O2
+O2_DIM, O2_NOISE, O2_ESCAPE, O2_FASTER = 10, 0.01, -1.0, math.log10(1.5)
+# O3
+O3_STEPS, O3_CLIP, O3_SPIKE, O3_GAP, O3_THROWN = 300, 1.0, 1.0, TWO, 10.0
+O3_NO_CLIP = 1e300                   # "infinity": the clip functions take finite thresholds; none is reached
+O3_STARTS = 64                       # a throw lands anywhere: the final gap varies a lot from start to start
+# O4
+O4_STEPS, O4_TUNE = 500, 8
+#: lr grid in units of plain descent's stability limit 2/L: 6 per decade from 1e-3, and fine below the limit,
+#: where plain descent's best step lies on a canyon (2/(mu+L) = 2/L x kappa/(kappa+1))
+O4_GRID = tuple(sorted({*(float(x) for x in 10 ** (np.arange(-18, 0) / 6)), 0.8, 0.9, 0.95, 0.98, 0.99, 0.995}))
+O4_BETA = 0.9
+_O4_SCALE = {"best": 1.0, "best/2": 0.5}
+# O5, O6
+O5_KAPPA, O5_NOISE = 50.0, 3.0
+#: steps by (--quick, task): the quadratic costs little, and its late-run comparison needs the long run
+O5_STEPS = {False: {"noisy quadratic": 2000, "minibatch mlp": 1500},
+            True: {"noisy quadratic": 2000, "minibatch mlp": 800}}
+#: the minibatch task: a relu student on a relu teacher's outputs with label noise, so that minibatch
+#: gradients keep a stationary scale once the student sits at the noise floor
+O5_MLP = {"dim": 4, "teacher": 8, "label_noise": 0.3, "widths": (4, 16, 1), "n_train": 256, "batch": 16}
+O7_MLP = {"widths": (2, 16, 16, 2), "data": "spirals", "n_train": 256, "batch": 16}
+O5_GRID = {"noisy quadratic": (1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
+           "minibatch mlp": (1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3)}
+O5_EQUAL, O5_SLOPE, O6_SLOPE_GAP = 0.5, 0.25, 0.25
+O5_STARTS = 64                       # the noisy quadratic's late drop is noisy: more starts than the others
+O6_MEMORY = 100                      # the control's RMSProp remembers 100x the run: alpha = 1 - 1/(100 T)
+O5_TUNE = {"noisy quadratic": 8, "minibatch mlp": 2}
+# O7
+O7_STEPS, O7_EARLY, O7_BETA1, O7_EPS = {False: 500, True: 300}, 10, 0.9, 1e-8
+O7_REBUILD_STEPS, O7_TOL = 20, 1e-9
+# O8
+O8_TOL, O8_CONTROL = 1e-12, 1e-3
+# O9
+O9_DIM, O9_TEACHER, O9_N, O9_BATCH, O9_CONTROL_WIDTH = 4, 8, 256, 32, 2
+O9_STEPS = {False: 2000, True: 1500}
+O9_LRS = {False: (0.01, 0.03, 0.1, 0.3), True: (0.01, 0.03, 0.1)}
+O9_TUNING, O9_GAP = 2, 0.01
+
+
+def _points(cid: str, ctx: RunContext) -> list[dict]:
+    return CLAIMS[cid].points(ctx.quick)
+
+
+def _log_ratio(a, b, floor: float = 1e-300) -> np.ndarray:
+    """log10(a / b) per run, each side floored (a loss of exactly 0 is 1e-300, not -inf)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    with np.errstate(all="ignore"):
+        return np.log10(np.maximum(a, floor)) - np.log10(np.maximum(b, floor))
+
+
+def _med(x) -> float:
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if x.size else math.nan
+
+
+def not_run(opts, ctx: RunContext) -> None:
+    """The claims this run does not measure, each with where it is measured."""
+    measured = measured_claims(opts)
+    for cid in CLAIMS:
+        if cid not in measured:
+            home = CLAIM_HOMES[cid]
+            ctx.not_run(cid, f"measured on its own setting, not on --surface {opts.surface}: run --surface {home} "
+                             f"or --all-claims")
+
+
+# ----------------------------------------------------------------------------- O0
+
+
+def _mlp_loss(net, X, y, loss_fn):
+    def loss_of(params):
+        with np.errstate(all="ignore"):
+            out, _ = net.forward(params, X, train=True)
+            return loss_fn(out, y)[0]
+    return loss_of
+
+
+def _train_net(depth: int, width: int, ctx: RunContext, data):
+    """A plain relu net (He init) trained with Adam from ctx's seeds: (net, init params, trained params)."""
+    from dlbench.nn.mlp import MLP, MLPSpec
+    from dlbench.nn.optim import get_optimizer
+    from dlbench.nn.train import train
+
+    net = MLP(MLPSpec((data.n_features, *(width,) * depth, data.n_outputs), activation="relu",
+                      init="kaiming_normal", dtype=np.float64))
+    start = net.init(ctx.seed_list)
+    end = [p.copy() for p in start]
+    train(net, data, ctx.seed_list, optimizer=get_optimizer("adam", lr=O0_LR), epochs=10**6, batch_size=O0_BATCH,
+          max_steps=O0_STEPS, params=end, eval_every=0)
+    return net, start, end
+
+
+def _landscape(loss_of, start: list, end: list, is_weight: list, rng: np.random.Generator) -> dict:
+    """The line's bump and the slice's local minima per replica, and the losses at both ends."""
+    line = ms.line_losses(loss_of, start, end, np.linspace(0.0, 1.0, O0_LINE))
+    d1 = ms.filter_normalised_direction(rng, end, is_weight)
+    d2 = ms.filter_normalised_direction(rng, end, is_weight)
+    sl = ms.slice_losses(loss_of, end, d1, d2, np.linspace(-1.0, 1.0, O0_GRID))
+    return {"bump": ms.bump(line), "minima": ms.local_minima(sl).astype(float), "start": line[0], "end": line[-1]}
+
+
+def _o0_finding(r: dict, what: str, seed: int):
+    return all_of([
+        finding(r["bump"], direction="less", null=O0_BUMP, seed=seed,
+                label=f"{what}: line init->trained, largest rise / decrease"),
+        finding(r["minima"], direction="less", null=O0_MINIMA, seed=seed,
+                label=f"{what}: strict local minima on the {O0_GRID}x{O0_GRID} filter-normalised slice"),
+    ])
+
+
+def claim_o0(opts, ctx: RunContext) -> None:
+    """The line from init to solution and a filter-normalised slice; controls Rastrigin and a deep plain net."""
+    from dlbench.data import make_dataset
+    from dlbench.nn.losses import get_loss
+
+    data = make_dataset(O0_DATA, seed=ctx.seed, n_train=O0_N, n_test=16)
+    X, y = np.ascontiguousarray(data.X_train, dtype=np.float64), data.y_train
+    loss_fn = get_loss("softmax_ce")
+    results = {}
+    nets = dict.fromkeys([p["net"] for p in _points("O0", ctx)] + [O0_DEEP])
+    for label in nets:
+        depth, width = (int(v) for v in label.split("x"))
+        net, start, end = _train_net(depth, width, ctx, data)
+        weights = [n.endswith(".W") for n in net.param_names]
+        results[label] = _landscape(_mlp_loss(net, X, y, loss_fn), start, end, weights, ctx.rng("O0 slice", label))
+    # Rastrigin: a 2-d point is one replica's only "filter"
+    surf = make_surface("rastrigin")
+    Z0 = sample_starts(surf, ctx.rng("O0 rastrigin"), ctx.seeds)
+    Z1 = run_trajectories(surf, build_optimizer("adam", O0_RASTRIGIN_LR), Z0, O0_RASTRIGIN_STEPS,
+                          track=Track(shape=False, curve=0)).end
+    results["rastrigin"] = _landscape(lambda ps: surf.value(ps[0].T), [Z0.T.copy()], [Z1.T.copy()], [True],
+                                      ctx.rng("O0 slice", "rastrigin"))
+    for label, r in results.items():
+        case = {"net": label}
+        for metric, key, better in (("line rise / decrease", "bump", "lower"), ("slice local minima", "minima",
+                                                                                "lower"),
+                                    ("loss at init", "start", "none"), ("loss trained", "end", "lower")):
+            ctx.record.metric(metric, r[key], case=case, better=better, seeds=ctx.seed_list, section="o0.landscape")
+    controls = [("Rastrigin", _o0_finding(results["rastrigin"], "Rastrigin", ctx.seed)),
+                (f"deep plain {O0_DEEP}", _o0_finding(results[O0_DEEP], f"deep plain relu {O0_DEEP}", ctx.seed))]
+    for point in _points("O0", ctx):
+        r = results[point["net"]]
+        trained = _med(r["end"]) < 0.5 * _med(r["start"])
+        if not trained:
+            ctx.not_run("O0", f"the {point['net']} net did not train (median loss {_med(r['start']):.3g} -> "
+                              f"{_med(r['end']):.3g})", point=point)
+        else:
+            ctx.finding("O0", _o0_finding(r, f"relu {point['net']}", ctx.seed), point=point)
+        for what, f in controls:
+            ctx.finding("O0", f, point={**point, "counterfactual": what}, role="control")
+
+
+# ----------------------------------------------------------------------------- O1
+
+
+def _o1_surface(width: int, ctx: RunContext) -> ModelSurface:
+    from dlbench.data import make_dataset
+    from dlbench.experiments.teacher import relu_teacher
+
+    teacher_seed = int(ctx.rng("O1 teacher").integers(2**31))
+    f = relu_teacher(2, 1, width=O1_TEACHER, depth=1, activation="tanh", seed=teacher_seed)
+    ds = make_dataset("teacher", seed=ctx.seed, n_train=O1_N, n_test=1, dim=2, net=f)
+    widths = (2, width, 1) if width else (2, 1)
+    return mlp_surface(widths=widths, activation="tanh", dataset=ds)
+
+
+def _critical_points(width: int, ctx: RunContext) -> ms.CriticalPoints:
+    """Critical points from O1_STARTS starts spread along Adam training (0, 10, 100, 1000 steps)."""
+    surf = _o1_surface(width, ctx)
+    rng = ctx.rng("O1 starts", width)
+    Z = sample_starts(surf, rng, O1_STARTS)
+    group = np.arange(O1_STARTS) % len(O1_TRAIN)
+    for j, k in enumerate(O1_TRAIN):
+        cols = np.flatnonzero(group == j)
+        if k and cols.size:
+            Z[:, cols] = run_trajectories(surf, build_optimizer("adam", 0.01), Z[:, cols], k,
+                                          track=Track(shape=False, curve=0)).end
+    return ms.find_critical_points(surf, Z, iters=O1_ITERS)
+
+
+def _o1_finding(cp: ms.CriticalPoints, what: str):
+    conv = cp.converged
+    if not conv.any():
+        return from_interval(math.nan, math.nan, math.nan, n=0, method="Wilson", label=f"{what}: saddle fraction",
+                             note="no start converged to a critical point")
+    # the lowest loss of any end point, converged or not: near a minimum Newton converges slowly, and a
+    # minimum that was reached but not polished is still the minimum the others lie above
+    lowest = float(np.nanmin(cp.loss))
+    above = conv & (cp.loss > lowest + O1_AT_MIN)
+    k, n = int((cp.index[above] > 0).sum()), int(above.sum())
+    p = wilson(k, n)
+    mean_index = float(cp.index[above].mean()) if n else math.nan
+    return from_interval(p.p, p.low, p.high, n=n, method="Wilson", null=0.5,
+                         label=f"{what}: fraction of the critical points above the lowest loss that are saddles",
+                         note=f"{int(conv.sum())} of {conv.size} starts converged; lowest loss {lowest:.3g}; mean "
+                              f"index above it {mean_index:.3g}; saddles among all found "
+                              f"{(cp.index[conv] > 0).mean():.2f}")
+
+
+def claim_o1(opts, ctx: RunContext) -> None:
+    """Critical points of a small tanh net's loss, their index against their loss; control: a linear model."""
+    control = _critical_points(0, ctx)
+    fc = _o1_finding(control, "linear model (convex)")
+    for point in _points("O1", ctx):
+        w = point["width"]
+        cp = _critical_points(w, ctx)
+        _record_critical(ctx, cp, w)
+        ctx.finding("O1", _o1_finding(cp, f"2-{w}-1 tanh"), point=point)
+        ctx.finding("O1", fc, point=point, role="control")
+    _record_critical(ctx, control, 0)
+    # the notes' formula, as a check beside the claim
+    r = ms.saddle_fractions(ctx.rng("O1 Monte Carlo"), O1_MC_N, O1_MC_SAMPLES)
+    for n in (1, 2, 3, 4, 5, 10, 20, 50, 100):
+        case = {"n": n}
+        ctx.record.metric("formula 1-P^n-(1-P)^n", r["formula"][n - 1], case=case, section="o1.monte_carlo")
+        ctx.record.metric("Monte Carlo", r["fraction"][n - 1], case=case, section="o1.monte_carlo")
+    sd = math.sqrt(0.25 / O1_MC_SAMPLES)
+    ctx.check("O1.formula", float(np.abs(r["fraction"] - r["formula"]).max()), 5 * sd, claim="O1", n=O1_MC_N,
+              what=f"max over n = 1..{O1_MC_N} of |Monte Carlo - formula| ({O1_MC_SAMPLES} draws)")
+
+
+def _record_critical(ctx: RunContext, cp: ms.CriticalPoints, width: int) -> None:
+    """Dauphin's figure as a table: the converged critical points grouped by loss (rounded to 3 figures)."""
+    conv = np.flatnonzero(cp.converged)
+    levels: dict = {}
+    for j in conv:
+        levels.setdefault(float(f"{cp.loss[j]:.3g}"), []).append(j)
+    net = f"2-{width}-1 tanh" if width else "linear (control)"
+    for level in sorted(levels):
+        js = levels[level]
+        case = {"net": net, "loss": level}
+        ctx.record.metric("points", len(js), case=case, section="o1.critical_points")
+        ctx.record.metric("index", cp.index[js], case=case, section="o1.critical_points")
+
+
+# ----------------------------------------------------------------------------- O2
+
+
+def _escape_steps(surf, Z, lr: float, steps: int, noise: float, rng) -> np.ndarray:
+    tr = run_trajectories(surf, build_optimizer("sgd", lr), Z, steps, noise=noise, rng=rng,
+                          track=Track(target=O2_ESCAPE, shape=False, curve=0))
+    return np.where(np.isnan(tr.steps_to_target), steps + 1, tr.steps_to_target)  # censored at the horizon
+
+
+def claim_o2(opts, ctx: RunContext) -> None:
+    """Escape times from near the saddle's stable manifold, exact against noisy gradients; control noise 0."""
+    surf = make_surface("saddle", dim=O2_DIM)
+    P = max(ctx.seeds, MIN_STARTS)
+    base = sample_starts(surf, ctx.rng("O2 starts"), P)
+    signs = np.where(ctx.rng("O2 signs").random(base[1::2].shape) < 0.5, -1.0, 1.0)
+    for point in _points("O2", ctx):
+        offset, lr = point["offset"], point["lr"]
+        Z = base.copy()
+        Z[1::2] = offset * signs  # unstable coordinates at +-offset: near, not on, the stable manifold
+        steps = int(math.ceil(2 * math.log(2.0 / offset) / math.log(1.0 + 2.0 * lr)))
+        exact = _escape_steps(surf, Z, lr, steps, 0.0, None)
+        noisy = _escape_steps(surf, Z, lr, steps, O2_NOISE, ctx.rng("O2 noise", offset, lr))
+        quiet = _escape_steps(surf, Z, lr, steps, 0.0, ctx.rng("O2 control", offset, lr))
+        for grad_kind, v in (("exact", exact), ("noisy", noisy)):
+            ctx.record.metric("steps to escape", v, case={**point, "gradient": grad_kind}, unit="steps",
+                              better="lower", section="o2.escape")
+        note = f"median steps to escape {_med(exact):.0f} exact, {_med(noisy):.0f} noisy (std {O2_NOISE:g}), " \
+               f"horizon {steps}"
+        ctx.finding("O2", finding(_log_ratio(exact, noisy), threshold=O2_FASTER, seed=ctx.seed,
+                                  label="log10 steps to escape exact / noisy (paired starts)", note=note), point=point)
+        ctx.finding("O2", finding(_log_ratio(exact, quiet), threshold=O2_FASTER, seed=ctx.seed,
+                                  label="log10 steps to escape exact / exact (noise 0)"), point=point, role="control")
+
+
+# ----------------------------------------------------------------------------- O3
+
+
+def claim_o3(opts, ctx: RunContext) -> None:
+    """Spikes and final loss on the cliff with clipping against without; control: clipping at infinity."""
+    surf = make_surface("cliff")
+    P = max(ctx.seeds, O3_STARTS)
+    Z = sample_starts(surf, ctx.rng("O3 starts"), P)
+    track = Track(target=surf.min_value + 1e-3, shape=False, rise=True, curve=0)
+    for point in _points("O3", ctx):
+        kind, lr = point["clip"], point["lr"]
+        key = "clip_norm" if kind == "norm" else "clip_value"
+        settings = (("none", {}), (f"{kind} {O3_CLIP:g}", {key: O3_CLIP}), (f"{kind} inf", {key: O3_NO_CLIP}))
+        runs = {label: run_trajectories(surf, build_optimizer("sgd", lr), Z, O3_STEPS, track=track, **kw)
+                for label, kw in settings}
+        for label, tr in runs.items():
+            case = {"lr": lr, "clip": label}
+            ctx.record.metric("largest loss spike", tr.rise, case=case, better="lower", section="o3.cliff")
+            ctx.record.metric("final gap to the minimum", tr.final - surf.min_value, case=case, better="lower",
+                              section="o3.cliff")
+        spike = {k: v.rise for k, v in runs.items()}
+        gap = {k: np.maximum(v.final - surf.min_value, 1e-12) for k, v in runs.items()}
+        none, clipped, unclipped = (label for label, _ in settings)
+
+        def outcome(other: str, label: str):
+            return all_of([
+                finding(_log_ratio(spike[none], spike[other]), threshold=O3_SPIKE, seed=ctx.seed,
+                        label=f"log10 largest loss spike unclipped / {label} (paired starts)"),
+                finding(_log_ratio(gap[none], gap[other]), threshold=O3_GAP, seed=ctx.seed,
+                        label=f"log10 final gap to the minimum unclipped / {label}"),
+            ], note=f"median spike {_med(spike[none]):.3g} unclipped vs {_med(spike[other]):.3g}; median gap "
+                    f"{_med(gap[none]):.3g} vs {_med(gap[other]):.3g}")
+
+        if not _med(spike[none]) >= O3_THROWN:
+            ctx.not_run("O3", f"at lr {lr:g} unclipped descent is not thrown by the wall (median spike "
+                              f"{_med(spike[none]):.3g}, below {O3_THROWN:g}): nothing for clipping to stop",
+                        point=point)
+        else:
+            ctx.finding("O3", outcome(clipped, f"clipped by {kind} {O3_CLIP:g}"), point=point)
+        ctx.finding("O3", outcome(unclipped, f"clipped by {kind} at {O3_NO_CLIP:g}"), point=point, role="control")
+
+
+# ----------------------------------------------------------------------------- O4
+
+
+def _o4_runs(kappa: float, ctx: RunContext, P: int, scales: list) -> dict:
+    """Plain descent and heavy-ball momentum on the canyon of condition number kappa, each at its best lr
+    (chosen on tuning starts) times each scale; the same evaluation starts for every kappa."""
+    surf = make_surface("canyon", kappa=kappa)
+    starts = sample_starts(surf, ctx.rng("O4 starts"), P)
+    tune = sample_starts(surf, ctx.rng("O4 tune"), O4_TUNE)
+    target = surf.min_value + 1e-3
+    out = {}
+    for label, hyper in (("plain", {}), ("momentum", {"momentum": O4_BETA})):
+        grid = [c * 2.0 / kappa for c in O4_GRID] + ([c * 2.0 * (1 + O4_BETA) / kappa for c in O4_GRID]
+                                                      if hyper else [])
+        best = search_lr(surf, "sgd", tune, grid, O4_STEPS, target, hyper=hyper).best
+        for scale in scales:
+            lr = best * scale
+            tr = run_trajectories(surf, build_optimizer("sgd", lr, **hyper), starts, O4_STEPS,
+                                  track=Track(target=target, shape=True, travel=True, curve=0))
+            travel = tr.travel / np.abs(tr.steep0)
+            diverged = tr.diverged_step >= 0
+            out[label, scale] = {"lr": lr, "travel": np.where(diverged, np.nan, travel),
+                                 "final": np.where(diverged, np.nan, tr.final),
+                                 "flips": tr.flips / np.maximum(tr.pairs, 1)}
+    return out
+
+
+def _o4_finding(runs: dict, scale: float, kappa: float, seed: int, previous: tuple | None = None):
+    plain, mom = runs["plain", scale], runs["momentum", scale]
+    parts = [
+        finding(_log_ratio(plain["travel"], mom["travel"]), threshold=TWO, seed=seed,
+                label=f"kappa {kappa:g}: log10 steep-axis travel plain / momentum (paired starts)"),
+        finding(_log_ratio(plain["final"], mom["final"]), seed=seed,
+                label=f"kappa {kappa:g}: log10 final loss plain / momentum"),
+    ]
+    if previous is not None:
+        k_prev, prev = previous
+        parts.append(finding(_log_ratio(plain["travel"], prev["plain", scale]["travel"]), threshold=TWO, seed=seed,
+                             label=f"log10 plain travel at kappa {kappa:g} / at kappa {k_prev:g}"))
+    note = (f"lr plain {plain['lr']:.3g}, momentum {mom['lr']:.3g}; median travel / offset plain "
+            f"{_med(plain['travel']):.3g}, momentum {_med(mom['travel']):.3g}; sign flips plain "
+            f"{_med(plain['flips']):.2f}, momentum {_med(mom['flips']):.2f}")
+    return all_of(parts, note=note)
+
+
+def claim_o4(opts, ctx: RunContext) -> None:
+    """Travel across the canyon and progress along it, plain against momentum over kappa and lr; control
+    kappa = 1."""
+    P = max(ctx.seeds, MIN_STARTS)
+    points = _points("O4", ctx)
+    kappas = sorted({p["kappa"] for p in points})
+    scales = sorted({_O4_SCALE[p["lr"]] for p in points}, reverse=True)
+    runs = {k: _o4_runs(float(k), ctx, P, scales) for k in [1, *kappas]}
+    for k, r in runs.items():
+        for (label, scale), v in r.items():
+            case = {"kappa": k, "optimizer": label, "lr": float(f"{v['lr']:.3g}")}
+            ctx.record.metric("steep travel / offset", v["travel"], case=case, better="lower", section="o4.canyon")
+            ctx.record.metric("final loss", v["final"], case=case, better="lower", section="o4.canyon")
+            ctx.record.metric("sign flips", v["flips"], case=case, better="lower", section="o4.canyon")
+    order = [1, *kappas]
+    for point in points:
+        k, scale = point["kappa"], _O4_SCALE[point["lr"]]
+        prev = order[order.index(k) - 1]
+        ctx.finding("O4", _o4_finding(runs[k], scale, k, ctx.seed, (prev, runs[prev])), point=point)
+        ctx.finding("O4", _o4_finding(runs[1], scale, 1, ctx.seed), point=point, role="control")
+
+
+# ----------------------------------------------------------------------------- O5, O6
+
+
+def _o5_setting(task: str, ctx: RunContext, noisy: bool):
+    """The surface, its evaluation and tuning starts, the gradient noise and the steps of one task."""
+    steps = O5_STEPS[ctx.quick][task]
+    if task == "noisy quadratic":
+        surf = make_surface("canyon", kappa=O5_KAPPA)
+        P = max(ctx.seeds, O5_STARTS)
+        Z = sample_starts(surf, ctx.rng("O5 starts", task), P)
+        tune = sample_starts(surf, ctx.rng("O5 tune", task), O5_TUNE[task])
+        return surf, Z, tune, (O5_NOISE if noisy else 0.0), steps
+    from dlbench.data import make_dataset
+    from dlbench.experiments.teacher import relu_teacher
+
+    m = O5_MLP
+    teacher = relu_teacher(m["dim"], 1, width=m["teacher"], depth=1, seed=int(ctx.rng("O5 teacher").integers(2**31)))
+    data = make_dataset("teacher", seed=ctx.seed, n_train=m["n_train"], n_test=1, dim=m["dim"], net=teacher,
+                        noise=m["label_noise"])
+    surf = mlp_surface(widths=m["widths"], dataset=data, batch=m["batch"] if noisy else 0)
+    Z = surf.init_points(ctx.seed_list)
+    tune = surf.init_points([int(s) for s in ctx.rng("O5 tune seeds").integers(2**31, size=O5_TUNE[task])])
+    return surf, Z, tune, 0.0, steps
+
+
+def _first_step(surf, opt, Z: np.ndarray, noise: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """The gradient (with its noise or minibatch) and the update of one step from Z: (g, dz), both (d, R)."""
+    Z = Z.copy()
+    if isinstance(surf, ModelSurface):
+        _, G = surf.value_and_grad(Z, rng=rng if surf.batch else None)
+    else:
+        G = surf.grad(Z)
+        if noise:
+            G = G + noise * rng.standard_normal(G.shape)
+    before = Z.copy()
+    opt.step([Z], [G], opt.init([Z]))
+    return G, Z - before
+
+
+def _late_drop(tr) -> np.ndarray:
+    """Decades of loss decrease late in the run: the mean loss over its second quarter over the mean over its
+    last quarter (quarters, not single steps: a stochastic run's loss fluctuates from step to step)."""
+    s, c = tr.curve_steps, tr.loss_curve
+    T = tr.steps
+    mid = (s >= 0.25 * T) & (s <= 0.5 * T)
+    end = s >= 0.75 * T
+    with np.errstate(all="ignore"):
+        return np.log10(c[mid].mean(axis=0) / c[end].mean(axis=0))
+
+
+def _o5_runs(task: str, ctx: RunContext, lrs: dict | None = None) -> dict:
+    """sgd, Adagrad and RMSProp on one task, each at its best lr, and RMSProp with a memory longer than the
+    run (its average no longer decays: Adagrad up to the lr scale); with `lrs`, the same at those lrs without
+    noise (the control). Per run: first-step equalisation, effective-lr slope, late drop, the curves."""
+    noisy = lrs is None
+    surf, Z, tune, noise, steps = _o5_setting(task, ctx, noisy)
+    target = surf.min_value + 1e-3 if not isinstance(surf, ModelSurface) else 0.0
+    role = "noisy" if noisy else "noise 0"
+    keep = 1.0 / (O6_MEMORY * steps)
+    out = {}
+    for name in ("sgd", "adagrad", "rmsprop", "rmsprop (no decay)"):
+        if name == "rmsprop (no decay)":
+            if not noisy:
+                continue
+            # alpha = 1 - eps: v_t ~ eps sum g^2, so lr sqrt(eps) makes it Adagrad at Adagrad's lr
+            lr, hyper, base = out["adagrad"]["lr"] * math.sqrt(keep), {"alpha": 1.0 - keep}, "rmsprop"
+        else:
+            hyper, base = {}, name
+            lr = lrs[name] if lrs else search_lr(surf, name, tune, O5_GRID[task], steps, target, noise=noise,
+                                                 rng=ctx.rng("O5 tune noise", task, name)).best
+        g, dz = _first_step(surf, build_optimizer(base, lr, **hyper), Z, noise,
+                            ctx.rng("O5 first step", task, name, role))
+        tr = run_trajectories(surf, build_optimizer(base, lr, **hyper), Z, steps, noise=noise,
+                              rng=ctx.rng("O5", task, name, role),
+                              track=Track(target=target, shape=False, curve=CURVE_POINTS, eff_axes="all"))
+        eff = tr.eff[:, 0, :]
+        out[name] = {"lr": lr, "equalised": ms.equalised_fraction(g, dz),
+                     "slope": loglog_fit(tr.eff_steps, eff, steps / 10), "drop": _late_drop(tr),
+                     "eff": eff, "eff_steps": tr.eff_steps, "final": tr.final}
+    return out
+
+
+def _o5_finding(r: dict, seed: int, adaptive: str = "adagrad"):
+    """O5 on the runs r, with `adaptive` in Adagrad's place (the control puts RMSProp there)."""
+    ada, sgd = r[adaptive], r["sgd"]
+    return all_of([
+        finding(ada["equalised"] - sgd["equalised"], threshold=O5_EQUAL, seed=seed,
+                label=f"fraction of the gradient's spread removed by the first step, {adaptive} - sgd"),
+        finding(ada["slope"], direction="less", threshold=O5_SLOPE, seed=seed,
+                label=f"{adaptive} effective-lr log-log slope")],
+        note=f"lrs sgd {sgd['lr']:.3g}, {adaptive} {ada['lr']:.3g}")
+
+
+def _o6_finding(r: dict, seed: int, decaying: str = "rmsprop"):
+    """O6 on the runs r, with `decaying` in RMSProp's place (the control: RMSProp whose average does not decay)."""
+    ada, rms = r["adagrad"], r[decaying]
+    return all_of([
+        finding(ada["slope"], direction="less", threshold=O5_SLOPE, seed=seed,
+                label="Adagrad effective-lr log-log slope"),
+        finding(rms["slope"] - ada["slope"], threshold=O6_SLOPE_GAP, seed=seed,
+                label=f"effective-lr slope {decaying} - Adagrad (paired)"),
+        finding(rms["drop"] - ada["drop"], seed=seed,
+                label=f"late-run loss drop (decades from the second to the last quarter) {decaying} - Adagrad")],
+        note=f"lrs adagrad {ada['lr']:.3g}, {decaying} {rms['lr']:.3g}; median final loss adagrad "
+             f"{_med(ada['final']):.3g}, {decaying} {_med(rms['final']):.3g}")
+
+
+def claims_o5_o6(opts, ctx: RunContext) -> None:
+    """Adagrad's and RMSProp's effective learning rates under stochastic gradients. Controls: RMSProp in
+    Adagrad's place (O5) and RMSProp whose average does not decay (O6); noise 0 on the quadratic."""
+    measured = measured_claims(opts)
+    for point in _points("O5", ctx):
+        task = point["task"]
+        noisy = _o5_runs(task, ctx)
+        # without noise the gradients vanish near the minimum and Adagrad's sum stops growing
+        quiet = _o5_runs(task, ctx, lrs={k: v["lr"] for k, v in noisy.items()})
+        for role, r in (("noisy", noisy), ("noise 0", quiet)):
+            for name, v in r.items():
+                case = {"task": task, "gradient": role, "optimizer": name, "lr": float(f"{v['lr']:.3g}")}
+                ctx.record.metric("first step: spread removed", v["equalised"], case=case, better="none",
+                                  section="o5.effective_lr")
+                ctx.record.metric("effective-lr slope", v["slope"], case=case, better="none",
+                                  section="o5.effective_lr")
+                ctx.record.metric("late drop (decades)", v["drop"], case=case, better="higher",
+                                  section="o5.effective_lr")
+                ctx.record.curve("effective lr", _nanmedian_rows(v["eff"]), steps=v["eff_steps"], case=case,
+                                 better="none", section="o5.effective_lr")
+        _analytic_curve(ctx, task, noisy["adagrad"], O5_STEPS[ctx.quick][task])
+        if "O5" in measured:
+            ctx.finding("O5", _o5_finding(noisy, ctx.seed), point=point)
+            ctx.finding("O5", _o5_finding(noisy, ctx.seed, adaptive="rmsprop"),
+                        point={**point, "counterfactual": "rmsprop for adagrad"}, role="control")
+            ctx.finding("O5", _o5_finding(quiet, ctx.seed), point={**point, "counterfactual": "noise 0"}, role="control")
+        if "O6" in measured:
+            ctx.finding("O6", _o6_finding(noisy, ctx.seed), point=point)
+            ctx.finding("O6", _o6_finding(noisy, ctx.seed, decaying="rmsprop (no decay)"),
+                        point={**point, "counterfactual": "no decay"}, role="control")
+            ctx.finding("O6", _o6_finding(quiet, ctx.seed), point={**point, "counterfactual": "noise 0"}, role="control")
+
+
+def _analytic_curve(ctx: RunContext, task: str, ada: dict, steps: int) -> None:
+    """Adagrad's median effective lr beside lr/sqrt(t + 1) scaled to meet it at a tenth of the run: the
+    accumulator of a gradient of stationary second moment grows as t."""
+    s, eff = ada["eff_steps"], _nanmedian_rows(ada["eff"])
+    at = int(np.searchsorted(s, steps / 10))
+    if at >= s.size or not np.isfinite(eff[at]):
+        return
+    analytic = eff[at] * np.sqrt((s[at] + 1.0) / (s + 1.0))
+    case = {"task": task, "optimizer": "adagrad", "lr": float(f"{ada['lr']:.3g}")}
+    ctx.record.curve("measured", eff, steps=s, case=case, better="none", section="o5.analytic")
+    ctx.record.curve("lr/sqrt(t) (scaled)", analytic, steps=s, case=case, better="none", section="o5.analytic")
+
+
+def _nanmedian_rows(x: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(x, axis=1)
+
+
+# ----------------------------------------------------------------------------- O7
+
+
+def _o7_surface(ctx: RunContext) -> ModelSurface:
+    from dlbench.data import make_dataset
+
+    data = make_dataset(O7_MLP["data"], seed=ctx.seed, n_train=O7_MLP["n_train"], n_test=0)
+    return mlp_surface(widths=O7_MLP["widths"], dataset=data, batch=O7_MLP["batch"])
+
+
+def _adam_grid(surf, Z, points: list, steps: int, ctx: RunContext) -> dict:
+    """Adam with and without bias correction at every grid point (beta2, lr) and at its control (beta1 = beta2
+    = 0), all as columns of one engine call per setting: the same inits and the same minibatches for both
+    settings. Returns {(point index, role, corrected): {"early", "final"}} per seed."""
+    S = Z.shape[1]
+    cols = [(i, role) for i in range(len(points)) for role in ("claim", "control")]
+    lr = np.repeat([points[i]["lr"] for i, _ in cols], S)[None, :]
+    b1 = np.repeat([O7_BETA1 if role == "claim" else 0.0 for _, role in cols], S)[None, :]
+    b2 = np.repeat([float(points[i]["beta2"]) if role == "claim" else 0.0 for i, role in cols], S)[None, :]
+    Zs = np.tile(Z, (1, len(cols)))
+    out = {}
+    for correct in (True, False):
+        def adam():
+            return build_optimizer("adam", lr, betas=(b1, b2), bias_correction=correct)
+
+        early = run_trajectories(surf, adam(), Zs, O7_EARLY, rng=ctx.rng("O7 batches"),
+                                 track=Track(shape=True, curve=0))
+        full = run_trajectories(surf, adam(), Zs, steps, rng=ctx.rng("O7 batches"), track=Track(shape=False, curve=0))
+        final = np.where(full.diverged_step >= 0, np.inf, full.final)
+        for j, key in enumerate(cols):
+            sl = slice(j * S, (j + 1) * S)
+            out[(*key, correct)] = {"early": early.largest_step[sl], "final": final[sl]}
+    return out
+
+
+def _o7_finding(runs: dict, i: int, role: str, what: str, seed: int):
+    c, u = runs[i, role, True], runs[i, role, False]
+    return all_of([
+        finding(_log_ratio(u["early"], c["early"]), threshold=TWO, seed=seed,
+                label=f"{what}: log10 largest of the first {O7_EARLY} steps uncorrected / corrected (paired)"),
+        finding(_log_ratio(u["final"], c["final"]), seed=seed,
+                label=f"{what}: log10 final loss uncorrected / corrected"),
+    ], note=f"median final loss corrected {_med(c['final']):.3g}, uncorrected {_med(u['final']):.3g}")
+
+
+def claim_o7(opts, ctx: RunContext) -> None:
+    """Bias correction over beta2 x lr on a minibatch MLP; control beta1 = beta2 = 0; the rebuild is a check."""
+    surf = _o7_surface(ctx)
+    Z = surf.init_points(ctx.seed_list)
+    points = _points("O7", ctx)
+    runs = _adam_grid(surf, Z, points, O7_STEPS[ctx.quick], ctx)
+    for i, point in enumerate(points):
+        b2, lr = float(point["beta2"]), point["lr"]
+        for correct in (True, False):
+            case = {"beta2": b2, "lr": lr, "bias_correction": "yes" if correct else "no"}
+            ctx.record.metric(f"largest of the first {O7_EARLY} steps", runs[i, "claim", correct]["early"], case=case,
+                              better="none", seeds=ctx.seed_list, section="o7.bias_correction")
+            ctx.record.metric("final loss", runs[i, "claim", correct]["final"], case=case, better="lower",
+                              seeds=ctx.seed_list, section="o7.bias_correction")
+        analytic = (1 - O7_BETA1) / math.sqrt(1 - b2)
+        f = _o7_finding(runs, i, "claim", f"beta2 {b2:g}, lr {lr:g}", ctx.seed)
+        ctx.finding("O7", all_of([f], note=f"the uncorrected first step is (1-beta1)/sqrt(1-beta2) = {analytic:.3g} "
+                                            f"times the corrected one"), point=point)
+        ctx.finding("O7", _o7_finding(runs, i, "control", "beta1 = beta2 = 0", ctx.seed), point=point, role="control")
+    check_adam_rebuild(ctx)
+
+
+def check_adam_rebuild(ctx: RunContext) -> None:
+    """Adam's steps on the canyon rebuilt from momentum and RMSProp, and its first step's formulas."""
+    surf = make_surface("canyon")
+    Z = sample_starts(surf, ctx.rng("O7 rebuild"), MIN_STARTS)
+    lr, b2 = 0.1, 0.999
+    worst_rebuild = worst_first = 0.0
+    n_rebuild = n_first = 0
+    for correct in (True, False):
+        path = path_of(surf, build_optimizer("adam", lr, bias_correction=correct), Z, O7_REBUILD_STEPS)
+        grads = np.stack([surf.grad(p) for p in path[:-1]])
+        actual = np.diff(path, axis=0)
+        rebuilt = ms.adam_rebuilt(grads, lr, O7_BETA1, b2, O7_EPS, correct)
+        scale = np.abs(path[:-1]) + np.abs(actual)
+        with np.errstate(all="ignore"):
+            err = np.abs(rebuilt - actual) / np.where(scale > 0, scale, 1.0)
+        worst_rebuild = max(worst_rebuild, float(np.nanmax(err)))
+        n_rebuild += err.size
+        first = np.abs(actual[0])
+        formula = ms.adam_first_step(grads[0], lr, O7_BETA1, b2, O7_EPS, correct)
+        ok = formula > 0
+        worst_first = max(worst_first, float(np.max(np.abs(first[ok] / formula[ok] - 1))))
+        n_first += int(ok.sum())
+    ctx.check("O7.rebuild", worst_rebuild, O7_TOL, claim="O7", n=n_rebuild,
+              what=f"max relative error of Adam's first {O7_REBUILD_STEPS} steps against the rebuild")
+    ctx.check("O7.first-step", worst_first, O7_TOL, claim="O7", n=n_first,
+              what="max relative error of Adam's first step against its formula")
+
+
+# ----------------------------------------------------------------------------- O8 (a check)
+
+
+def check_o8(opts, ctx: RunContext) -> None:
+    """Rescaling and permutation symmetries of a relu net (exact), and the tanh net they do not hold for."""
+    from dlbench.nn.losses import get_loss
+    from dlbench.nn.mlp import MLP, MLPSpec
+
+    surf = mlp_surface()
+    X = np.ascontiguousarray(surf.data.X_train, dtype=np.float64)
+    y = surf.data.y_train
+    loss_fn = get_loss(surf.loss_name)
+    errors = ms.relu_symmetry_errors(surf.net, surf.net.init(ctx.seed_list), X, y, loss_fn, ctx.rng("O8"))
+    widths = "-".join(map(str, surf.net.widths))
+    tanh = MLP(MLPSpec(widths=surf.net.widths, activation="tanh", dtype=np.float64))
+    ctrl = ms.relu_symmetry_errors(tanh, tanh.init(ctx.seed_list), X, y, loss_fn, ctx.rng("O8", "tanh"))
+    for net, res in ((f"{widths} relu", errors), (f"{widths} tanh (control)", ctrl)):
+        for kind, (e_out, e_loss) in res.items():
+            case = {"net": net, "transform": kind}
+            ctx.record.metric("max |d output| / max |output|", e_out, case=case, better="none",
+                              section="o8.symmetries")
+            ctx.record.metric("max |d loss|", e_loss, case=case, better="none", section="o8.symmetries")
+    worst = max(max(v) for v in errors.values())
+    ctx.check("O8", worst, O8_TOL, claim="O9", n=len(errors) * ctx.seeds,
+              what=f"relu {widths}, float64: max relative change of outputs and loss over layer x10 and next /10, "
+                   f"per-unit scales in [0.1, 10], a permutation of the hidden units, both")
+    change = ctrl["rescale x10"][0]
+    ctx.check("O8.tanh-control", O8_CONTROL / change if change > 0 else math.inf, 1.0, claim="O9", n=ctx.seeds,
+              what=f"tanh {widths} rescaled x10: 1e-3 / relative output change ({change:.2g})")
+
+
+# ----------------------------------------------------------------------------- O9
+
+
+def _o9_train(width: int, optimizer: str, ctx: RunContext, data) -> np.ndarray:
+    """Final training loss (tuning seeds first, then the verdict seeds) at each lr: (L, seeds)."""
+    from dlbench.nn.mlp import MLP, MLPSpec
+    from dlbench.nn.optim import get_optimizer
+    from dlbench.nn.train import train
+
+    lrs = O9_LRS[ctx.quick]
+    tuning = [int(s) for s in ctx.rng("O9 tuning seeds").integers(2**31, size=O9_TUNING)]
+    seeds = [*tuning, *ctx.seed_list]
+    net = MLP(MLPSpec((data.n_features, width, 1), activation="relu", init="kaiming_normal"))
+    L, S = len(lrs), len(seeds)
+    lr = np.repeat(np.asarray(lrs, np.float32), S).reshape(-1, 1, 1)
+    steps = O9_STEPS[ctx.quick]
+    hist = train(net, data, np.tile(seeds, L), optimizer=get_optimizer(optimizer, lr=lr), epochs=10**6,
+                 batch_size=O9_BATCH, max_steps=steps, eval_every=0)
+    loss = hist.train_loss[:, -1].reshape(L, S)
+    return np.where(hist.diverged.reshape(L, S) | ~np.isfinite(loss), np.inf, loss)
+
+
+def _o9_finding(loss: np.ndarray, lrs: tuple, what: str, seed: int) -> tuple:
+    """Each optimizer at its best lr on the tuning seeds; the verdict seeds' median gap to 0 and IQR."""
+    best = int(np.argmin(np.median(loss[:, :O9_TUNING], axis=1)))
+    final = loss[best, O9_TUNING:]
+    finite = final[np.isfinite(final)]
+    lo, hi = bootstrap_ci(finite, stat=_iqr, seed=seed) if finite.size > 1 else (math.nan, math.nan)
+    spread = from_interval(float(_iqr(finite)) if finite.size else math.nan, lo, hi, n=finite.size,
+                           method="bootstrap", direction="less", null=O9_GAP, label=f"{what}: IQR of final loss")
+    gap = finding(final, direction="less", null=O9_GAP, seed=seed, label=f"{what}: final loss (gap to the optimum 0)")
+    return all_of([gap, spread], note=f"lr {lrs[best]:g}"), final, lrs[best]
+
+
+def _iqr(a, axis=None):
+    q3, q1 = np.percentile(a, [75, 25], axis=axis)
+    return q3 - q1
+
+
+def claim_o9(opts, ctx: RunContext) -> None:
+    """Each optimizer's final loss over seeds on a teacher-student task with a zero-loss optimum; control: a
+    student too small to represent the teacher."""
+    from dlbench.data import make_dataset
+    from dlbench.experiments.teacher import relu_teacher
+
+    lrs = O9_LRS[ctx.quick]
+    teacher = relu_teacher(O9_DIM, 1, width=O9_TEACHER, depth=1, seed=int(ctx.rng("O9 teacher").integers(2**31)))
+    data = make_dataset("teacher", seed=ctx.seed, n_train=O9_N, n_test=16, dim=O9_DIM, net=teacher)
+    points = _points("O9", ctx)
+    for optimizer in dict.fromkeys(p["optimizer"] for p in points):
+        ctrl, final_c, lr_c = _o9_finding(_o9_train(O9_CONTROL_WIDTH, optimizer, ctx, data), lrs,
+                                          f"{optimizer}, width {O9_CONTROL_WIDTH}", ctx.seed)
+        ctx.record.metric("final loss", final_c, case={"optimizer": optimizer, "width": O9_CONTROL_WIDTH, "lr": lr_c},
+                          better="lower", seeds=ctx.seed_list, section="o9.teacher")
+        for point in (p for p in points if p["optimizer"] == optimizer):
+            f, final, lr = _o9_finding(_o9_train(point["width"], optimizer, ctx, data), lrs,
+                                       f"{optimizer}, width {point['width']}", ctx.seed)
+            ctx.record.metric("final loss", final, case={"optimizer": optimizer, "width": point["width"], "lr": lr},
+                              better="lower", seeds=ctx.seed_list, section="o9.teacher")
+            ctx.finding("O9", f, point=point)
+            ctx.finding("O9", ctrl, point=point, role="control")
+
+
+#: Part name -> (function, the claims whose measurement needs it).
+PARTS = {
+    "O0": (claim_o0, ("O0",)),
+    "O1": (claim_o1, ("O1",)),
+    "O2": (claim_o2, ("O2",)),
+    "O3": (claim_o3, ("O3",)),
+    "O4": (claim_o4, ("O4",)),
+    "O5+O6": (claims_o5_o6, ("O5", "O6")),
+    "O7": (claim_o7, ("O7",)),
+    "O8": (check_o8, ("O9",)),
+    "O9": (claim_o9, ("O9",)),
+}
