@@ -11,7 +11,8 @@ in an interleaved order over --rounds (1, 2, dask, dask, 2, 1, ...), with the un
 - overhead per unit: the median time a worker stands idle between two of its units (its result sent,
   the next unit received and unpickled), and beside it the median time from a unit's end on its worker
   to its rows in this process (the Parquet write to the unit cache follows, while the workers run on);
-- the targets: speed-up >= 1.7x at two workers, Dask within 15 % of the local pool, overhead < 50 ms.
+- the targets: speed-up >= 1.7x at two workers, Dask within 15 % of the local pool, overhead < 50 ms;
+- whether every row but the timings (verdicts included) is the same on each executor as on one worker.
 
 Two processes on a 2-core machine share it with anything else running: read the load averages printed
 beside the figures, and rerun on a quiet machine for figures to quote.
@@ -57,6 +58,12 @@ def phases(res) -> dict:
     }
 
 
+def comparable(rows):
+    """The rows every executor must give alike: all but timings and what rests on them, without run id and host."""
+    keep = (rows["kind"] != "timing") & (rows["basis"] != "timing")
+    return rows[keep].drop(columns=["run_id", "host"]).reset_index(drop=True)
+
+
 def projected_fanout(log: list[dict], workers: int, gap: float) -> float:
     """The fan-out's length on `workers` idle cores: the units' CPU seconds (from a one-worker run), each
     handed in plan order to the first free worker, `gap` seconds between two units of a worker."""
@@ -90,6 +97,7 @@ def main() -> None:
     walls: dict[str, list[float]] = {c: [] for c in configs}
     parts: dict[str, list[dict]] = {c: [] for c in configs}
     logs: dict[str, list] = {c: [] for c in configs}
+    rows: dict[str, object] = {}
     try:
         for r in range(args.rounds):
             for c in (configs if r % 2 == 0 else configs[::-1]):
@@ -99,6 +107,7 @@ def main() -> None:
                 walls[c].append(time.perf_counter() - t)
                 parts[c].append(phases(res))
                 logs[c].append(res.meta["unit_log"])
+                rows.setdefault(c, comparable(res.rows))
     finally:
         if cluster is not None:
             cluster.close()
@@ -124,6 +133,9 @@ def main() -> None:
         print(f"dask / local pool: {med['dask'] / med['2']:.2f} whole run, "
               f"{ph['dask']['fanout'] / ph['2']['fanout']:.2f} fan-out (target <= 1.15)")
     print(f"overhead per unit: {1e3 * worst:.1f} ms at worst (target < 50 ms)")
+    differ = [c for c in configs if not rows[c].equals(rows["1"])]
+    print("every row but the timings, verdicts included, " +
+          (f"DIFFERS from 1 worker on: {', '.join(differ)}" if differ else f"identical on {', '.join(configs)}"))
     # What two idle cores would give, from the CPU seconds each unit took: a guide when the machine is busy.
     one = logs["1"][0]
     serial_cpu = sum(u["cpu"] for u in one if u["timing"])

@@ -136,10 +136,17 @@ def run_unit(unit: Unit) -> Outcome:
     except DlbenchError as e:
         status, table, error = "user-error", None, str(e)
     except Exception as e:  # a failed unit is reported, never a reason to lose the others
-        module = sys.modules.get(getattr(unit.fn, "__module__", None) or type(unit.fn).__module__)
+        module = sys.modules.get(module_of(unit.fn))
         status, table, error = "error", None, describe_error(e, getattr(module, "__file__", "") or "")
     return Outcome(status, table, error, host_id(), os.getpid(), start, time.time(), worker_env(),
                    time.process_time() - cpu)
+
+
+def module_of(fn) -> str:
+    """The module a part's function comes from, through any `functools.partial` around it."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return getattr(fn, "__module__", None) or type(fn).__module__
 
 
 def describe_error(e: BaseException, source: str = "") -> str:
@@ -181,7 +188,7 @@ def unit_key(unit: Unit, *, any_seed: bool = False) -> str:
     """The unit's cache key: a digest of dlbench's version and code, NumPy's version, the experiment, the
     part, its options, base seed, seeds, size and BLAS threads (and, for a timing unit, the host).
     `any_seed`: the same without the base seed (the part's key, under which its run time is kept)."""
-    module_name = getattr(unit.fn, "__module__", None) or type(unit.fn).__module__
+    module_name = module_of(unit.fn)
     source = getattr(sys.modules.get(module_name), "__file__", None) or ""
     outside = bool(source) and not Path(source).resolve().is_relative_to(Path(dlbench.__file__).resolve().parent)
     doc = {

@@ -3,6 +3,7 @@
 import dataclasses
 import logging
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from typer.testing import CliRunner
 
 import toy_experiment
 import worker_experiment
-from dlbench import cli
+from dlbench import cli, experiments
 from dlbench.errors import DlbenchError, RunStopped
 from dlbench.executor import (LocalPool, Unit, UnitCache, Workers, check_address, execute, run_unit,
                               unit_key)
@@ -263,6 +264,18 @@ def test_the_fan_out_hands_out_the_longest_parts_first_as_they_took_last_time(tm
     assert order == list(range(len(units)))  # plan order
     assert sum("durations.json: damaged" in n for n in report.notes) == 1
     assert sorted(cache.durations()) == sorted(took)  # rewritten whole
+
+
+@pytest.mark.parametrize("name", experiments.names())
+def test_every_part_of_every_experiment_can_be_sent_to_a_worker(name):
+    # A part that pickles only by a name that is not its own (a closure, a decorated function) runs in
+    # this process and fails on every worker.
+    module = experiments.load(name)
+    for opts in (make_options(module, quick=True), make_options(module, **getattr(module, "SUITE_OPTIONS", {}))):
+        for part in parts_of(module, opts):
+            unit = Unit(name, part.name, part.fn, opts, 0, 2, True, 1, part.timing)
+            again = pickle.loads(pickle.dumps(unit))
+            assert again.part == part.name and unit_key(again) == unit_key(unit)
 
 
 def test_a_part_that_times_kernels_must_say_so():
