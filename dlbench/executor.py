@@ -591,7 +591,8 @@ class Report:
     stop (seconds since the epoch on its host), cpu (its process's CPU seconds: below stop - start when
     the host was busy with other work), submitted, received and stored (this process's clock: handed
     to the executor, its rows back here, its rows in the unit cache), runs (how many times it was started),
-    reused and error.
+    reused, error and rows (how many rows it gave; the results hold each experiment's units' rows in plan
+    order, then its claim rows).
     """
 
     outcomes: list[Outcome | None]
@@ -780,4 +781,5 @@ class _Execution:
                 "stop": o.stop if o else None, "cpu": o.cpu if o else None,
                 "submitted": submitted or None, "received": received or None,
                 "stored": self.stored[i] or None,
-                "runs": self.runs[i], "reused": i in self.reused, "error": self.failed.get(i, "")}
+                "runs": self.runs[i], "reused": i in self.reused, "error": self.failed.get(i, ""),
+                "rows": o.table.num_rows if o and o.table is not None else 0}
