@@ -77,6 +77,16 @@ def comparable(res):
     return rows[keep].drop(columns=["run_id", "host"]).reset_index(drop=True)
 
 
+def differing(a, b) -> str:
+    """'' when the two frames hold the same rows; else the experiments and metrics whose rows differ."""
+    if a.equals(b):
+        return ""
+    if a.shape != b.shape or list(a.columns) != list(b.columns):
+        return f"{len(a)} rows against {len(b)}"
+    same = ((a == b) | (a.isna() & b.isna())).all(axis=1)
+    return ", ".join(sorted({f"{e} {m}" for e, m in zip(a.loc[~same, "experiment"], a.loc[~same, "metric"])}))
+
+
 def projected_fanout(log: list[dict], workers: int, gap: float) -> float:
     """The fan-out's length on `workers` idle cores: the units' CPU seconds (from a one-worker run), each
     handed in plan order to the first free worker, `gap` seconds between two units of a worker."""
@@ -146,9 +156,11 @@ def main() -> None:
         print(f"dask / local pool: {med['dask'] / med['2']:.2f} whole run, "
               f"{ph['dask']['fanout'] / ph['2']['fanout']:.2f} fan-out (target <= 1.15)")
     print(f"overhead per unit: {1e3 * worst:.1f} ms at worst (target < 50 ms)")
-    differ = [c for c in configs if not rows[c].equals(rows["1"])]
+    differ = {c: differing(rows["1"], rows[c]) for c in configs}
+    differ = {c: d for c, d in differ.items() if d}
     print("every row of the fan-out units and every verdict not resting on timings " +
-          (f"DIFFERS from 1 worker on: {', '.join(differ)}" if differ else f"identical on {', '.join(configs)}"))
+          ("DIFFERS from 1 worker: " + "; ".join(f"{c}: {d}" for c, d in differ.items()) if differ
+           else f"identical on {', '.join(configs)}"))
     # What two idle cores would give, from the CPU seconds each unit took: a guide when the machine is busy.
     one = logs["1"][0]
     serial_cpu = sum(u["cpu"] for u in one if u["timing"])
