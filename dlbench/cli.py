@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 
 import dlbench
 from dlbench import experiments, render
-from dlbench.errors import DlbenchError
+from dlbench.errors import DlbenchError, RunStopped
 from dlbench.results import Results, read_results
 
 FORMATS = ["table", "markdown", "json", "csv"]
@@ -36,6 +36,11 @@ class OneLineGroup(TyperGroup):
             _fail(e.format_message(), getattr(e, "exit_code", 2))
         except DlbenchError as e:
             _fail(str(e), 2)
+        except RunStopped as e:  # Ctrl-C or a lost cluster during the units: what is kept, in one line
+            if e.exit_code == 130:  # not an error, as Ctrl-C anywhere else
+                typer.echo(f"dlbench: {e}", err=True)
+                sys.exit(130)
+            _fail(str(e), e.exit_code)
         except typer.Abort:
             _fail("aborted", 1)
         if not standalone_mode:
@@ -128,6 +133,7 @@ def _emit(results: Results, fmt: str, quiet: bool) -> None:
 
 
 Format = Literal["table", "markdown", "json", "csv"]
+Size = Literal["quick", "default", "paper"]
 FormatOption = typer.Option("table", "--format", "-f", help="Output: a Rich table, Markdown, JSON or CSV.")
 
 
@@ -263,14 +269,25 @@ def _shared_options() -> list[tuple[str, object, object]]:
                                         "0,1000,2000: every claim is judged on each, and a verdict that "
                                         "changes with the base seed is inconclusive.")),
         ("seeds", Optional[int], typer.Option(None, "--seeds", min=1, help="Number of seeds (default: 6, the fewest a 95% bootstrap interval needs).")),
-        ("quick", bool, typer.Option(False, "--quick", help="The small size used by tests and CI.")),
+        ("quick", bool, typer.Option(False, "--quick", help="The small size used by tests and CI (--size quick).")),
+        ("size", Optional[Size], typer.Option(None, "--size", help="quick, default or paper: the sizes of the papers "
+                                                                    "behind the claims, for every core or a cluster "
+                                                                    "(each option's --help says its paper value).")),
         ("out", Optional[Path], typer.Option(None, "--out", "-o",
                                              help="Results file (default: results/<name>-<time>.parquet).")),
         ("no_save", bool, typer.Option(False, "--no-save", help="Do not write a results file.")),
         ("force", bool, typer.Option(False, "--force", help="Overwrite --out if it exists.")),
         ("fmt", Format, FormatOption),
         ("threads", Optional[int], typer.Option(None, "--threads", min=1,
-                                                help="BLAS/OpenMP threads (default: all the machine has).")),
+                                                help="BLAS/OpenMP threads of each unit (default: 1; the numbers "
+                                                     "depend on it, not on --workers).")),
+        ("workers", Optional[str], typer.Option(None, "--workers", "-w", metavar="N|auto",
+                                                help="Local worker processes that run the units side by side "
+                                                     "(auto: one per core; default: 1, in this process).")),
+        ("scheduler", Optional[str], typer.Option(None, "--scheduler", metavar="ADDRESS",
+                                                  help="Run the units on the Dask cluster of this scheduler, "
+                                                       "tcp://HOST:8786 or tls://HOST:8786 (default: "
+                                                       "$DLBENCH_SCHEDULER; needs pip install 'dlbench[dist]').")),
         ("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress bar and no table.")),
     ]
 
@@ -298,8 +315,8 @@ def _experiment_options(module: ModuleType) -> list[tuple[str, object, object]]:
         if typ is bool:
             flag = f"{flag}/--no-{f.name.replace('_', '-')}"
         default = f.default if f.default is not None else "none"
-        quick = f"; quick: {meta['quick']}" if meta.get("quick") is not None else ""
-        kwargs["help"] += f" (default: {default}{quick})"
+        sizes = "".join(f"; {size}: {meta[size]}" for size in ("quick", "paper") if meta.get(size) is not None)
+        kwargs["help"] += f" (default: {default}{sizes})"
         # None means "the default, or the quick value under --quick"; the dataclass holds the default.
         out.append((f.name, Optional[typ] if typ is not bool else Optional[bool],
                     typer.Option(None, flag, show_default=False, **kwargs)))
@@ -321,22 +338,43 @@ def _progress(quiet: bool, fmt: str):
 
 
 class RichProgress:
-    """A Rich progress bar on stderr for the run's long loops."""
+    """A Rich progress bar on stderr: one bar over the run's units (workers, done / running / failed, ETA),
+    and a bar for any other long loop."""
 
     def __init__(self):
         from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+            TimeRemainingColumn
 
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                             console=Console(stderr=True), transient=True)
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                             TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        self._open = 0
+
+    def _live(self):
+        import contextlib
+
+        @contextlib.contextmanager
+        def cm():
+            if self._open == 0:
+                self._bar.start()
+            self._open += 1
+            try:
+                yield
+            finally:
+                self._open -= 1
+                if self._open == 0:
+                    self._bar.stop()
+
+        return cm()
 
     def task(self, description: str, total: float | None = None):
         import contextlib
 
         @contextlib.contextmanager
         def cm():
-            with self._bar:
-                tid = self._bar.add_task(description, total=total)
+            with self._live():
+                tid = self._bar.add_task(description, total=total, status="")
                 try:
                     yield lambda advance=1: self._bar.advance(tid, advance)
                 finally:
@@ -344,8 +382,35 @@ class RichProgress:
 
         return cm()
 
+    def units(self, total: int, workers: int, done: int = 0):
+        import contextlib
 
-def _run_and_emit(plan, name: str, shared: dict, plot: Path | None = None, plot_module=None) -> None:
+        state = {"done": done, "running": 0, "failed": 0, "workers": workers, "phase": "units"}
+
+        def status() -> str:
+            who = "timings, one at a time" if state["phase"] == "timings" else \
+                f"{state['workers']} worker{'s' if state['workers'] != 1 else ''}"
+            return f"{who} · {state['running']} running · {state['failed']} failed"
+
+        @contextlib.contextmanager
+        def cm():
+            with self._live():
+                tid = self._bar.add_task("units", total=total, completed=done, status=status())
+
+                def update(**counts):
+                    state.update(counts)
+                    self._bar.update(tid, completed=state["done"] + state["failed"],
+                                     description=state["phase"], status=status())
+
+                try:
+                    yield update
+                finally:
+                    self._bar.remove_task(tid)
+
+        return cm()
+
+
+def _run_and_emit(plan, name: str, shared: dict, plot: Path | None = None, plot_module=None) -> int:
     from dlbench.runner import default_out, run_many
 
     fmt, quiet = shared["fmt"], shared["quiet"]
@@ -355,8 +420,18 @@ def _run_and_emit(plan, name: str, shared: dict, plot: Path | None = None, plot_
     if plot is not None:
         _check_plot(plot, shared["force"])
     results = run_many(plan, seed=parse_seeds(shared["seed"]), seeds=shared["seeds"], quick=shared["quick"],
-                       threads=shared["threads"], out=out, force=shared["force"],
+                       size=shared["size"], threads=shared["threads"], out=out, force=shared["force"],
+                       workers=shared["workers"], scheduler=scheduler_of(shared),
                        progress=_progress(quiet, fmt), argv=["dlbench", *sys.argv[1:]])
+    units = results.meta.get("units", {})
+    if units.get("reused"):
+        typer.echo(f"dlbench: reused {units['reused']} of {units['total']} units that an earlier, unfinished run "
+                   f"of the same units left in {units['cache']}", err=True)
+    for note in results.meta.get("notes", []):
+        typer.echo(f"dlbench: warning: {note}", err=True)
+    for f in results.meta.get("failed_units", []):
+        typer.echo(f"dlbench: unit {f['experiment']} {f['part']} at base seed {f['base_seed']} failed twice: "
+                   f"{f['error']}", err=True)
     try:
         if not quiet:
             emit(results, fmt)
@@ -373,6 +448,22 @@ def _run_and_emit(plan, name: str, shared: dict, plot: Path | None = None, plot_
         sys.exit(130)
     if results.path is not None:
         typer.echo(f"results written to {results.path}", err=True)
+    if units.get("failed"):
+        kept = "the results keep the others" + (" and the same command reruns only the failed ones"
+                                                if units.get("cache") else "")
+        typer.echo(f"dlbench: error: {units['failed']} of {units['total']} units failed (named above); {kept}",
+                   err=True)
+        return 1
+    return 0
+
+
+def scheduler_of(shared: dict) -> str | None:
+    """--scheduler, else $DLBENCH_SCHEDULER unless --workers asks for local processes."""
+    if shared.get("scheduler"):
+        return shared["scheduler"]
+    if shared.get("workers") is None:
+        return os.environ.get("DLBENCH_SCHEDULER") or None
+    return None
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -408,11 +499,16 @@ def _experiment_command(module: ModuleType):
     own_names = {n for n, _, _ in own}
 
     def command(**kwargs):
-        from dlbench.runner import make_options
+        from dlbench.experiments.base import has_size
+        from dlbench.runner import check_size, make_options
 
-        opts = make_options(module, kwargs["quick"], **{k: kwargs[k] for k in own_names})
-        _run_and_emit([(module, opts)], module.NAME, {k: kwargs[k] for k in shared_names},
-                      plot=kwargs.get("plot"), plot_module=module if has_plot else None)
+        size = check_size(kwargs["size"], kwargs["quick"])
+        if not has_size(module, size):
+            raise DlbenchError(f"--size {size}: {module.NAME} has no {size} size yet (none of its options has a "
+                               f"{size} value)")
+        opts = make_options(module, size=size, **{k: kwargs[k] for k in own_names})
+        return _run_and_emit([(module, opts)], module.NAME, {k: kwargs[k] for k in shared_names},
+                             plot=kwargs.get("plot"), plot_module=module if has_plot else None)
 
     command.__signature__, command.__annotations__ = _signature(options)
     command.__doc__ = module.__doc__ or module.HELP
@@ -431,14 +527,28 @@ def _suite_command():
 
     def suite(**kwargs):
         """Run every registered experiment, all claims, into one results file."""
-        from dlbench.runner import make_options
+        import dataclasses
+
+        from dlbench.experiments.base import has_size
+        from dlbench.runner import check_size, make_options
 
         names = experiments.names()
         if not names:
             raise DlbenchError("no experiments are registered")
-        plan = [(m, make_options(m, kwargs["quick"], **getattr(m, "SUITE_OPTIONS", {})))
-                for m in map(experiments.load, names)]
-        _run_and_emit(plan, "suite", kwargs)
+        size = check_size(kwargs["size"], kwargs["quick"])
+        plan, unsized = [], []
+        for m in map(experiments.load, names):
+            own = dict(getattr(m, "SUITE_OPTIONS", {}))
+            if size == "paper":  # the suite's small values give way to the paper's
+                own = {k: v for f in dataclasses.fields(m.Options) for k, v in own.items()
+                       if k == f.name and f.metadata.get("paper") is None}
+            if not has_size(m, size):
+                unsized.append(m.NAME)
+            plan.append((m, make_options(m, size=size, **own)))
+        if unsized:
+            typer.echo(f"dlbench: warning: {', '.join(unsized)} ha{'s' if len(unsized) == 1 else 've'} no {size} "
+                       f"size yet and run{'s' if len(unsized) == 1 else ''} at the default size", err=True)
+        return _run_and_emit(plan, "suite", kwargs)
 
     suite.__signature__, suite.__annotations__ = _signature(shared)
     return suite

@@ -270,6 +270,7 @@ class _Group:
     nbytes: float | None
     dtype: str
     outcome: dict  # claims and checks: verdict, control, sensitivity, statement, evidence, basis
+    hosts: tuple = ()  # timings: the hosts they were taken on
 
 
 def _groups(df: pd.DataFrame) -> dict[tuple, _Group]:
@@ -285,6 +286,7 @@ def _groups(df: pd.DataFrame) -> dict[tuple, _Group]:
     sample = df["sample"].to_numpy(dtype=float)
     nbytes = df["bytes"].to_numpy(dtype=float)
     dtype = df[PARAM_PREFIX + "dtype"].to_numpy() if PARAM_PREFIX + "dtype" in df.columns else None
+    host = df["host"].to_numpy() if "host" in df.columns else None
     out = {}
     for key, pos in sorted(index.items(), key=lambda kv: kv[1][0]):
         i = pos[0]
@@ -304,7 +306,8 @@ def _groups(df: pd.DataFrame) -> dict[tuple, _Group]:
         out[tuple(key)] = _Group(kind, _text(col["better"][i]) or "none", _text(col["unit"][i]) or "",
                                  _text(col["section"][i]) or "", values,
                                  float(nbytes[i]) if np.isfinite(nbytes[i]) else None,
-                                 d if d in ("float32", "float64") else "float32", outcome)
+                                 d if d in ("float32", "float64") else "float32", outcome,
+                                 tuple(dict.fromkeys(host[pos])) if kind == "timing" and host is not None else ())
     return out
 
 
@@ -436,6 +439,8 @@ def _judged_row(key, gb: _Group, gn: _Group, base: Results, new: Results, *, thr
     else:
         result = WORDS[category][j.direction * (sign if category == "quality" else 1)]
     regression = category in fail_on and result == REGRESSION_WORDS.get(category)
+    if kind == "timing" and timing_hosts_differ(gb.hosts, gn.hosts):
+        regression = False
     fb, fn_ = vb[np.isfinite(vb)], vn[np.isfinite(vn)]
     return {"experiment": key[0], "kind": kind, "case": key[2], "metric": key[3], "section": gb.section,
             "category": category, "unit": unit, "better": better, "n_base": int(fb.size), "n_new": int(fn_.size),
@@ -443,6 +448,18 @@ def _judged_row(key, gb: _Group, gn: _Group, base: Results, new: Results, *, thr
             "new": float(np.median(fn_)) if fn_.size else math.nan,
             "effect": j.effect, "estimate": j.estimate, "low": j.low, "high": j.high, "p": j.p,
             "min_p": j.min_p, "result": result, "regression": bool(regression)}
+
+
+def timing_hosts_differ(hb, hn) -> str | None:
+    """Why timing samples of BASE and NEW are not judged as a regression: they were taken on different hosts
+    (each timing row names its host's fingerprint), or one side mixes several hosts. A cost measured on
+    another machine is another machine's cost, as pyperf refuses to mix incomparable runs. `hb`, `hn`: the
+    host of each timing row of a side (nulls allowed). None when both sides name one and the same host, or
+    a side does not say (a file of schema 1)."""
+    hb, hn = (sorted({h for h in hs if isinstance(h, str) and h}) for hs in (hb, hn))
+    if not hb or not hn or (hb == hn and len(hb) == 1):
+        return None
+    return f"timed on host {', '.join(hb)} in base and {', '.join(hn)} in new"
 
 
 def _distance_from_no_change(r: dict) -> float:
@@ -516,6 +533,10 @@ def _warnings(base: Results, new: Results, normalize: bool) -> list[str]:
         hint = "" if normalize else "; --normalize compares them as fractions of each machine's copy bandwidth"
         out.append(f"the runs come from different setups ({'; '.join(diffs)}): timings compare the setups, "
                    f"not only the code{hint}")
+    hb, hn = (r.rows.loc[r.rows["kind"] == "timing"].get("host", pd.Series(dtype=object)) for r in (base, new))
+    why = timing_hosts_differ(hb, hn)
+    if why:
+        out.append(f"the timings were {why}: they are shown, never judged a regression")
     ob, on = base.meta.get("options", {}), new.meta.get("options", {})
     for exp in base.experiments:
         if exp in on and exp in ob and ob[exp] != on[exp]:

@@ -18,3 +18,15 @@ class UnknownName(DlbenchError, KeyError):
 
 class ResultsFileError(DlbenchError):
     """A file that is missing, not Parquet, not a dlbench result, damaged or too new."""
+
+
+class RunStopped(Exception):
+    """A run stopped before its end (Ctrl-C, a lost cluster): one line, and the exit status to give.
+
+    Not a DlbenchError: nothing in the input was wrong. Finished units stay in the unit cache, so the
+    same command resumes where this one stopped.
+    """
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -280,7 +280,11 @@ def make_results(recorders: list[Recorder], meta: dict) -> tuple[pa.Table, Resul
     run_id = meta.setdefault("run_id", uuid.uuid4().hex[:12])
     meta["schema_version"] = SCHEMA_VERSION
     meta.setdefault("experiments", list(dict.fromkeys(r.experiment for r in recorders)))
-    table = build_table(recorders, run_id)
+    return _sealed(build_table(recorders, run_id), meta)
+
+
+def _sealed(table: pa.Table, meta: dict) -> tuple[pa.Table, Results]:
+    """The table with its metadata, content digest and file digest placeholder, and its Results."""
     meta = json.loads(json.dumps(meta, default=_json_default))   # what a reader will get back
     rows = table.to_pandas()
     meta["digest"] = content_digest(rows, meta)
@@ -323,6 +327,55 @@ def content_digest(rows: pd.DataFrame, meta: dict) -> str:
     h.update(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes())
     h.update(json.dumps({k: v for k, v in meta.items() if k != "digest"}, sort_keys=True).encode())
     return "sha256:" + h.hexdigest()
+
+
+def concat_tables(tables: list[pa.Table], run_id: str) -> pa.Table:
+    """Several tables of `build_table` as one, in the order given, as `build_table` would have made it from
+    all their recorders at once: parameter columns in order of first appearance, each typed over all the
+    values (bool, int64, float64, else strings as `case` writes them), missing ones null."""
+    params = list(dict.fromkeys(n for t in tables for n in t.column_names if n.startswith(PARAM_PREFIX)))
+    kinds = {p: set() for p in params}
+    for t in tables:
+        for p in params:
+            if p in t.column_names and t.column(p).null_count < t.num_rows:
+                kinds[p].add(t.schema.field(p).type)
+    types = {}
+    for p, ks in kinds.items():
+        if ks and ks <= {pa.bool_()}:
+            types[p] = pa.bool_()
+        elif ks and ks <= {pa.int64()}:
+            types[p] = pa.int64()
+        elif ks and ks <= {pa.bool_(), pa.int64(), pa.float64()}:
+            types[p] = pa.float64()
+        else:
+            types[p] = pa.string()
+    parts = []
+    for t in tables:
+        cols = {name: t.column(name) for name in CORE_COLUMNS}
+        cols["run_id"] = pa.array([run_id] * t.num_rows, pa.string())
+        for p in params:
+            typ = types[p]
+            if p not in t.column_names or t.column(p).null_count == t.num_rows:
+                cols[p] = pa.nulls(t.num_rows, typ)
+            elif t.schema.field(p).type == typ:
+                cols[p] = t.column(p)
+            elif typ == pa.string():
+                cols[p] = pa.array([None if v is None else _fmt_param(v) for v in t.column(p).to_pylist()], typ)
+            else:
+                cols[p] = t.column(p).cast(typ)
+        parts.append(pa.table(cols, schema=pa.schema([*CORE_SCHEMA, *(pa.field(p, types[p]) for p in params)])))
+    if not parts:
+        return build_table([], run_id)
+    return pa.concat_tables(parts)
+
+
+def results_from_tables(tables: list[pa.Table], meta: dict) -> tuple[pa.Table, Results]:
+    """`make_results` for rows that are already tables (each from `build_table`), in the order given."""
+    run_id = meta.setdefault("run_id", uuid.uuid4().hex[:12])
+    meta["schema_version"] = SCHEMA_VERSION
+    table = concat_tables(tables, run_id)
+    meta.setdefault("experiments", list(dict.fromkeys(table.column("experiment").to_pylist())))
+    return _sealed(table, meta)
 
 
 def _json_default(o):

@@ -385,6 +385,21 @@ def test_suite_files_compare_end_to_end(tmp_path, monkeypatch):
     assert {c["claim"] for c in doc["claims"]} == {"T1", "T2"}
 
 
+def test_timings_from_another_host_are_shown_but_never_a_regression(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    a = write(tmp_path / "a.parquet", {1000: lognormal(rng, 1e-3, 0.03, 7)})
+    slow = {1000: lognormal(rng, 1.5e-3, 0.03, 7)}
+    b = write(tmp_path / "b.parquet", slow)
+    assert result_of(compare_files(a, b))["regression"]  # one host: a regression
+    monkeypatch.setattr("dlbench.results.host_id", lambda: "0123456789ab")
+    b = write(tmp_path / "b.parquet", slow)
+    c = compare_files(a, b)
+    row = result_of(c)
+    assert row["result"] == "slower" and not row["regression"] and c.exit_status == 0
+    assert any("timed on host" in w and "0123456789ab in new" in w and "never judged a regression" in w
+               for w in c.warnings)
+
+
 # ---------------------------------------------------------------------------------------- as a person reads it
 
 def many_timings(rng, n_cases, factor=1.0):

@@ -22,7 +22,7 @@ SECTIONS = {"toy.loss": "losses"}
 @dataclass
 class Options:
     shape: str = option("bowl", help="Which shape.", choices=lambda: ["bowl", "cliff"])
-    steps: int = option(100, help="Steps.", min=1, quick=10)
+    steps: int = option(100, help="Steps.", min=1, quick=10, paper=1000)
     scale: float = option(1.0, help="Effect size.")
 
 

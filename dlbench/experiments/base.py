@@ -46,22 +46,38 @@ from dlbench.protocol import CheckSpec, ClaimSpec
 from dlbench.stats import Finding
 
 
+#: The sizes a run can have (`--size`): `quick` for tests and CI, `default`, and `paper`, the sizes of the
+#: papers behind the claims (a protocol-grade run meant for every core or a cluster).
+SIZES = ("quick", "default", "paper")
+
+
 def option(default: Any, help: str, *, choices: Callable[[], list[str]] | None = None,
            min: float | None = None, max: float | None = None, metavar: str | None = None,
-           quick: Any = None):
+           quick: Any = None, paper: Any = None):
     """A field of an experiment's Options: its default, help text, valid choices or range.
 
-    `quick` is the value used under `--quick` when the user did not set the option.
+    `quick` is the value used under `--quick` (`--size quick`) and `paper` the value used under
+    `--size paper` when the user did not set the option; without one, the default is used.
     """
-    meta = {"help": help, "choices": choices, "min": min, "max": max, "metavar": metavar, "quick": quick}
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "metavar": metavar, "quick": quick,
+            "paper": paper}
     return field(default=default, metadata=meta)
+
+
+def has_size(module, size: str) -> bool:
+    """Whether the module can run at `size`: always at `default` and `quick` (its grids shrink under quick
+    even where no option does); at `paper` when at least one option has a paper value."""
+    import dataclasses
+
+    return size != "paper" or any(f.metadata.get(size) is not None for f in dataclasses.fields(module.Options))
 
 
 @dataclass(frozen=True)
 class Part:
     """One independent unit of an experiment's work: `fn(opts, ctx)` records rows and findings.
 
-    timing: the part times kernels, so it runs alone on its host, after the other parts.
+    timing: the part times kernels, so it runs alone on its host, after the other parts (in the process
+    that started the run, one timing part at a time, on --threads BLAS threads).
     """
 
     name: str
@@ -70,10 +86,19 @@ class Part:
 
 
 def parts_of(module, opts) -> list[Part]:
-    """The module's parts for these options (one part calling `run` where it defines no parts)."""
-    if hasattr(module, "parts"):
-        return list(module.parts(opts))
-    return [Part("run", module.run)]
+    """The module's parts for these options, each name once.
+
+    A module that defines no parts is one part calling `run`: it may time kernels anywhere inside, so it
+    is a timing part (it runs alone, after the others, in the process that started the run).
+    """
+    if not hasattr(module, "parts"):
+        return [Part("run", module.run, timing=True)]
+    parts = list(module.parts(opts))
+    names = [p.name for p in parts]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"{module.NAME}: part name(s) {', '.join(twice)} given twice; each part needs its own")
+    return parts
 
 
 def catalogue(module) -> dict[str, ClaimSpec]:
@@ -91,6 +116,12 @@ class Progress:
     @contextlib.contextmanager
     def task(self, description: str, total: float | None = None) -> Iterator[Callable[..., None]]:
         yield lambda advance=1: None
+
+    @contextlib.contextmanager
+    def units(self, total: int, workers: int, done: int = 0) -> Iterator[Callable[..., None]]:
+        """A bar over a run's units; the runner calls the yielded `update(done=, running=, failed=,
+        workers=, phase=)` with any of those counts whenever one changes."""
+        yield lambda **counts: None
 
 
 @dataclass

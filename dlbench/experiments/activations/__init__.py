@@ -379,15 +379,16 @@ def parts(opts: Options) -> list[Part]:
 
 
 def _one_thread(fn):
-    """The part on one BLAS thread: its matrices are small, and two threads only spin against each other."""
-    @functools.wraps(getattr(fn, "func", fn))
-    def run(opts, ctx):
-        from threadpoolctl import threadpool_limits
+    """The part on one BLAS thread: its matrices are small, and two threads only spin against each other.
+    A partial of a module-level function, so that the part pickles and runs on a worker process."""
+    return functools.partial(_on_one_thread, fn)
 
-        with threadpool_limits(limits=1, user_api="blas"):
-            return fn(opts, ctx)
 
-    return run
+def _on_one_thread(fn, opts, ctx):
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return fn(opts, ctx)
 
 
 def plot(results, path) -> None:

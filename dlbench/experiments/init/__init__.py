@@ -123,15 +123,15 @@ class Options:
                              choices=lambda: _activation_names())
     depth: int = option(30, help="Layers of the profile nets (the std profile, I3, I4).", min=3, max=200)
     width: int = option(128, help="Width of the std profile net; n of the I2 and I4 checks.", min=2, max=4096,
-                        quick=64)
+                        quick=64, paper=1000)
     scales: str = option("0.5,0.8,1,1.25,2", help="Normal init std as multiples of gain/sqrt(width) for the scale "
                          "sweep (gain: torch's calculate_gain for the activation); I3 uses the smallest and the "
                          "largest.", metavar="LIST")
-    train_depth: int = option(20, help="I5: hidden layers of the trained deep net.", min=3, max=100)
-    train_width: int = option(32, help="I5: width of the trained nets.", min=2, max=1024, quick=16)
-    steps: int = option(600, help="I1: training steps.", min=1, max=100_000, quick=300)
+    train_depth: int = option(20, help="I5: hidden layers of the trained deep net.", min=3, max=100, paper=30)
+    train_width: int = option(32, help="I5: width of the trained nets.", min=2, max=1024, quick=16, paper=128)
+    steps: int = option(600, help="I1: training steps.", min=1, max=100_000, quick=300, paper=3000)
     lrs: str = option("1e-3,3e-3,1e-2,3e-2", help="I5: learning rates each scheme's best is chosen from.",
-                      metavar="LIST", quick="3e-3,1e-2,3e-2")
+                      metavar="LIST", quick="3e-3,1e-2,3e-2", paper="1e-4,3e-4,1e-3,3e-3,1e-2,3e-2")
     optimizer: str = option("adam", help="I1: optimizer.", choices=lambda: _optimizer_names())
     time_schemes: str = option("uniform,normal,orthogonal", help="Initializers whose generation time is "
                                "measured (uniform, normal and orthogonal are always timed for I2).", metavar="LIST")
