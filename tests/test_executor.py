@@ -204,14 +204,14 @@ def test_a_lost_cluster_stops_the_run_in_one_line_and_another_resumes_it(referen
     closer.start()
     try:
         with pytest.raises(RunStopped) as stopped:
-            run_many(work(sleep=0.3), seed=[0, 1000], quick=True, scheduler=lost.scheduler_address, cache_dir=cache)
+            run_many(work(sleep=1.5), seed=[0, 1000], quick=True, scheduler=lost.scheduler_address, cache_dir=cache)
     finally:
         closer.join()
     assert stopped.value.exit_code == 1
     assert str(stopped.value).startswith(f"lost the Dask scheduler {lost.scheduler_address}: cancelled ")
     kept = len(list(cache.glob("*.parquet")))
     assert kept >= 2
-    res = run_many(work(sleep=0.3), seed=[0, 1000], quick=True, scheduler=cluster.scheduler_address, cache_dir=cache)
+    res = run_many(work(sleep=1.5), seed=[0, 1000], quick=True, scheduler=cluster.scheduler_address, cache_dir=cache)
     assert res.meta["units"]["reused"] == kept
     ref = reference[1].rows
     assert_same_rows(ref[ref["experiment"] == "work"], res.rows)
@@ -342,7 +342,7 @@ def test_ctrl_c_stops_a_pool_in_one_line_and_the_same_command_reuses_what_finish
               "from dlbench import cli; app = typer.Typer(cls=cli.OneLineGroup); "
               "app.command('work')(cli._experiment_command(worker_experiment)); app.command('show')(cli.show); app()")
     args = [sys.executable, "-c", script, "work", "--quick", "--seed", "0,1000", "--workers", "2", "--out", str(out),
-            "--mark", str(mark), "--sleep", "0.4", "--parts", "2", "--format", "json"]
+            "--mark", str(mark), "--sleep", "2", "--parts", "2", "--format", "json"]
     env = {**os.environ, "DLBENCH_CACHE": str(cache)}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
