@@ -344,8 +344,10 @@ def test_ctrl_c_stops_a_pool_in_one_line_and_the_same_command_reuses_what_finish
     args = [sys.executable, "-c", script, "work", "--quick", "--seed", "0,1000", "--workers", "2", "--out", str(out),
             "--mark", str(mark), "--sleep", "2", "--parts", "2", "--format", "json"]
     env = {**os.environ, "DLBENCH_CACHE": str(cache)}
+    # a shell that starts the tests in the background has SIGINT ignored, and a child inherits that: a
+    # terminal's dlbench has it at its default, so this one does too
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while len(list(cache.glob("*.parquet"))) < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
