@@ -23,6 +23,7 @@ from dlbench.nn.dropout import check_p, dropout_backward, dropout_forward
 from dlbench.nn.init import get_initializer
 from dlbench.nn.layers import dense_backward, dense_forward
 from dlbench.nn.norm import get_norm
+from dlbench.nn.params import ParamTable
 
 BIAS_INITS = ("torch_default", "zeros")
 
@@ -98,7 +99,7 @@ def _per_layer(value, n: int, what: str) -> tuple:
     return value
 
 
-class MLP:
+class MLP(ParamTable):
     """Forward and backward of the net described by an MLPSpec, for any number of replicas."""
 
     def __init__(self, spec: MLPSpec):
@@ -136,21 +137,6 @@ class MLP:
                               for i, t in enumerate(act.init_params((), widths[l + 1], self.dtype)))
             self.layers.append(_Layer(widths[l], fan_out, widths[l + 1], act, W, b, norm, theta))
         self._buffers: dict = {}
-
-    def _add(self, name: str, shape: tuple) -> int:
-        self.param_names.append(name)
-        self._shapes.append(tuple(shape))
-        return len(self._shapes) - 1
-
-    @property
-    def n_params(self) -> int:
-        """Number of learnable scalars of one replica."""
-        return int(sum(np.prod(s) for s in self._shapes))
-
-    @property
-    def param_shapes(self) -> list[tuple]:
-        """Shape of each parameter of one replica (the arrays carry a leading replica axis in front)."""
-        return list(self._shapes)
 
     def init(self, seeds: Sequence[int] | int) -> list[np.ndarray]:
         """Parameters for len(seeds) replicas, a flat list ordered as param_names, replica axis first.

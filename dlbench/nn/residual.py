@@ -41,6 +41,7 @@ from dlbench.nn.init import get_initializer
 from dlbench.nn.layers import dense_backward, dense_forward
 from dlbench.nn.mlp import BIAS_INITS
 from dlbench.nn.norm import get_norm
+from dlbench.nn.params import ParamTable
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class _Unit(NamedTuple):
     fan_out: int
 
 
-class ResNet:
+class ResNet(ParamTable):
     """Forward and backward of the net described by a ResNetSpec, for any number of replicas.
 
     The interface is the MLP's (widths, dtype, param_names, n_params, init, init_state, forward, backward,
@@ -143,11 +144,6 @@ class ResNet:
         self._buffers: dict = {}
         self._norm_caches: dict = {}
 
-    def _add(self, name: str, shape: tuple) -> int:
-        self.param_names.append(name)
-        self._shapes.append(tuple(shape))
-        return len(self._shapes) - 1
-
     def _unit(self, prefix: str, fan_in: int, fan_out: int) -> _Unit:
         norm = {}
         if self.has_norm:
@@ -160,16 +156,6 @@ class ResNet:
         W = self._add(f"{prefix}W", (fan_in, fan_out))
         b = self._add(f"{prefix}b", (1, fan_out)) if self.spec.bias else None
         return _Unit(self.act, norm, theta, W, b, fan_in, fan_out)
-
-    @property
-    def n_params(self) -> int:
-        """Number of learnable scalars of one replica."""
-        return int(sum(np.prod(s) for s in self._shapes))
-
-    @property
-    def param_shapes(self) -> list[tuple]:
-        """Shape of each parameter of one replica (the arrays carry a leading replica axis in front)."""
-        return list(self._shapes)
 
     def block_params(self, j: int) -> list[int]:
         """Indices (in the flat parameter list) of block j's parameters."""

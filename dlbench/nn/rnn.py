@@ -59,6 +59,7 @@ import numpy as np
 
 from dlbench.errors import DlbenchError
 from dlbench.nn.layers import dense_backward, dense_forward
+from dlbench.nn.params import ParamTable
 
 NONLINEARITIES = ("tanh", "relu")
 NORM_DEFAULTS = MappingProxyType({
@@ -151,7 +152,7 @@ class RNNCache(NamedTuple):
     h_n: np.ndarray
 
 
-class RNN:
+class RNN(ParamTable):
     """Forward and backward (through time) of the layer described by an RNNSpec, for any number of replicas."""
 
     def __init__(self, spec: RNNSpec):
@@ -183,21 +184,6 @@ class RNN:
                 idx["norm_hh_weight"] = self._add(f"norm_hh_weight_l{l}", (H,))
             self.layers.append(idx)
         self._buffers: dict = {}
-
-    def _add(self, name: str, shape: tuple) -> int:
-        self.param_names.append(name)
-        self._shapes.append(tuple(shape))
-        return len(self._shapes) - 1
-
-    @property
-    def n_params(self) -> int:
-        """Number of learnable scalars of one replica."""
-        return int(sum(np.prod(s) for s in self._shapes))
-
-    @property
-    def param_shapes(self) -> list[tuple]:
-        """Shape of each parameter of one replica (the arrays carry a leading replica axis in front)."""
-        return list(self._shapes)
 
     def init(self, seeds: Sequence[int] | int) -> list[np.ndarray]:
         """Parameters for len(seeds) replicas, ordered as param_names, replica axis first.
