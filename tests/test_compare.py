@@ -531,3 +531,24 @@ def test_compare_decides_and_never_draws():
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | \
         {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert not {"dlbench.render", "dlbench.compare_render", "rich", "typer"} & imported
+
+
+def test_the_aa_benchmarks_slowed_copy_is_a_valid_file_that_compare_calls_slower(tmp_path):
+    """benchmarks/aa_compare.py's 1.5x copy: every timing sample x1.5, nothing else changed, sealed anew."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("aa_compare", root / "benchmarks" / "aa_compare.py")
+    aa = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(aa)
+    base = root / "results" / "baseline.parquet"
+    slow = read_results(aa.slowed_copy(base, tmp_path / "slow.parquet"))
+    rows = read_results(base).rows
+    timing = rows["kind"] == "timing"
+    assert timing.sum() > 0
+    np.testing.assert_allclose(slow.rows["value"][timing], 1.5 * rows["value"][timing])
+    assert slow.rows["value"][~timing].equals(rows["value"][~timing])
+    res = compare_files(base, tmp_path / "slow.parquet")
+    assert res.exit_status == 1
+    assert (res.rows[res.rows["kind"] == "timing"]["result"] == "slower").any()
