@@ -497,7 +497,7 @@ def test_cli_quick_writes_a_file_that_show_renders(surface, tmp_path):
     assert set(main["p_optimizer"]) == {"sgd", "adam"}
     assert {"lr", "final loss", "steps to target", "reached", "diverged", "loss"} <= set(main["metric"])
     assert len(main[main["kind"] == "curve"]) <= 2 * 41   # the curve at a fixed resolution
-    assert {"largest step", "oscillation", "point-steps/s", "update ns/param"} <= set(
+    assert {"largest step", "oscillation", "update ns/param"} <= set(
         rows[rows["section"] == "shape"]["metric"])
     claims = res.claims.set_index("claim")
     assert list(claims.index) == list(ox.CLAIMS)

@@ -130,8 +130,6 @@ def record_run(ctx: RunContext, case: dict, lr: float, traj, m, search) -> None:
     rec.metric("largest step", m.largest_step, case=case, better="none", section="shape")
     rec.metric("oscillation", m.oscillation, case=case, better="lower", section="shape")
     if search is not None:
-        rate = search.point_steps / search.seconds if search.seconds > 0 else math.nan
-        rec.metric("point-steps/s", rate, case=case, unit="1/s", better="none", section="shape")
         # one row per optimizer: the median final loss over the grid (sample = the lr's index in the grid)
         med = np.where(np.isfinite(search.median_final), search.median_final, np.nan)
         rec.curve("median final loss over the lr grid", med, steps=np.arange(len(search.lrs)), case=case,
@@ -139,8 +137,6 @@ def record_run(ctx: RunContext, case: dict, lr: float, traj, m, search) -> None:
         rec.metric("best lr", search.best, case=case, section="lr_search")
         rec.metric("best at grid edge", float(search.best in (search.lrs[0], search.lrs[-1]) and len(search.lrs) > 1),
                    case=case, unit="bool", better="lower", section="lr_search")
-    else:
-        rec.metric("point-steps/s", traj.point_steps_per_s, case=case, unit="1/s", better="none", section="shape")
 
 
 def _rate(traj, fmin: float) -> np.ndarray:
