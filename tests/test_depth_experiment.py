@@ -584,9 +584,12 @@ def test_quick_verdicts_are_those_the_science_gives(quick_run):
     assert "refuted at k 2" in claims.loc["D3", "sensitivity"]
     assert claims.loc["D4", "verdict"] == "supported", claims.loc["D4", "evidence"]
     assert claims.loc["D6", "verdict"] == "supported", claims.loc["D6", "evidence"]
-    # the plain net gets worse at depth 16 where the residual one does not; deleting a block costs the residual
-    # net a part of its fit and the plain net all of it
-    assert claims.loc["D7", "verdict"] == "supported", claims.loc["D7", "evidence"]
+    # after 200 steps the plain net gets worse at depth 16, but six nets' intervals are too wide to show the
+    # residual net the same within 4/3x: the quick run cannot resolve D7 (the default size does)
+    assert claims.loc["D7", "verdict"] == "inconclusive", claims.loc["D7", "evidence"]
+    assert "residual: log10 training FVU" in claims.loc["D7", "evidence"]
+    # deleting a block costs the residual net a part of its fit, in small steps, and the plain net all of it
+    # at once
     assert claims.loc["D8", "verdict"] == "supported", claims.loc["D8", "evidence"]
     assert claims.loc["D8", "control"] == "refuted" and "residual net" in claims.loc["D8", "evidence"]
     assert claims.loc["D5", "basis"] == "timing"

@@ -117,8 +117,7 @@ CLAIMS = {
         threshold="the plain net's whole interval at or beyond 1.5x the reference depth's FVU (0.18 decades); the "
                   "residual net's whole interval inside 4/3x either way (+-0.125 decades, two one-sided tests: "
                   "refuted when it lies wholly outside on either side): 'the same' must be tighter than the plain "
-                  "net's 'worse', and a third is the nearest round ratio the six-seed intervals (about +-0.08 "
-                  "decades wide) can resolve",
+                  "net's 'worse' (1.5x), so that one net cannot be both",
         literature="He, Zhang, Ren & Sun 2016 (the degradation of deep plain nets, which are batch normalised "
                    "and so not starved of signal, at a fixed number of iterations; residual learning removes it); "
                    "Srivastava, Greff & Schmidhuber 2015 (highway networks)"),
