@@ -104,8 +104,8 @@ CLAIMS = {
         premise="where the relu net learns the task (median test accuracy at least 0.8)"),
     "D7": ClaimSpec(
         "D7", "depth is potential, not yet learning: deep plain nets are hard to train",
-        measures=f"{RESNETS} are trained on a random relu teacher of 8 inputs for a fixed budget of N steps (the "
-                 "grid's; He et al. compare at a fixed budget too), depths 2, 4, 8, 16, 32 (--quick 2, 4, 16), each "
+        measures=f"{RESNETS} are trained on a random relu teacher of 8 inputs and read after a fixed budget of N "
+                 "steps (N the grid's steps; He et al. compare at a fixed budget too), depths 2, 4, 8, 16, 32 (--quick 2, 4, 16), each "
                  "net and depth at its own lr. Per net and seed, log10(training FVU at the deepest depth / at the "
                  "reference depth: the shallower one with the lowest median FVU on the tuning seeds). Both must "
                  "hold: the plain net gets worse, the residual net stays the same (an equivalence). A net whose "
