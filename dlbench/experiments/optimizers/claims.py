@@ -185,8 +185,18 @@ def _skips_finding(res: dict, twin: dict, what: str, twin_what: str, seed: int):
     ], note=f"median local minima {_med(res['minima']):g} with skips, {_med(twin['minima']):g} without")
 
 
+#: Li et al.'s comparison is about skips keeping a chaotic slice from forming: it is judged only where the plain
+#: twin's slice is chaotic, at least O0_CHAOTIC strict local minima in median (O0's own "not smooth"), read off
+#: O0_PREMISE_NETS twins of their own (not the twins the comparison then scores: no selection on the outcome).
+O0_CHAOTIC, O0_PREMISE_NETS = O0_MINIMA, 4
+
+
 def _trained(r: dict) -> bool:
     return _med(r["end"]) < 0.5 * _med(r["start"])
+
+
+def _premise_label(twin: str) -> str:
+    return f"{twin} premise"
 
 
 def claim_o0(opts, ctx: RunContext) -> None:
@@ -197,6 +207,7 @@ def claim_o0(opts, ctx: RunContext) -> None:
 
     from dlbench.data import make_dataset
     from dlbench.nn.losses import get_loss
+    from dlbench.stats import with_note
 
     data = make_dataset(O0_DATA, seed=ctx.seed, n_train=O0_N, n_test=16)
     X, y = np.ascontiguousarray(data.X_train, dtype=np.float64), data.y_train
@@ -211,9 +222,12 @@ def claim_o0(opts, ctx: RunContext) -> None:
     nets[O0_DEEP] = ctx.seed_list
     for n in pairs:
         nets[n] = nets[O0_TWIN[n]] = pair_seeds
+    for n in residual:      # the premise's own twins, drawn apart from the pairs
+        nets[_premise_label(O0_TWIN[n])] = [int(v) for v in ctx.rng("O0", "premise twins", n).integers(
+            2**31, size=O0_PREMISE_NETS)]
     with threadpool_limits(limits=1, user_api="blas"):   # small matmuls: a second BLAS thread only spins
         for label, seeds in nets.items():
-            net, start, end = _train_net(label, seeds, data)
+            net, start, end = _train_net(label.removesuffix(" premise"), seeds, data)
             weights = [n.endswith(".W") for n in net.param_names]
             # a residual net and its twin share their parameters' shapes, and so their slice directions
             key = next((r for r in pairs if label in (r, O0_TWIN[r])), label)
@@ -239,21 +253,29 @@ def claim_o0(opts, ctx: RunContext) -> None:
         label = point["net"]
         r, twin = results[label], O0_TWIN.get(label)
         extra = []
+        chaos = ""
         if twin is None:
             untrained = [] if _trained(r) else [label]
             f = _o0_finding(r, f"relu {label}", ctx.seed)
         else:
-            shallow = O0_SHALLOW[label]
-            untrained = [n for n in (label, twin) if not _trained(results[n])]
-            f = _skips_finding(r, results[twin], label, twin, ctx.seed)
+            shallow, premise = O0_SHALLOW[label], results[_premise_label(twin)]
+            untrained = [n for n in (label, twin, _premise_label(twin)) if not _trained(results[n])]
+            if not _med(premise["minima"]) >= O0_CHAOTIC:
+                chaos = (f"the plain twin's slice is not chaotic (median {_med(premise['minima']):g} strict local "
+                         f"minima on {len(premise['minima'])} premise twins' slices, fewer than {O0_CHAOTIC:g}): no "
+                         f"chaos for skips to prevent")
+            f = with_note(_skips_finding(r, results[twin], label, twin, ctx.seed),
+                          f"premise: median {_med(premise['minima']):g} strict local minima on "
+                          f"{len(premise['minima'])} premise twins' slices")
             extra = [(f"{twin} (no skips)", _o0_finding(results[twin], f"{twin}, the residual net without skips",
                                                         ctx.seed)),
                      (f"{shallow} against {O0_TWIN[shallow]}",
                       _skips_finding(results[shallow], results[O0_TWIN[shallow]], shallow, O0_TWIN[shallow],
                                      ctx.seed))]
-        if untrained:
-            ctx.not_run("O0", "; ".join(f"the {n} net did not train (median loss {_med(results[n]['start']):.3g} -> "
-                                        f"{_med(results[n]['end']):.3g})" for n in untrained), point=point)
+        if untrained or chaos:
+            ctx.not_run("O0", "; ".join([*(f"the {n} net did not train (median loss {_med(results[n]['start']):.3g} "
+                                           f"-> {_med(results[n]['end']):.3g})" for n in untrained),
+                                         *([chaos] if chaos else [])]), point=point)
         else:
             ctx.finding("O0", f, point=point)
         for what, c in controls + extra:
