@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dlbench import cli
+from dlbench import cli, stats
 from dlbench.errors import DlbenchError, UnknownName
 from dlbench.experiments import init as exp
-from dlbench.experiments.init import measure
+from dlbench.experiments.init import claims, measure
 from dlbench.nn.activations import get_activation
 from dlbench.nn.init import get_initializer
 from dlbench.results import read_results
@@ -201,18 +201,43 @@ def test_layer_drift_averages_each_phase_of_a_periodic_net():
     assert flat.layer_drift("forward", 2)[0] == 1.0 and flat.drift[0] == 1.0
 
 
-def test_he_fan_modes_on_alternating_widths_follow_the_mean_field():
+def _fan_profile(widths, seed=0):
     relu = get_activation("relu")
-    widths = tuple(64 if i % 2 == 0 else 128 for i in range(21))
     schemes = [measure.parse_scheme(s) for s in ("kaiming_normal", "kaiming_normal:mode=fan_out")]
-    rng = np.random.default_rng(0)
-    p = measure.std_profile([s.init for s in schemes], [np.random.default_rng(k) for k in (1, 2)], relu,
-                            widths=widths, n_seeds=6, x=rng.standard_normal((64, 64)),
-                            g_out=rng.standard_normal((64, 64)))
-    fwd, bwd = p.layer_drift("forward", 2), p.layer_drift("backward", 2)
-    assert np.median(fwd[0]) < 1.1 and np.median(bwd[1]) < 1.1           # each mode keeps its direction
-    np.testing.assert_allclose(np.median(bwd[0]), math.sqrt(2), rtol=0.05)  # and drifts by sqrt(2) the other
-    np.testing.assert_allclose(np.median(fwd[1]), math.sqrt(2), rtol=0.05)
+    rng = np.random.default_rng(seed)
+    return measure.std_profile([s.init for s in schemes], [np.random.default_rng(seed + k) for k in (1, 2)], relu,
+                               widths=widths, n_seeds=6, x=rng.standard_normal((64, widths[0])),
+                               g_out=rng.standard_normal((64, widths[-1])))
+
+
+def test_geometric_widths_grow_by_a_constant_ratio():
+    assert claims.geometric_widths(64, 8, 6) == (64, 91, 128, 181, 256, 362, 512)
+    w = np.array(claims.geometric_widths(128, 8, 6), dtype=float)
+    np.testing.assert_allclose(w[1:] / w[:-1], math.sqrt(2), rtol=0.01)
+
+
+def test_he_fan_modes_on_growing_widths_separate_as_he_predicts():
+    # widths w -> 8w: fan_in's end-to-end gain over fan_out's is sqrt(w_L / w_1) forward and backward
+    widths = claims.geometric_widths(64, claims.FAN_SPAN, claims.FAN_DEPTH)
+    fwd, bwd = claims.fan_separation(_fan_profile(widths))
+    predicted = math.sqrt(widths[-1] / widths[1])
+    np.testing.assert_allclose(np.median(fwd), predicted, rtol=0.15)
+    np.testing.assert_allclose(np.median(bwd), predicted, rtol=0.15)
+    # shrinking widths reverse the sign: the measurement can come out the other way
+    fwd_r, bwd_r = claims.fan_separation(_fan_profile(widths[::-1]))
+    assert np.median(fwd_r) < 1 / math.sqrt(2) and np.median(bwd_r) < 1 / math.sqrt(2)
+
+
+def test_he_fan_modes_on_alternating_widths_cancel_over_depth():
+    # why the stack is geometric: with widths w, 2w, w, ... each mode's error on one layer is undone by the next
+    fwd, bwd = claims.fan_separation(_fan_profile(tuple(64 if i % 2 == 0 else 128 for i in range(8))))
+    assert 0.5 < np.median(fwd) < 2 ** 0.5 and 0.5 < np.median(bwd) < 2 ** 0.5
+
+
+def test_fan_parts_are_supported_on_growing_widths_and_not_on_equal_ones():
+    grow = stats.all_of(claims._fan_parts(_fan_profile(claims.geometric_widths(64, 8, 6)), "grow", 0))
+    equal = stats.all_of(claims._fan_parts(_fan_profile((64,) * 7), "equal", 0))
+    assert grow.verdict == "supported" and equal.verdict != "supported"
 
 
 # ----------------------------------------------------------------------------- scheme parsing

@@ -60,14 +60,19 @@ CLAIMS = {
               "compromise: with tanh it keeps the per-layer std near 1 where naive inits drift, with relu He's "
               "correction does and Glorot halves the variance per layer",
         measures="per-layer std drift at init through --depth layers: tanh with Glorot (within 1.1) against "
-                 "N(0,1) and N(0,0.01) (beyond); relu with He (within) and Glorot's variance factor (1/2); with "
-                 "alternating widths w and 2w, He's fan_in mode keeps the forward signal and drifts backward, "
-                 "fan_out the reverse; all must hold",
-        control="the fan_in/fan_out contrast on equal widths, where the two modes coincide",
+                 "N(0,1) and N(0,0.01) (beyond); relu with He (within) and Glorot's variance factor (1/2); and, "
+                 "per seed, He fan_in's end-to-end gain over fan_out's, forward (std(h_L) / std(h_1)) and backward "
+                 "(std(dL/dz_1) / std(dL/dz_L)), through 6 relu layers whose widths grow by sqrt(2) per layer from "
+                 "w to 8w, so a mode's per-layer error compounds instead of cancelling: He et al. 2015 section 2.2 "
+                 "predict both gains sqrt(w_L / w_1) = 2.4 (fan_in keeps the forward signal and fan_out shrinks "
+                 "it; fan_out keeps the backward signal and under fan_in it grows); all must hold",
+        control="the fan_in/fan_out gains through 6 layers of equal width w, where the two modes coincide (both "
+                "gains 1): the same contrast cannot come out supported there",
         grid=(Axis("width", (64, 128)),),
-        threshold="1.1 per layer for 'kept' (x16 over 30 layers), Glorot's relu factor within 0.5 +- 0.1; the "
-                  "wrong fan mode drifts by sqrt(2) = 1.41 per layer with a 2x width ratio; widths from 64, where "
-                  "a single net's per-layer drift stays within 1.1 (at 32 one seed in six reaches 1.16)",
+        threshold="1.1 per layer for 'kept' (x16 over 30 layers), Glorot's relu factor within 0.5 +- 0.1; fan_in "
+                  "over fan_out at least sqrt(2) = 1.41 end to end in both directions (half the predicted 2.4 in "
+                  "log scale less the net-to-net spread of a 6-layer relu chain); widths from 64, where a single "
+                  "net's per-layer drift stays within 1.1 (at 32 one seed in six reaches 1.16)",
         literature="Glorot & Bengio 2010; He et al. 2015 (fan_in and fan_out modes)"),
     "I5": ClaimSpec(
         "I5", "good inits train deep nets that bad inits cannot",
@@ -166,12 +171,12 @@ def validate(opts: Options) -> None:
 
 def memory(opts: Options, seeds: int) -> int:
     """Bytes the run needs at its peak: the largest profile chain, or I5's training replicas."""
-    from dlbench.experiments.init import measure
+    from dlbench.experiments.init import claims, measure
 
     validate(opts)
     pieces = 1
     chains = [measure.chain_bytes(seeds, (w,) * (opts.depth + 1), pieces) * 3 for w in (opts.width, 128)]
-    chains.append(measure.chain_bytes(seeds, tuple(128 * (1 + 3 * (i % 2)) for i in range(opts.depth + 1))) * 2)
+    chains.append(measure.chain_bytes(seeds, claims.geometric_widths(128, claims.FAN_SPAN, claims.FAN_DEPTH)) * 2)
     lrs = len(parse_numbers(opts.lrs, float, what="--lrs"))
     replicas = 3 * lrs * (seeds + 2)
     per_replica = 4 * (opts.train_depth * (opts.train_width**2 + 64 * opts.train_width) * 6)

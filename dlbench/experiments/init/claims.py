@@ -18,6 +18,8 @@ BAND = 1.1                  # a per-layer std change within 10 % counts as "kept
 HALVING_TOLERANCE = 0.1     # I4: relu + Glorot's per-layer variance factor within 0.5 +- 0.1
 VARIANCE_TOLERANCE = 0.02   # I4's check: empirical Var(xavier_uniform) within 2 % of the formula
 LIMIT_TOLERANCE = 1e-3      # I4's check: the largest |w| of xavier_uniform within 0.1 % of its limit
+FAN_SPAN, FAN_DEPTH = 8, 6  # I4: the non-square stack: 6 layers whose widths grow by sqrt(2) each, w to 8w
+FAN_SEPARATION = math.sqrt(2) - 1  # I4: the modes' end-to-end gains differ by at least sqrt(2)x (He: 2.4x)
 SYMMETRY_TOLERANCE = 1e-9   # I1's check: 1 - cos between the units of a constant-init net (float64)
 GRAM_TOLERANCE = 1e-10      # I2's check: max |W^T W - I| of float64 orthogonal weights
 EXPONENT_THRESHOLD = 0.25   # I2: orthogonal's time exponent must exceed uniform's by this much
@@ -27,8 +29,9 @@ I1_DATA = I5_DATA = "spirals"
 BATCH = 64
 
 
-def _widths(period_widths: tuple[int, ...], depth: int) -> tuple[int, ...]:
-    return tuple(period_widths[i % len(period_widths)] for i in range(depth + 1))
+def geometric_widths(w: int, span: float, depth: int) -> tuple[int, ...]:
+    """depth + 1 widths growing by a constant ratio span^(1/depth) per layer from w to span * w (rounded)."""
+    return tuple(int(round(w * span ** (i / depth))) for i in range(depth + 1))
 
 
 def _profile(ctx: RunContext, act, schemes: list, widths: tuple[int, ...], key: str) -> m.Profile:
@@ -125,10 +128,10 @@ def claim_i4(opts, ctx: RunContext) -> None:
     for point in CLAIMS["I4"].points(ctx.quick):
         w = point["width"]
         square = (w,) * (opts.depth + 1)
-        alternating = _widths((w, 2 * w), opts.depth)
+        growing = geometric_widths(w, FAN_SPAN, FAN_DEPTH)
         pt = _profile(ctx, tanh, [glorot, *naive], square, "I4 tanh")
         pr = _profile(ctx, relu, [he_in, glorot, he_out], square, "I4 relu")
-        pa = _profile(ctx, relu, [he_in, he_out], alternating, "I4 alternating")
+        pg = _profile(ctx, relu, [he_in, he_out], growing, "I4 growing")
         worst_t = np.maximum(pt.layer_drift("forward"), pt.layer_drift("backward"))       # (3, seeds)
         worst_r = np.maximum(pr.layer_drift("forward"), pr.layer_drift("backward"))
         halving = pr.layer_drift("forward")[1] ** -2.0
@@ -141,22 +144,36 @@ def claim_i4(opts, ctx: RunContext) -> None:
             equivalence(float(np.median(halving)), lo, hi, target=0.5, tolerance=HALVING_TOLERANCE,
                         n=halving.size, method="bootstrap", label="relu Glorot Var factor/layer",
                         note="analytic 1/2"),
-            *_fan_parts(pa, 2, f"widths {w}<->{2 * w}", ctx.seed),
+            *_fan_parts(pg, f"widths {growing[0]}->{growing[-1]} (He: {math.sqrt(growing[-1] / growing[1]):.2f}x)",
+                       ctx.seed),
         ]
         ctx.finding("I4", all_of(parts), point=point)
         # the control: the same fan_in/fan_out contrast where fan_in = fan_out
-        pe = _profile(ctx, relu, [he_in, he_out], square, "I4 equal widths")
-        ctx.finding("I4", all_of(_fan_parts(pe, 1, f"equal widths {w}", ctx.seed)), point=point, role="control")
+        pe = _profile(ctx, relu, [he_in, he_out], (w,) * (FAN_DEPTH + 1), "I4 equal widths")
+        ctx.finding("I4", all_of(_fan_parts(pe, f"equal widths {w}", ctx.seed)), point=point, role="control")
 
 
-def _fan_parts(p: m.Profile, period: int, where: str, seed: int) -> list:
-    """He fan_in keeps the forward signal and drifts backward; fan_out the reverse (profiles [fan_in, fan_out])."""
-    fwd, bwd = p.layer_drift("forward", period), p.layer_drift("backward", period)
+def fan_separation(p: m.Profile) -> tuple[np.ndarray, np.ndarray]:
+    """Per seed, fan_in's end-to-end gain over fan_out's, forward and backward (profiles [fan_in, fan_out]).
+
+    forward: r_fwd(fan_in) / r_fwd(fan_out), r_fwd = std(h_L) / std(h_1); backward: r_bwd(fan_in) /
+    r_bwd(fan_out), r_bwd = std(dL/dz_1) / std(dL/dz_L). On widths growing from w_1 to w_L, He et al. 2015
+    §2.2 predict both to be sqrt(w_L / w_1): fan_in keeps the forward signal (r_fwd = 1) while fan_out shrinks
+    it by sqrt(w_1 / w_L); fan_out keeps the backward signal (r_bwd = 1) while under fan_in it grows by
+    sqrt(w_L / w_1) on its way back. On equal widths the modes coincide and both are 1.
+    """
+    with np.errstate(all="ignore"):
+        return p.act_ratio[0] / p.act_ratio[1], p.grad_ratio[0] / p.grad_ratio[1]
+
+
+def _fan_parts(p: m.Profile, where: str, seed: int) -> list:
+    """fan_in's end-to-end gain above fan_out's, forward and backward, by at least FAN_SEPARATION."""
+    fwd, bwd = fan_separation(p)
     return [
-        finding(fwd[0], direction="less", null=BAND, seed=seed, label=f"{where}: He fan_in forward drift"),
-        finding(bwd[1], direction="less", null=BAND, seed=seed, label=f"{where}: He fan_out backward drift"),
-        finding(bwd[0], null=BAND, seed=seed, label=f"{where}: He fan_in backward drift"),
-        finding(fwd[1], null=BAND, seed=seed, label=f"{where}: He fan_out forward drift"),
+        finding(fwd, null=1.0, threshold=FAN_SEPARATION, seed=seed, unit="x",
+                label=f"{where}: forward gain fan_in/fan_out"),
+        finding(bwd, null=1.0, threshold=FAN_SEPARATION, seed=seed, unit="x",
+                label=f"{where}: backward gain fan_in/fan_out"),
     ]
 
 
