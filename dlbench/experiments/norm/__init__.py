@@ -185,7 +185,7 @@ CLAIMS = {
         measures="an Elman tanh RNN (torch.nn.RNN's cell, one layer) on the adding task, sequences of lengths "
                  "uniform in shortest .. 12 padded to 12 steps, batch 32, Adam: per seed log10(test mse with "
                  "batch norm per time step / with layer norm inside the cell), each at its best learning rate of "
-                 "{0.001, 0.003, 0.01} (--quick {0.003, 0.01}; median over seeds), after 1500 steps, 8 seeds (at "
+                 "{0.001, 0.003, 0.01} (--quick 0.01 alone; median over seeds), after 1500 steps, 8 seeds (at "
                  "300 steps layer norm has not yet learned the task, test mse near the 1/6 of always answering 1, "
                  "and the ratio measures batch norm's head start). Step t's batch statistics are over the "
                  "sequences still running at t; the evidence counts them at the last 3 steps and gives the ratio "

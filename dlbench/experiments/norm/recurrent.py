@@ -32,7 +32,7 @@ EVAL_CHUNK = 128               # test sequences per evaluation pass
 LATE = 3                       # the last 3 steps: the evidence counts the sequences behind their statistics
 N13_LOSS = 0.1                 # decades: a test loss 26 % higher
 # (quick, default): seeds, Adam learning rates, steps
-N13_SIZE = {True: (8, (0.003, 0.01), 1500), False: (8, (0.001, 0.003, 0.01), 1500)}
+N13_SIZE = {True: (8, (0.01,), 1500), False: (8, (0.001, 0.003, 0.01), 1500)}
 LENGTH_SETS = ("varying", "fixed")
 
 
