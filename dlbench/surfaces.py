@@ -233,17 +233,51 @@ def cliff(height=25.0, sharpness=100.0, center=1.0) -> Surface:
 
 
 @SURFACES.register("canyon")
-def canyon(kappa=50.0) -> Surface:
-    """An elongated valley: f(x, y) = 1/2 (x^2 + kappa * y^2), condition number kappa, steep axis y.
+def canyon(kappa=50.0, bend=0.0) -> Surface:
+    """An elongated valley: f(x, y) = 1/2 (x^2 + kappa * (y - bend * sin x)^2), condition number kappa, steep axis y.
 
-    Gradient descent with its best constant step contracts the error by (kappa-1)/(kappa+1) per step;
-    heavy-ball momentum with its best parameters by (sqrt(kappa)-1)/(sqrt(kappa)+1) (Polyak 1964).
-    Start box x in [-10, 10], y in [-1, 1]: far along the floor, up the walls.
+    bend = 0 (the default) is the quadratic 1/2 (x^2 + kappa y^2): gradient descent with its best constant step
+    contracts the error by (kappa-1)/(kappa+1) per step; heavy-ball momentum with its best parameters by
+    (sqrt(kappa)-1)/(sqrt(kappa)+1) (Polyak 1964). bend > 0 winds the floor along y = bend * sin x, so the steep
+    direction turns along the floor and the two axes no longer decouple; across the floor (u = y - bend sin x) the
+    curvature is kappa (1 + bend^2 cos^2 x) on the floor. Start box x in [-10, 10], y in [-1, 1]: far along the
+    floor, up the walls. Minimum (0, 0), value 0.
     """
     kap = _float("canyon", "kappa", kappa, 1.0)
-    value, grad = _diagonal_quadratic(np.array([1.0, kap]))
-    desc = f"valley 1/2(x^2 + {kap:g} y^2): condition number {kap:g}, steep axis y"
-    return _make("canyon", {"kappa": kap}, desc, value, grad, [[0.0, 0.0]], [-10.0, -1.0], [10.0, 1.0])
+    c = _float("canyon", "bend", bend, 0.0)
+    if c == 0.0:
+        value, grad = _diagonal_quadratic(np.array([1.0, kap]))
+        desc = f"valley 1/2(x^2 + {kap:g} y^2): condition number {kap:g}, steep axis y"
+        return _make("canyon", {"kappa": kap}, desc, value, grad, [[0.0, 0.0]], [-10.0, -1.0], [10.0, 1.0])
+
+    def value(Z):
+        x, y = Z[0], Z[1]
+        u = y - c * np.sin(x)
+        return 0.5 * (x * x + kap * u * u)
+
+    def grad(Z, out):
+        # u = y - c sin x;  df/dy = kappa u;  df/dx = x - kappa u c cos x
+        x, y = Z[0], Z[1]
+        gx, gy = out[0], out[1]
+        np.sin(x, out=gy)
+        gy *= -c
+        gy += y
+        gy *= kap
+        np.cos(x, out=gx)
+        gx *= gy
+        gx *= -c
+        gx += x
+        return out
+
+    desc = f"winding valley 1/2(x^2 + {kap:g} (y - {c:g} sin x)^2): condition number {kap:g} across a floor that bends"
+    return _make("canyon", {"kappa": kap, "bend": c}, desc, value, grad, [[0.0, 0.0]], [-10.0, -1.0], [10.0, 1.0],
+                 min_value=0.0)
+
+
+def across_floor(surface: Surface, Z: np.ndarray) -> np.ndarray:
+    """The canyon's across-floor coordinate u = y - bend sin x (y itself on the straight canyon), Z (2, ...)."""
+    c = float(surface.hyper.get("bend", 0.0))
+    return Z[1] - c * np.sin(Z[0]) if c else Z[1]
 
 
 # --------------------------------------------------------------------------- test functions

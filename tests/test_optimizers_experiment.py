@@ -303,6 +303,51 @@ def test_first_step_equalisation_of_sgd_and_adagrad():
         np.testing.assert_allclose(ms.equalised_fraction(g, dz), want, atol=1e-9)
 
 
+def test_adagrad_first_step_check_passes_for_adagrad_and_fails_for_a_step_that_keeps_the_spread():
+    surf = get_surface("canyon", kappa=50)
+    Z = tj.sample_starts(surf, np.random.default_rng(1), 8)
+    g, dz = oc._first_step(surf, get_optimizer("adagrad", lr=0.1), Z, 3.0, np.random.default_rng(2))
+    assert oc.adagrad_first_step_error(g, dz, 0.1) <= oc.O5_TOL
+    g, dz = oc._first_step(surf, get_optimizer("sgd", lr=0.1), Z, 3.0, np.random.default_rng(2))
+    assert oc.adagrad_first_step_error(g, dz, 0.1) > 0.5                 # sgd's step lr g keeps the spread
+    g, dz = oc._first_step(surf, get_optimizer("adagrad", lr=0.1), Z, 0.0, None)
+    assert oc.adagrad_first_step_error(g, 1.01 * dz, 0.1) > oc.O5_TOL   # 1 % off the formula fails
+
+
+@pytest.mark.parametrize("kappa", [1.0, 10.0, 1000.0])
+def test_canyon_travel_closed_form_is_the_engines_on_the_straight_canyon_only(kappa):
+    straight = get_surface("canyon", kappa=kappa)
+    Z = tj.sample_starts(straight, np.random.default_rng(4), 16)
+    _, _, best = oc._o4_lrs(straight)
+    assert best == pytest.approx(2 / (1 + kappa))
+    for lr, beta in ((best, 0.0), (best / 2, 0.0), (best * 0.1, 0.9), (best * 0.05, 0.9)):
+        err, want = oc.o4_closed_form_error(straight, lr, beta, Z, oc.O4_STEPS)
+        assert err <= oc.O4_TOL and want > 0.99, (lr, beta, err)
+    if kappa > 1:   # on the winding canyon the axes couple: the steep travel differs from start to start
+        bent = get_surface("canyon", kappa=kappa, bend=oc.O4_BEND)
+        err, _ = oc.o4_closed_form_error(bent, best, 0.0, Z, oc.O4_STEPS)
+        assert err > 1e-3
+
+
+def test_plain_travel_at_the_best_step_is_kappa_and_momentum_at_an_equal_stride_damps_it():
+    # the formula's two landmarks: plain descent at 2/(mu+L) travels kappa (1 - |r|^T)/..., straight in at kappa 1
+    assert ms.canyon_travel(1.0, 1.0, 0.0, 500) == pytest.approx(1.0)
+    assert ms.canyon_travel(100.0, 2 / 101, 0.0, 10**6) == pytest.approx(100.0)
+    assert ms.canyon_travel(100.0, 0.1 * 2 / 101, 0.9, 500) < 10.0
+
+
+def test_o7_premise_is_the_first_steps_bias():
+    assert oc.o7_premise(0.99) == pytest.approx(1.0)            # beta1 0.9, beta2 0.99: no bias to fix
+    assert oc.o7_premise(0.999) == pytest.approx(10 ** 0.5)
+    assert oc.o7_premise(0.9999) == pytest.approx(10.0)
+    assert oc.o7_premise(0.0, 0.0) == 1.0                       # the control: nothing averaged, nothing biased
+
+
+def test_peak_loss_over_the_initial_loss():
+    curve = np.array([[2.0, 1.0, 1.0, 1.0], [1.0, 3.0, np.nan, 0.5], [0.5, 0.5, 1.0, 0.2]])
+    np.testing.assert_allclose(ms.peak_loss(curve, 1e3), [1.0, 3.0, 1e3, 1.0])
+
+
 def test_adam_rebuilt_from_momentum_and_rmsprop_and_its_first_step():
     surf = get_surface("canyon")
     Z = tj.sample_starts(surf, np.random.default_rng(6), 8)

@@ -13,6 +13,7 @@ CASES = [(name, {}) for name in SURFACES] + [
     ("quadratic", {"kappa": 30.0, "dim": 3}),
     ("rastrigin", {"dim": 3, "a": 5.0}),
     ("canyon", {"kappa": 200.0}),
+    ("canyon", {"kappa": 100.0, "bend": 0.5}),
     ("cliff", {"height": 5.0, "sharpness": 20.0, "center": 0.5}),
     ("rosenbrock", {"a": -0.5, "b": 10.0}),
 ]
@@ -123,6 +124,20 @@ def test_quadratic_and_canyon_curvatures():
     np.testing.assert_allclose(np.diag(c.grad(np.eye(2))), [1.0, 50.0])
     assert c.steep_axis == 1 and c.hyper == {"kappa": 50.0}
     assert get_surface("canyon").hyper["kappa"] == 50.0
+
+
+def test_winding_canyon_has_curvature_kappa_across_its_floor():
+    from dlbench.surfaces import across_floor
+
+    c = get_surface("canyon", kappa=100.0, bend=0.3)
+    x = np.linspace(-3.0, 3.0, 7)
+    floor = np.stack([x, 0.3 * np.sin(x)])
+    np.testing.assert_allclose(c.value(floor), 0.5 * x * x, rtol=1e-12)        # the floor y = bend sin x
+    np.testing.assert_allclose(across_floor(c, floor), 0.0, atol=1e-15)
+    h = 1e-4   # along y, off the floor: f rises as kappa/2 u^2
+    np.testing.assert_allclose((c.value(floor + [[0], [h]]) - c.value(floor)) / (0.5 * h * h), 100.0, rtol=1e-6)
+    assert c.steep_axis == 1 and c.hyper == {"kappa": 100.0, "bend": 0.3}
+    np.testing.assert_array_equal(across_floor(get_surface("canyon"), floor), floor[1])   # straight: u is y
 
 
 def test_known_values():

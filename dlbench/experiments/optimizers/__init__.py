@@ -122,36 +122,43 @@ CLAIMS = {
                    "cliffs; clipping); Bengio, Simard & Frasconi 1994"),
     "O4": ClaimSpec(
         "O4", "canyons make descent oscillate; momentum damps it",
-        measures="on the canyon 1/2(x^2 + kappa y^2), plain descent and heavy-ball momentum (0.9), both at plain "
-                 "descent's analytic best step 2/(mu+L) or half of it (no search: a searched lr sits on a plateau of "
-                 "final loss and moves with the tuning starts): per start, the steep "
-                 "axis's travel sum |dy| over its start offset |y_0| (1 = a straight approach), plain over momentum; "
-                 "log10 of plain's final loss over momentum's (progress along the flat floor); and plain's travel "
-                 "over its travel at the next smaller kappa (the oscillation grows with kappa); all must hold",
-        control="kappa = 1: no canyon (one curvature), where plain descent at its best step goes straight in",
+        measures="on a winding canyon 1/2(x^2 + kappa (y - 0.05 sin x)^2) (the bend couples the axes, so each start "
+                 "has its own path), plain descent at its analytic best step 2/(mu+L) (mu, L: the Hessian's "
+                 "eigenvalues at the minimum) or half of it, and heavy-ball momentum (0.9) at that step times "
+                 "(1 - 0.9): the same effective step lr/(1 - beta) along the floor, so that momentum gains nothing "
+                 "from a longer stride. Per start, the same starts for both: the travel across the floor sum |du| "
+                 "(u = y - 0.05 sin x) over its start offset |u_0| (1 = a straight approach), plain over momentum; "
+                 "log10 of plain's final loss over momentum's (what the damping buys at an equal stride); and "
+                 "plain's travel over its travel at the next smaller kappa (the oscillation grows with kappa); all "
+                 "must hold. On the straight canyon (no bend) y decouples and travel / |y_0| is one closed-form "
+                 "number for every start: that is a check (O4.closed-form), not a measurement",
+        control="kappa = 1: no canyon (one curvature across and along the floor), where plain descent at its best "
+                "step goes straight in",
         grid=(Axis("kappa", (10, 100, 1000)), Axis("lr", ("best", "best/2"))),
-        threshold="momentum at least halves the travel (ratio 2) and ends lower; plain's travel at least doubles "
-                  "from kappa/10 (at its optimal step 2/(mu+L) the travel is kappa)",
+        threshold="momentum at least halves the travel (ratio 2: at the best step plain's travel is about kappa, "
+                  "a halving is a change of kind, not of rounding) and ends lower (any amount: at an equal stride "
+                  "along the floor only the damping can make the difference); plain's travel at least doubles from "
+                  "kappa/10",
         premise="a canyon: the claim is about kappa >> 1; on another --surface it is not run",
         literature="Polyak 1964; Sutskever et al. 2013; Goodfellow, Bengio & Courville 2016 §8.3.2"),
     "O5": ClaimSpec(
         "O5", "Adagrad equalises the scale of each direction, but slows down later",
         measures="with stochastic gradients (a canyon, kappa 50, with gradient noise of std 3, each optimizer at "
                  "its best lr; a 4-16-1 relu student of a relu teacher with label noise 0.3, on minibatches of 16, "
-                 "every optimizer at the point's lr, 16 inits): (a) the fraction of the gradient's spread of "
-                 "coordinate sizes (decades) that Adagrad's first step removes, minus sgd's (paired starts); "
-                 "(b) the log-log slope of Adagrad's effective lr |dz_i|/|g_i| (median over coordinates) against "
-                 "the step, over the last decade of the run; lr/sqrt(t) is the analytic curve beside it. The slope "
-                 "is -1/2 times the late gradients' mean square over their mean over the whole run: a large lr "
-                 "puts most of Adagrad's sum into its first steps, and its effective lr is then already small and "
-                 "flat, so the mlp's lr is a declared axis, one value per decade",
+                 "every optimizer at the point's lr, 16 inits): the log-log slope of Adagrad's effective lr "
+                 "|dz_i|/|g_i| (median over coordinates) against the step, over the last decade of the run, with "
+                 "lr/sqrt(t) as the analytic curve beside it. That the first step equalises the coordinates is an "
+                 "identity of the update (a check, O5.first-step), not a finding. The slope is -1/2 times the late "
+                 "gradients' mean square over their mean over the whole run, and how much of Adagrad's sum the "
+                 "first steps put in grows with the lr: so on the mlp the lr is an axis of the grid, fixed before "
+                 "any run at one value per decade from 0.01 to 1, rather than a tuned value",
         control="noise 0 at the same learning rates (full-batch gradients for the mlp: they vanish near the "
                 "minimum, so Adagrad's sum stops growing), and RMSProp in Adagrad's place (the per-coordinate "
                 "scaling kept, the growing sum replaced by a decaying average)",
         grid=(Axis("task", ("noisy quadratic", "minibatch mlp, lr 0.01", "minibatch mlp, lr 0.1",
                             "minibatch mlp, lr 1")),),
-        threshold="(a) at least half of the spread removed; (b) a slope of -0.25 or steeper (a fall of 1.8x per "
-                  "decade of steps; lr/sqrt(t) is -0.5)",
+        threshold="a slope of -0.25 or steeper: a fall of 1.8x per decade of steps, half of lr/sqrt(t)'s -0.5, "
+                  "which a sum growing in proportion to t gives",
         literature="Duchi, Hazan & Singer 2011 (Adagrad); Goodfellow, Bengio & Courville 2016 §8.5"),
     "O6": ClaimSpec(
         "O6", "RMSProp's decaying average removes Adagrad's slowdown",
@@ -169,14 +176,23 @@ CLAIMS = {
         literature="Tieleman & Hinton 2012 (RMSProp); Duchi, Hazan & Singer 2011"),
     "O7": ClaimSpec(
         "O7", "Adam = momentum + RMSProp, and its bias correction fixes the zero start of m and v",
-        measures="Adam with and without bias correction from the same inits on the same minibatches of an MLP: "
-                 "per seed, log10 of the largest step of the first 10 uncorrected over corrected, and log10 of the "
-                 "final loss uncorrected over corrected (instability); both must hold. Adam rebuilt from momentum "
-                 "and RMSProp is a check",
-        control="beta1 = beta2 = 0: no moving average, so no zero start to correct",
+        measures="Adam with and without bias correction from the same 32 inits on the same minibatches (16) of a "
+                 "2-16-16-2 relu MLP on two spirals: per init, (a) log10 of the largest of the first 10 steps "
+                 "uncorrected over corrected, and (b) log10 of the run's peak full-batch loss over its initial loss, "
+                 "uncorrected over corrected (instability: Kingma & Ba's uncorrected runs blow up early at large "
+                 "lr; a run that diverges counts as a peak of 1000); both must hold. The final loss is recorded "
+                 "beside them, not judged: a run that blew up early can recover by the end. Adam rebuilt from "
+                 "momentum and RMSProp, and its first step's two formulas, are checks",
+        control="beta1 = beta2 = 0: no moving average, so no zero start to correct (the correction factors are "
+                "exactly 1)",
         grid=(Axis("beta2", ("0.99", "0.999", "0.9999")), Axis("lr", (0.003, 0.01, 0.03))),
-        threshold="early steps at least 2x larger without correction (analytically (1-beta1)/sqrt(1-beta2): 1, "
-                  "3.2, 10) and a higher final loss without it",
+        threshold="(a) the early steps at least 2x larger without correction (the premise's ratio is 3.2 and 10 at "
+                  "the first step); (b) a peak at least 2x higher without correction (a loss that doubles is a "
+                  "blow-up, not minibatch noise, which moves the full-batch loss by a few per cent)",
+        premise="beta2 close enough to 1 that the zero start biases the steps: the uncorrected first step "
+                "(1-beta1)/sqrt(1-beta2) times the corrected one at least 2, i.e. 1 - beta2 <= (1 - beta1)^2 / 4 "
+                "(Kingma & Ba §3: the correction matters when 1 - beta2 << (1 - beta1)^2). At beta2 0.99 with "
+                "beta1 0.9 the ratio is exactly 1 and the point is not run",
         literature=LIT_KINGMA),
     "O9": ClaimSpec(
         "O9", "different runs end near equally good solutions, close to the best",
@@ -200,6 +216,14 @@ CHECKS = {
     "O1.formula": CheckSpec("O1.formula", "the notes' 1 - P^n - (1 - P)^n is the fraction of n independent "
                             "curvature signs that are mixed (Monte Carlo, n = 1..100, P = 1/2)",
                             "5 binomial standard deviations of the Monte Carlo", "O1"),
+    "O4.closed-form": CheckSpec("O4.closed-form", "on the straight canyon 1/2(x^2 + kappa y^2) the steep axis "
+                                "decouples: the travel sum |dy| / |y_0| of plain descent is lr kappa (1 - |r|^T) / "
+                                "(1 - |r|), r = 1 - lr kappa, and heavy-ball momentum's that of its one-mode "
+                                "recurrence, the same number for every start (engine against formula, O4's kappas "
+                                "and lrs)", "1e-9 relative, float64", "O4"),
+    "O5.first-step": CheckSpec("O5.first-step", "Adagrad's first step from a zero sum is lr g / (|g| + eps) = lr "
+                               "sign(g) up to eps (1e-10): it removes the gradient's spread of coordinate sizes "
+                               "exactly, by construction, on every task", "1e-9 relative, float64", "O5"),
     "O7.rebuild": CheckSpec("O7.rebuild", "Adam's steps (with and without bias correction) are momentum's EMA of g "
                             "over RMSProp's root EMA of g^2", "1e-9 relative, float64", "O7"),
     "O7.first-step": CheckSpec("O7.first-step", "Adam's first step is lr |g|/(|g|+eps) with correction and "

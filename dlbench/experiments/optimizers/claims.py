@@ -17,9 +17,10 @@ from dlbench.experiments.optimizers import CLAIM_HOMES, CLAIMS, measured_claims
 from dlbench.experiments.optimizers import measure as ms
 from dlbench.experiments.optimizers.recurrent import claim_o10
 from dlbench.experiments.optimizers.trajectories import (
-    CURVE_POINTS, ModelSurface, Track, build_optimizer, curvatures, loglog_fit, make_surface, mlp_surface,
-    optimal_gd, path_of, run_trajectories, sample_starts, search_lr,
+    CURVE_POINTS, ModelSurface, Track, build_optimizer, loglog_fit, lr_row, make_surface, mlp_surface, optimal_gd,
+    path_of, run_trajectories, sample_starts, search_lr,
 )
+from dlbench.surfaces import across_floor
 from dlbench.stats import all_of, finding, from_interval, wilson
 
 #: Starts of the claims on analytic surfaces (at least --seeds): more starts are nearly free there.
@@ -53,7 +54,12 @@ O3_STEPS, O3_CLIP, O3_SPIKE, O3_GAP, O3_THROWN = 300, 1.0, 1.0, TWO, 10.0
 O3_NO_CLIP = 1e300                   # "infinity": the clip functions take finite thresholds; none is reached
 O3_STARTS = 64                       # a throw lands anywhere: the final gap varies a lot from start to start
 # O4
-O4_STEPS, O4_BETA = 500, 0.9
+O4_STEPS, O4_BETA, O4_STARTS, O4_TOL = 500, 0.9, 32, 1e-9
+#: the claim's canyon winds along y = 0.05 sin x: enough to couple the axes, so that starts differ (on the straight
+#: canyon travel / |y0| is one closed-form number for every start), little enough that the curvature across the
+#: floor, kappa (1 + 0.05^2 cos^2 x), stays within 0.25 % of its largest value, where plain descent's best step
+#: is set: a larger bend would make that step near-critical only where cos x = +-1
+O4_BEND = 0.05
 #: the lr is plain descent's analytic best constant step 2/(mu+L) (or half of it), the same for both: a searched
 #: best lr sits on a plateau of final loss, so which lr won moved with the tuning starts; Polyak's heavy-ball
 #: optimum is no fixed-beta alternative: its steep mode is a double root at -sqrt(beta), whose travel equals
@@ -77,12 +83,19 @@ O5_MLP_LRS = (0.01, 0.1, 1.0)
 O5_TASKS = {"noisy quadratic": ("noisy quadratic", None),
             **{f"minibatch mlp, lr {lr:g}": ("minibatch mlp", lr) for lr in O5_MLP_LRS}}
 O5_MLP_STARTS = 16                   # the mlp's slope varies from init to init: more inits than --seeds
-O5_EQUAL, O5_SLOPE, O6_SLOPE_GAP = 0.5, 0.25, 0.25
+O5_SLOPE, O6_SLOPE_GAP = 0.25, 0.25
+O5_ADAGRAD_EPS, O5_TOL = 1e-10, 1e-9  # torch Adagrad's eps; the check's relative tolerance (float64 steps)
 O5_STARTS = 64                       # the noisy quadratic's late drop is noisy: more starts than the others
 O6_MEMORY = 100                      # the control's RMSProp remembers 100x the run: alpha = 1 - 1/(100 T)
 O5_TUNE = {"noisy quadratic": 8, "minibatch mlp": 2}
 # O7
 O7_STEPS, O7_EARLY, O7_BETA1, O7_EPS = {False: 500, True: 300}, 10, 0.9, 1e-8
+O7_INITS = 32                        # inits per setting: each is one more column of the same two engine calls
+#: the premise: the uncorrected first step at least twice the corrected, (1-beta1)/sqrt(1-beta2) >= 2, i.e.
+#: 1 - beta2 <= (1 - beta1)^2 / 4 (Kingma & Ba: the correction matters when 1 - beta2 << (1 - beta1)^2)
+O7_PREMISE = 2.0
+O7_CAP = 1e3                         # a run's peak loss over its initial loss is capped here (a blow-up)
+O7_PEAK = TWO                        # the uncorrected peak at least 2x the corrected one
 O7_REBUILD_STEPS, O7_TOL = 20, 1e-9
 # O8
 O8_TOL, O8_CONTROL = 1e-12, 1e-3
@@ -444,27 +457,34 @@ def claim_o3(opts, ctx: RunContext) -> None:
 # ----------------------------------------------------------------------------- O4
 
 
+def _o4_lrs(surf) -> tuple[float, float, float]:
+    """(mu, L, 2/(mu+L)) from the Hessian's eigenvalues at the canyon's minimum (the bend couples the axes)."""
+    lam = np.linalg.eigvalsh(ms.hessians(surf.grad, surf.minima[0][:, None])[0])
+    mu, L = float(lam[0]), float(lam[-1])
+    return mu, L, optimal_gd(mu, L)[0]
+
+
 def _o4_runs(kappa: float, ctx: RunContext, P: int, scales: list) -> dict:
-    """Plain descent and heavy-ball momentum (beta 0.9) at plain descent's best constant step on the quadratic,
-    2/(mu+L) (Polyak 1964), times each scale, on the canyon of condition number kappa; the same evaluation
-    starts for every kappa."""
-    surf = make_surface("canyon", kappa=kappa)
-    starts = sample_starts(surf, ctx.rng("O4 starts"), P)
-    lam = curvatures(surf)
-    mu, L = float(lam.min()), float(lam.max())
-    best, _ = optimal_gd(mu, L)
-    target = surf.min_value + 1e-3
+    """Plain descent at lr = scale x 2/(mu+L) and heavy-ball momentum (beta 0.9) at lr (1 - beta), the same step
+    along the floor, on the winding canyon of condition number kappa; the same starts for every kappa. Per run:
+    the travel across the floor sum |du| over |u_0| (u = y - bend sin x) and the final loss."""
+    surf = make_surface("canyon", kappa=kappa, bend=O4_BEND)
+    Z = sample_starts(surf, ctx.rng("O4 starts"), P)
+    _, _, best = _o4_lrs(surf)
+    lrs = [best * s for s in scales]
     out = {}
-    for label, hyper in (("plain", {}), ("momentum", {"momentum": O4_BETA})):
-        for scale in scales:
-            lr = best * scale
-            tr = run_trajectories(surf, build_optimizer("sgd", lr, **hyper), starts, O4_STEPS,
-                                  track=Track(target=target, shape=True, travel=True, curve=0))
-            travel = tr.travel / np.abs(tr.steep0)
-            diverged = tr.diverged_step >= 0
-            out[label, scale] = {"lr": lr, "travel": np.where(diverged, np.nan, travel),
-                                 "final": np.where(diverged, np.nan, tr.final),
-                                 "flips": tr.flips / np.maximum(tr.pairs, 1)}
+    for label, factor, hyper in (("plain", 1.0, {}), ("momentum", 1.0 - O4_BETA, {"momentum": O4_BETA})):
+        opt = build_optimizer("sgd", lr_row([lr * factor for lr in lrs], P), **hyper)
+        path = path_of(surf, opt, np.tile(Z, (1, len(lrs))), O4_STEPS)
+        u = across_floor(surf, path.transpose(1, 0, 2))
+        with np.errstate(all="ignore"):
+            travel = np.abs(np.diff(u, axis=0)).sum(axis=0) / np.abs(u[0])
+            final = surf.value(path[-1])
+        bad = ~np.isfinite(final) | (final > 1e3 * (surf.value(path[0]) + 1))
+        travel, final = np.where(bad, np.nan, travel), np.where(bad, np.nan, final)
+        for j, scale in enumerate(scales):
+            sl = slice(j * P, (j + 1) * P)
+            out[label, scale] = {"lr": lrs[j] * factor, "travel": travel[sl], "final": final[sl]}
     return out
 
 
@@ -472,24 +492,24 @@ def _o4_finding(runs: dict, scale: float, kappa: float, seed: int, previous: tup
     plain, mom = runs["plain", scale], runs["momentum", scale]
     parts = [
         finding(_log_ratio(plain["travel"], mom["travel"]), threshold=TWO, seed=seed,
-                label=f"kappa {kappa:g}: log10 steep-axis travel plain / momentum (paired starts)"),
+                label=f"kappa {kappa:g}: log10 travel across the floor plain / momentum (paired starts)"),
         finding(_log_ratio(plain["final"], mom["final"]), seed=seed,
-                label=f"kappa {kappa:g}: log10 final loss plain / momentum"),
+                label=f"kappa {kappa:g}: log10 final loss plain / momentum (the same step along the floor)"),
     ]
     if previous is not None:
         k_prev, prev = previous
         parts.append(finding(_log_ratio(plain["travel"], prev["plain", scale]["travel"]), threshold=TWO, seed=seed,
                              label=f"log10 plain travel at kappa {kappa:g} / at kappa {k_prev:g}"))
-    note = (f"lr {plain['lr']:.3g} = {scale:g} x 2/(mu+L), momentum {O4_BETA:g}; median travel / offset plain "
-            f"{_med(plain['travel']):.3g}, momentum {_med(mom['travel']):.3g}; sign flips plain "
-            f"{_med(plain['flips']):.2f}, momentum {_med(mom['flips']):.2f}")
+    note = (f"lr {plain['lr']:.3g} = {scale:g} x 2/(mu+L), momentum {O4_BETA:g} at lr {mom['lr']:.3g}; median travel "
+            f"/ offset plain {_med(plain['travel']):.3g}, momentum {_med(mom['travel']):.3g}; median final loss "
+            f"plain {_med(plain['final']):.3g}, momentum {_med(mom['final']):.3g}")
     return all_of(parts, note=note)
 
 
 def claim_o4(opts, ctx: RunContext) -> None:
-    """Travel across the canyon and progress along it, plain against momentum over kappa and lr; control
-    kappa = 1."""
-    P = max(ctx.seeds, MIN_STARTS)
+    """Travel across a winding canyon and progress along it, plain against momentum at the same step along the
+    floor, over kappa and lr; control kappa = 1. The straight canyon's travel is a closed form: a check."""
+    P = max(ctx.seeds, O4_STARTS)
     points = _points("O4", ctx)
     kappas = sorted({p["kappa"] for p in points})
     scales = sorted({_O4_SCALE[p["lr"]] for p in points}, reverse=True)
@@ -497,15 +517,43 @@ def claim_o4(opts, ctx: RunContext) -> None:
     for k, r in runs.items():
         for (label, scale), v in r.items():
             case = {"kappa": k, "optimizer": label, "lr": float(f"{v['lr']:.3g}")}
-            ctx.record.metric("steep travel / offset", v["travel"], case=case, better="lower", section="o4.canyon")
+            ctx.record.metric("travel across / offset", v["travel"], case=case, better="lower", section="o4.canyon")
             ctx.record.metric("final loss", v["final"], case=case, better="lower", section="o4.canyon")
-            ctx.record.metric("sign flips", v["flips"], case=case, better="lower", section="o4.canyon")
     order = [1, *kappas]
     for point in points:
         k, scale = point["kappa"], _O4_SCALE[point["lr"]]
         prev = order[order.index(k) - 1]
         ctx.finding("O4", _o4_finding(runs[k], scale, k, ctx.seed, (prev, runs[prev])), point=point)
         ctx.finding("O4", _o4_finding(runs[1], scale, 1, ctx.seed), point=point, role="control")
+    check_o4_closed_form(ctx, [1, *kappas], scales)
+
+
+def o4_closed_form_error(surf, lr: float, beta: float, Z: np.ndarray, steps: int) -> tuple[float, float]:
+    """(largest relative error, formula) of the engine's steep-axis travel / |y_0| against the one-mode recurrence
+    (ms.canyon_travel) on a canyon: 0 up to rounding on the straight canyon, where y decouples, at every start."""
+    kappa = float(surf.hyper["kappa"])
+    opt = build_optimizer("sgd", lr, momentum=beta) if beta else build_optimizer("sgd", lr)
+    tr = run_trajectories(surf, opt, Z, steps, track=Track(shape=True, travel=True, curve=0))
+    want = ms.canyon_travel(kappa, lr, beta, steps)
+    with np.errstate(all="ignore"):
+        err = np.abs(tr.travel / np.abs(tr.steep0) / want - 1.0)
+    return float(np.max(np.where(np.isfinite(err), err, np.inf))), want
+
+
+def check_o4_closed_form(ctx: RunContext, kappas: list, scales: list) -> None:
+    """On the straight canyon the steep axis decouples: travel / |y_0| is one number for every start."""
+    worst, n = 0.0, 0
+    for k in kappas:
+        surf = make_surface("canyon", kappa=float(k))
+        Z = sample_starts(surf, ctx.rng("O4 closed form"), MIN_STARTS)
+        _, _, best = _o4_lrs(surf)
+        for scale in scales:
+            for beta, factor in ((0.0, 1.0), (O4_BETA, 1.0 - O4_BETA)):
+                err, _ = o4_closed_form_error(surf, best * scale * factor, beta, Z, O4_STEPS)
+                worst, n = max(worst, err), n + Z.shape[1]
+    ctx.check("O4.closed-form", worst, O4_TOL, claim="O4", n=n,
+              what=f"max relative error of the straight canyon's steep travel / |y0| against the one-mode "
+                   f"recurrence, plain and momentum, kappa {', '.join(f'{k:g}' for k in kappas)}, {O4_STEPS} steps")
 
 
 # ----------------------------------------------------------------------------- O5, O6
@@ -548,59 +596,85 @@ def _first_step(surf, opt, Z: np.ndarray, noise: float, rng) -> tuple[np.ndarray
     return G, Z - before
 
 
-def _late_drop(tr) -> np.ndarray:
+def _late_drop(steps: np.ndarray, curve: np.ndarray, T: int) -> np.ndarray:
     """Decades of loss decrease late in the run: the mean loss over its second quarter over the mean over its
-    last quarter (quarters, not single steps: a stochastic run's loss fluctuates from step to step)."""
-    s, c = tr.curve_steps, tr.loss_curve
-    T = tr.steps
-    mid = (s >= 0.25 * T) & (s <= 0.5 * T)
-    end = s >= 0.75 * T
+    last quarter (quarters, not single steps: a stochastic run's loss fluctuates from step to step); curve (C, R)
+    at `steps` of a run of T steps."""
+    mid = (steps >= 0.25 * T) & (steps <= 0.5 * T)
+    end = steps >= 0.75 * T
     with np.errstate(all="ignore"):
-        return np.log10(c[mid].mean(axis=0) / c[end].mean(axis=0))
+        return np.log10(curve[mid].mean(axis=0) / curve[end].mean(axis=0))
 
 
-def _o5_runs(task: str, ctx: RunContext, lrs: dict | None = None, at_lr: float | None = None) -> dict:
-    """sgd, Adagrad and RMSProp on one task, each at its best lr (or all at `at_lr`), and RMSProp with a memory
-    longer than the run (its average no longer decays: Adagrad up to the lr scale); with `lrs`, the same at
-    those lrs without noise (the control). Per run: first-step equalisation, effective-lr slope, late drop,
-    the curves."""
-    noisy = lrs is None
-    surf, Z, tune, noise, steps = _o5_setting(task, ctx, noisy, O5_MLP_STARTS if at_lr is not None else 0)
+def _o5_task_runs(task: str, ctx: RunContext, blocks: list) -> dict:
+    """sgd, Adagrad and RMSProp on one task at every lr of `blocks` (None: each optimizer at its best lr, searched on
+    tuning starts), and RMSProp with a memory longer than the run (its average no longer decays: Adagrad up to the
+    lr scale) beside RMSProp; then the same without noise at the same lrs (the control). Every block of an optimizer
+    is a set of columns of one engine call. Returns {block: (noisy, quiet)}, each {optimizer: per-run first-step
+    equalisation, effective-lr slope, late drop, the curves}."""
+    steps = O5_STEPS[ctx.quick][task]
+    fixed = [b for b in blocks if b is not None]
+    surf, Z, tune, noise, _ = _o5_setting(task, ctx, True, O5_MLP_STARTS if fixed else 0)
+    quiet_surf = _o5_setting(task, ctx, False)[0] if isinstance(surf, ModelSurface) else surf
+    # the best-lr block runs on the verdict seeds' starts (the first columns of Z), the declared lrs on all of them
+    width = {b: (Z.shape[1] if b is not None else (ctx.seeds if isinstance(surf, ModelSurface) else Z.shape[1]))
+             for b in blocks}
     target = surf.min_value + 1e-3 if not isinstance(surf, ModelSurface) else 0.0
-    role = "noisy" if noisy else "noise 0"
     keep = 1.0 / (O6_MEMORY * steps)
-    out = {}
-    for name in ("sgd", "adagrad", "rmsprop", "rmsprop (no decay)"):
-        if name == "rmsprop (no decay)":
-            if not noisy:
-                continue
-            # alpha = 1 - eps: v_t ~ eps sum g^2, so lr sqrt(eps) makes it Adagrad at Adagrad's lr
-            lr, hyper, base = out["adagrad"]["lr"] * math.sqrt(keep), {"alpha": 1.0 - keep}, "rmsprop"
-        else:
-            hyper, base = {}, name
-            lr = lrs[name] if lrs else at_lr if at_lr is not None else search_lr(
-                surf, name, tune, O5_GRID[task], steps, target, noise=noise, rng=ctx.rng("O5 tune noise", task, name)).best
-        g, dz = _first_step(surf, build_optimizer(base, lr, **hyper), Z, noise,
-                            ctx.rng("O5 first step", task, name, role))
-        tr = run_trajectories(surf, build_optimizer(base, lr, **hyper), Z, steps, noise=noise,
-                              rng=ctx.rng("O5", task, name, role),
-                              track=Track(target=target, shape=False, curve=CURVE_POINTS, eff_axes="all"))
-        eff = tr.eff[:, 0, :]
-        out[name] = {"lr": lr, "equalised": ms.equalised_fraction(g, dz),
-                     "slope": loglog_fit(tr.eff_steps, eff, steps / 10), "drop": _late_drop(tr),
-                     "eff": eff, "eff_steps": tr.eff_steps, "final": tr.final}
+    lr_of = {}
+    for name in ("sgd", "adagrad", "rmsprop"):
+        for b in blocks:
+            lr_of[name, b] = b if b is not None else search_lr(
+                surf, name, tune, O5_GRID[task], steps, target, noise=noise,
+                rng=ctx.rng("O5 tune noise", task, name)).best
+    out = {b: ({}, {}) for b in blocks}
+    for k, (role, sf, sigma) in enumerate((("noisy", surf, noise), ("noise 0", quiet_surf, 0.0))):
+        for name in ("sgd", "adagrad", "rmsprop"):
+            # (label, block, lr, alpha) per block of columns
+            cols = [(name, b, lr_of[name, b], None) for b in blocks]
+            if name == "rmsprop" and role == "noisy":
+                # alpha = 1 - eps: v_t ~ eps sum g^2, so lr sqrt(eps) makes it Adagrad at Adagrad's lr
+                cols += [("rmsprop (no decay)", b, lr_of["adagrad", b] * math.sqrt(keep), 1.0 - keep) for b in blocks]
+            Zc = np.concatenate([Z[:, :width[b]] for _, b, _, _ in cols], axis=1)
+            lr = np.concatenate([np.full(width[b], v) for _, b, v, _ in cols])[None, :]
+            hyper = {}
+            if name == "rmsprop":
+                hyper["alpha"] = np.concatenate([np.full(width[b], 0.99 if a is None else a)
+                                                 for _, b, _, a in cols])[None, :]
+            g, dz = _first_step(sf, build_optimizer(name, lr, **hyper), Zc, sigma,
+                                ctx.rng("O5 first step", task, name, role))
+            tr = run_trajectories(sf, build_optimizer(name, lr, **hyper), Zc, steps, noise=sigma,
+                                  rng=ctx.rng("O5", task, name, role),
+                                  track=Track(target=target, shape=False, curve=CURVE_POINTS, eff_axes="all"))
+            eff = tr.eff[:, 0, :]
+            at = 0
+            for label, b, v, _ in cols:
+                sl = slice(at, at + width[b])
+                at += width[b]
+                out[b][k][label] = {"lr": v, "equalised": ms.equalised_fraction(g[:, sl], dz[:, sl]),
+                                    "first": (g[:, sl], dz[:, sl]),
+                                    "slope": loglog_fit(tr.eff_steps, eff[:, sl], steps / 10),
+                                    "drop": _late_drop(tr.curve_steps, tr.loss_curve[:, sl], steps),
+                                    "eff": eff[:, sl], "eff_steps": tr.eff_steps, "final": tr.final[sl]}
     return out
 
 
 def _o5_finding(r: dict, seed: int, adaptive: str = "adagrad"):
     """O5 on the runs r, with `adaptive` in Adagrad's place (the control puts RMSProp there)."""
-    ada, sgd = r[adaptive], r["sgd"]
-    return all_of([
-        finding(ada["equalised"] - sgd["equalised"], threshold=O5_EQUAL, seed=seed,
-                label=f"fraction of the gradient's spread removed by the first step, {adaptive} - sgd"),
-        finding(ada["slope"], direction="less", threshold=O5_SLOPE, seed=seed,
-                label=f"{adaptive} effective-lr log-log slope")],
-        note=f"lrs sgd {sgd['lr']:.3g}, {adaptive} {ada['lr']:.3g}")
+    ada = r[adaptive]
+    return finding(ada["slope"], direction="less", threshold=O5_SLOPE, seed=seed,
+                   label=f"{adaptive} effective-lr log-log slope over the last decade of steps",
+                   note=f"lr {ada['lr']:.3g}; median slope of sgd {_med(r['sgd']['slope']):.3g}")
+
+
+def adagrad_first_step_error(g: np.ndarray, dz: np.ndarray, lr: float, eps: float = O5_ADAGRAD_EPS) -> float:
+    """Largest relative error of a first step dz against Adagrad's, -lr g / (|g| + eps) (from a zero sum: lr sign(g)
+    up to eps), over the coordinates where g != 0."""
+    want = -lr * g / (np.abs(g) + eps)
+    ok = g != 0
+    with np.errstate(all="ignore"):
+        err = np.abs(dz[ok] / want[ok] - 1.0)
+    return float(np.max(np.where(np.isfinite(err), err, np.inf))) if err.size else math.inf
 
 
 def _o6_finding(r: dict, seed: int, decaying: str = "rmsprop"):
@@ -625,15 +699,26 @@ def claims_o5_o6(opts, ctx: RunContext) -> None:
     # lr throughout, Adagrad's lr/sqrt(t): one lr for both compares two different step sizes)
     wanted = {"O5": [(p, O5_TASKS[p["task"]]) for p in _points("O5", ctx)],
               "O6": [(p, (p["task"], None)) for p in _points("O6", ctx)]}
+    blocks: dict = {}   # task -> its lrs (None: each optimizer at its best), every lr of a task in one engine call
+    for cid in ("O5", "O6"):
+        if cid in measured:
+            for _, (task, lr) in wanted[cid]:
+                blocks.setdefault(task, []).append(lr)
     runs: dict = {}
+    for task, lrs in blocks.items():
+        for lr, (noisy, quiet) in _o5_task_runs(task, ctx, list(dict.fromkeys(lrs))).items():
+            _o5_record(ctx, task, lr, noisy, quiet)
+            runs[task, lr] = noisy, quiet
+    worst, n_first = 0.0, 0
     for cid in ("O5", "O6"):
         if cid not in measured:
             continue
         for point, (task, lr) in wanted[cid]:
-            if (task, lr) not in runs:
-                runs[task, lr] = _o5_record(ctx, task, lr)
             noisy, quiet = runs[task, lr]
             if cid == "O5":
+                g, dz = noisy["adagrad"]["first"]
+                worst = max(worst, adagrad_first_step_error(g, dz, noisy["adagrad"]["lr"]))
+                n_first += g.size
                 ctx.finding("O5", _o5_finding(noisy, ctx.seed), point=point)
                 ctx.finding("O5", _o5_finding(noisy, ctx.seed, adaptive="rmsprop"),
                             point={**point, "counterfactual": "rmsprop for adagrad"}, role="control")
@@ -645,14 +730,15 @@ def claims_o5_o6(opts, ctx: RunContext) -> None:
                             point={**point, "counterfactual": "no decay"}, role="control")
                 ctx.finding("O6", _o6_finding(quiet, ctx.seed), point={**point, "counterfactual": "noise 0"},
                             role="control")
+    if n_first:
+        ctx.check("O5.first-step", worst, O5_TOL, claim="O5", n=n_first,
+                  what="max relative error of Adagrad's first step against lr g / (|g| + eps), every coordinate of "
+                       "every start of every O5 task")
 
 
-def _o5_record(ctx: RunContext, task: str, lr: float | None) -> tuple[dict, dict]:
-    """The noisy runs of one task (at `lr`, or each optimizer at its best lr) and the same without noise at
-    the same lrs, recorded; returns both."""
-    noisy = _o5_runs(task, ctx, at_lr=lr)
-    # without noise the gradients vanish near the minimum and Adagrad's sum stops growing
-    quiet = _o5_runs(task, ctx, lrs={k: v["lr"] for k, v in noisy.items()}, at_lr=lr)
+def _o5_record(ctx: RunContext, task: str, lr: float | None, noisy: dict, quiet: dict) -> None:
+    """Record the noisy runs of one task (at `lr`, or each optimizer at its best lr) and the same without noise at
+    the same lrs."""
     lr_case = {} if lr is None else {"lr axis": float(lr)}
     for role, r in (("noisy", noisy), ("noise 0", quiet)):
         for name, v in r.items():
@@ -666,7 +752,6 @@ def _o5_record(ctx: RunContext, task: str, lr: float | None) -> tuple[dict, dict
             ctx.record.curve("effective lr", _nanmedian_rows(v["eff"]), steps=v["eff_steps"], case=case,
                              better="none", section="o5.effective_lr")
     _analytic_curve(ctx, task, noisy["adagrad"], O5_STEPS[ctx.quick][task], lr_case)
-    return noisy, quiet
 
 
 def _analytic_curve(ctx: RunContext, task: str, ada: dict, steps: int, lr_case: dict) -> None:
@@ -698,16 +783,16 @@ def _o7_surface(ctx: RunContext) -> ModelSurface:
     return mlp_surface(widths=O7_MLP["widths"], dataset=data, batch=O7_MLP["batch"])
 
 
-def _adam_grid(surf, Z, points: list, steps: int, ctx: RunContext) -> dict:
-    """Adam with and without bias correction at every grid point (beta2, lr) and at its control (beta1 = beta2
-    = 0), all as columns of one engine call per setting: the same inits and the same minibatches for both
-    settings. Returns {(point index, role, corrected): {"early", "final"}} per seed."""
+def _adam_grid(surf, Z, settings: list, steps: int, ctx: RunContext) -> dict:
+    """Adam with and without bias correction at every setting (beta1, beta2, lr), all as columns of one engine call
+    per correction: the same inits and the same minibatches for both. Per setting and correction, per init: the
+    largest of the first O7_EARLY steps; the run's peak full-batch loss over its initial loss (a diverged run counts
+    as O7_CAP); the final full-batch loss (a diverged run: inf)."""
     S = Z.shape[1]
-    cols = [(i, role) for i in range(len(points)) for role in ("claim", "control")]
-    lr = np.repeat([points[i]["lr"] for i, _ in cols], S)[None, :]
-    b1 = np.repeat([O7_BETA1 if role == "claim" else 0.0 for _, role in cols], S)[None, :]
-    b2 = np.repeat([float(points[i]["beta2"]) if role == "claim" else 0.0 for i, role in cols], S)[None, :]
-    Zs = np.tile(Z, (1, len(cols)))
+    lr = np.repeat([x[2] for x in settings], S)[None, :]
+    b1 = np.repeat([x[0] for x in settings], S)[None, :]
+    b2 = np.repeat([x[1] for x in settings], S)[None, :]
+    Zs = np.tile(Z, (1, len(settings)))
     out = {}
     for correct in (True, False):
         def adam():
@@ -715,43 +800,71 @@ def _adam_grid(surf, Z, points: list, steps: int, ctx: RunContext) -> dict:
 
         early = run_trajectories(surf, adam(), Zs, O7_EARLY, rng=ctx.rng("O7 batches"),
                                  track=Track(shape=True, curve=0))
-        full = run_trajectories(surf, adam(), Zs, steps, rng=ctx.rng("O7 batches"), track=Track(shape=False, curve=0))
-        final = np.where(full.diverged_step >= 0, np.inf, full.final)
-        for j, key in enumerate(cols):
+        full = run_trajectories(surf, adam(), Zs, steps, rng=ctx.rng("O7 batches"), track=Track(shape=False))
+        diverged = full.diverged_step >= 0
+        peak = ms.peak_loss(full.loss_curve, O7_CAP)
+        peak[diverged] = O7_CAP
+        final = np.where(diverged, np.inf, full.final)
+        for j, key in enumerate(settings):
             sl = slice(j * S, (j + 1) * S)
-            out[(*key, correct)] = {"early": early.largest_step[sl], "final": final[sl]}
+            out[(key, correct)] = {"early": early.largest_step[sl], "peak": peak[sl], "final": final[sl],
+                                   "diverged": diverged[sl]}
     return out
 
 
-def _o7_finding(runs: dict, i: int, role: str, what: str, seed: int):
-    c, u = runs[i, role, True], runs[i, role, False]
+def _o7_finding(runs: dict, key: tuple, what: str, seed: int):
+    c, u = runs[key, True], runs[key, False]
     return all_of([
         finding(_log_ratio(u["early"], c["early"]), threshold=TWO, seed=seed,
                 label=f"{what}: log10 largest of the first {O7_EARLY} steps uncorrected / corrected (paired)"),
-        finding(_log_ratio(u["final"], c["final"]), seed=seed,
-                label=f"{what}: log10 final loss uncorrected / corrected"),
-    ], note=f"median final loss corrected {_med(c['final']):.3g}, uncorrected {_med(u['final']):.3g}")
+        finding(_log_ratio(u["peak"], c["peak"]), threshold=O7_PEAK, seed=seed,
+                label=f"{what}: log10 peak loss / initial loss uncorrected / corrected (paired)"),
+    ], note=f"median peak / initial loss corrected {_med(c['peak']):.3g}, uncorrected {_med(u['peak']):.3g}; "
+            f"diverged {int(c['diverged'].sum())} and {int(u['diverged'].sum())} of {c['diverged'].size}; median "
+            f"final loss corrected {_med(c['final']):.3g}, uncorrected {_med(u['final']):.3g}")
+
+
+def o7_premise(beta2: float, beta1: float = O7_BETA1) -> float:
+    """The uncorrected first step over the corrected one, (1 - beta1) / sqrt(1 - beta2): the zero start's bias."""
+    return (1.0 - beta1) / math.sqrt(1.0 - beta2)
 
 
 def claim_o7(opts, ctx: RunContext) -> None:
-    """Bias correction over beta2 x lr on a minibatch MLP; control beta1 = beta2 = 0; the rebuild is a check."""
+    """Bias correction over beta2 x lr on a minibatch MLP where the zero start biases the first steps (the premise);
+    control beta1 = beta2 = 0; the rebuild is a check."""
     surf = _o7_surface(ctx)
-    Z = surf.init_points(ctx.seed_list)
+    extra = [int(s) for s in ctx.rng("O7 inits").integers(2**31, size=max(0, O7_INITS - ctx.seeds))]
+    inits = [*ctx.seed_list, *extra]
+    Z = surf.init_points(inits)
     points = _points("O7", ctx)
-    runs = _adam_grid(surf, Z, points, O7_STEPS[ctx.quick], ctx)
-    for i, point in enumerate(points):
-        b2, lr = float(point["beta2"]), point["lr"]
+    held = [p for p in points if o7_premise(float(p["beta2"])) >= O7_PREMISE]
+    lrs = list(dict.fromkeys(p["lr"] for p in points))
+    settings = [(O7_BETA1, float(p["beta2"]), p["lr"]) for p in held] + [(0.0, 0.0, lr) for lr in lrs]
+    runs = _adam_grid(surf, Z, settings, O7_STEPS[ctx.quick], ctx) if settings else {}
+    for p in held:
+        b2, lr = float(p["beta2"]), p["lr"]
         for correct in (True, False):
             case = {"beta2": b2, "lr": lr, "bias_correction": "yes" if correct else "no"}
-            ctx.record.metric(f"largest of the first {O7_EARLY} steps", runs[i, "claim", correct]["early"], case=case,
-                              better="none", seeds=ctx.seed_list, section="o7.bias_correction")
-            ctx.record.metric("final loss", runs[i, "claim", correct]["final"], case=case, better="lower",
-                              seeds=ctx.seed_list, section="o7.bias_correction")
-        analytic = (1 - O7_BETA1) / math.sqrt(1 - b2)
-        f = _o7_finding(runs, i, "claim", f"beta2 {b2:g}, lr {lr:g}", ctx.seed)
-        ctx.finding("O7", all_of([f], note=f"the uncorrected first step is (1-beta1)/sqrt(1-beta2) = {analytic:.3g} "
-                                            f"times the corrected one"), point=point)
-        ctx.finding("O7", _o7_finding(runs, i, "control", "beta1 = beta2 = 0", ctx.seed), point=point, role="control")
+            r = runs[(O7_BETA1, b2, lr), correct]
+            ctx.record.metric(f"largest of the first {O7_EARLY} steps", r["early"], case=case, better="none",
+                              seeds=inits, section="o7.bias_correction")
+            ctx.record.metric("peak loss / initial loss", r["peak"], case=case, better="lower", seeds=inits,
+                              section="o7.bias_correction")
+            ctx.record.metric("final loss", r["final"], case=case, better="lower", seeds=inits,
+                              section="o7.bias_correction")
+    for point in points:
+        b2, lr = float(point["beta2"]), point["lr"]
+        ratio = o7_premise(b2)
+        if ratio < O7_PREMISE:
+            ctx.not_run("O7", f"premise: at beta2 {b2:g} with beta1 {O7_BETA1:g} the uncorrected first step is "
+                              f"(1-beta1)/sqrt(1-beta2) = {ratio:.3g} times the corrected one, below "
+                              f"{O7_PREMISE:g}: no zero-start bias for the correction to fix", point=point)
+        else:
+            f = _o7_finding(runs, (O7_BETA1, b2, lr), f"beta2 {b2:g}, lr {lr:g}", ctx.seed)
+            ctx.finding("O7", all_of([f], note=f"the uncorrected first step is (1-beta1)/sqrt(1-beta2) = {ratio:.3g} "
+                                                f"times the corrected one"), point=point)
+        ctx.finding("O7", _o7_finding(runs, (0.0, 0.0, lr), "beta1 = beta2 = 0", ctx.seed), point=point,
+                    role="control")
     check_adam_rebuild(ctx)
 
 

@@ -173,6 +173,28 @@ def saddle_fractions(rng: np.random.Generator, n_max: int, samples: int, p: floa
     return {"n": n, "formula": 1 - p ** n - (1 - p) ** n, "fraction": mixed.mean(axis=0), "samples": samples}
 
 
+# --------------------------------------------------------------------------- O4: the straight canyon's closed form
+
+
+def canyon_travel(kappa: float, lr: float, beta: float, steps: int) -> float:
+    """The steep axis's travel sum_t |y_{t+1} - y_t| over |y_0| on the canyon 1/2(x^2 + kappa y^2), for heavy-ball
+    descent (torch's form: b_0 = g_0, b_t = beta b_{t-1} + g_t, y <- y - lr b_t; beta 0 is plain descent) over
+    `steps` steps. y decouples from x and its recurrence is linear, so the ratio is the same for every start:
+    plain descent's is |lr kappa| (1 - |r|^T) / (1 - |r|), r = 1 - lr kappa; momentum's is summed from the one-mode
+    recurrence, a scalar loop independent of the engine."""
+    if beta == 0.0:
+        r = 1.0 - lr * kappa
+        a = abs(r)
+        return abs(lr * kappa) * (steps if a == 1.0 else (1.0 - a ** steps) / (1.0 - a))
+    y, b, travel = 1.0, 0.0, 0.0
+    for t in range(steps):
+        g = kappa * y
+        b = g if t == 0 else beta * b + g
+        travel += abs(lr * b)
+        y -= lr * b
+    return travel
+
+
 # --------------------------------------------------------------------------- O5: the first step's spread
 
 
@@ -294,6 +316,16 @@ def largest_weight_gradient(net, params: list, X: np.ndarray, y: np.ndarray) -> 
         _, grads, _ = net.value_and_grad(params, X, y, mse)
     names = ("weight_ih_l0", "weight_hh_l0")
     return np.max([np.abs(grads[net.param_names.index(n)]).max(axis=(1, 2)) for n in names], axis=0)
+
+
+def peak_loss(curve: np.ndarray, cap: float) -> np.ndarray:
+    """Per run (columns of a loss curve (C, R), its first row the initial loss), the largest loss over the initial
+    one: 1 for a loss that never rises above where it started. A non-finite loss counts as `cap` (a run that blew
+    up), and so does any larger peak."""
+    curve = np.asarray(curve, dtype=float)
+    with np.errstate(all="ignore"):
+        rel = np.where(np.isfinite(curve), curve / np.abs(curve[:1]), np.inf)
+    return np.minimum(np.nanmax(rel, axis=0), cap)
 
 
 def loss_spike(losses: np.ndarray, cap: float) -> np.ndarray:
