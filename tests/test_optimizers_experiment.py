@@ -568,8 +568,12 @@ def test_verdicts_at_quick_size(quick):
     for cid in ("O0", "O1", "O2", "O3", "O9", "O10"):
         assert v[cid] == "supported", (cid, quick.claims.set_index("claim").loc[cid, "evidence"])
     # momentum damps the canyon's oscillation only where plain descent's best step oscillates on a steep canyon;
-    # bias correction only matters for beta2 near 1 at larger learning rates (Kingma & Ba, Fig. 4)
-    assert v["O4"] == "conditional" and v["O7"] == "conditional"
+    assert v["O4"] == "conditional"
+    # bias correction makes the early steps as large as the formula says where its premise holds (beta2 0.99 is
+    # not run), but on this net the larger steps do not clearly raise the peak loss: inconclusive, not supported
+    assert v["O7"] == "inconclusive"
+    o7 = quick.rows[(quick.rows["kind"] == "grid") & (quick.rows["claim"] == "O7") & (quick.rows["role"] == "claim")]
+    assert set(o7[o7["p_beta2"].astype(str) == "0.99"]["verdict"]) == {"not run"}
     # Adagrad equalises, then slows down, except where a large lr (1 on the mlp) has put most of its sum into
     # the first steps: its effective lr is then already small and flat over the last decade
     sens = quick.claims.set_index("claim").loc["O5", "sensitivity"]
