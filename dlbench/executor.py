@@ -41,6 +41,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -73,6 +74,9 @@ STALE_DAYS = 14
 #: Seconds to reach a Dask scheduler, and to reach it again once the connection is lost.
 CONNECT_TIMEOUT = 10.0
 _KEY_NAME = re.compile(r"[0-9a-f]{64}\.parquet")
+#: One unit at a time in a process: BLAS limits, warning filters and the process's CPU clock are the
+#: process's, so two units on two threads of one process (a Dask worker with --nthreads 2) would share them.
+_ONE_UNIT = threading.Lock()
 
 
 # ----------------------------------------------------------------------------- units
@@ -118,7 +122,13 @@ class Outcome:
 
 
 def run_unit(unit: Unit) -> Outcome:
-    """Run one unit on its BLAS and kernel threads (`dlbench.nn.parallel`) with floating-point warnings off (divergence is a measured outcome)."""
+    """Run one unit on its BLAS and kernel threads (`dlbench.nn.parallel`) with floating-point warnings off
+    (divergence is a measured outcome), never beside another unit of the same process: a second waits."""
+    with _ONE_UNIT:
+        return _run_unit(unit)
+
+
+def _run_unit(unit: Unit) -> Outcome:
     start, cpu = time.time(), time.process_time()
     rec = Recorder(unit.experiment, base_seed=unit.base_seed)
     ctx = RunContext(seed=unit.base_seed, seeds=unit.seeds, quick=unit.quick, record=rec,
@@ -219,7 +229,8 @@ class UnitFileError(Exception):
 
 class UnitCache:
     """Finished units on disk, one Parquet file per unit named `<key>.parquet` (never pickle: a file
-    dropped into the folder is only ever parsed as data). A run that finishes with every unit removes its
+    dropped into the folder is only ever parsed as data), in a folder that dlbench makes readable and
+    writable by its owner only (rows are data, but another user's rows would be forged results). A run that finishes with every unit removes its
     files; an interrupted or partly failed one leaves them for the next run of the same command.
     A damaged or foreign file is named in a note, removed and its unit recomputed."""
 
@@ -259,7 +270,7 @@ class UnitCache:
         path = self.path(key)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
             table = outcome.table.replace_schema_metadata({UNIT_META_KEY: json.dumps(meta).encode()})
             pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
             os.replace(tmp, path)
@@ -300,7 +311,7 @@ class UnitCache:
         path = self.root / "durations.json"
         tmp = path.with_name(f".durations.json.{os.getpid()}.tmp")
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp.write_text(json.dumps(merged))
             os.replace(tmp, path)
         except OSError:
@@ -538,10 +549,12 @@ class DaskCluster(Workers):
                 raise DlbenchError(env_mismatch(tuple(env), mine, who))
 
     def capacity(self) -> int:
+        """Worker processes, not threads: a process runs one unit at a time (a worker that joined with more
+        threads, after the check at connection, runs its units one after the other)."""
         now = time.monotonic()
         if now - self._checked > 1.0:  # workers come and go; ask the scheduler at most once a second
             with contextlib.suppress(Exception):
-                self._capacity = sum(self.client.nthreads().values())
+                self._capacity = len(self.client.nthreads())
             self._checked = now
         return self._capacity
 

@@ -25,7 +25,7 @@ One row per observation. Core columns (always present):
   tolerance, `claim` the claim it stands beside.
 
 Metrics derived from timings (ns/element, a fitted time exponent) are recorded with
-`better="none"`: the raw samples in the timing rows are what `dlbench compare` judges, and
+`better="none"`, basis `timing` and their host: the raw samples in the timing rows are what `dlbench compare` judges, and
 every other metric is bit-identical for the same seed. The parameters that define a case
 are typed columns of their own, named `p_<name>` with <name> a snake_case identifier;
 `case` is the same parameters as one stable string key. `section` is a stable id; its
@@ -134,14 +134,18 @@ class Recorder:
         self.chunks.append((count, cols))
 
     def metric(self, metric: str, values, *, case: dict, unit: str = "", better: str = "none",
-               seeds=None, section: str = "results") -> None:
-        """One or more observations of `metric` for `case` (one per seed or repeat)."""
+               seeds=None, section: str = "results", from_timing: bool = False) -> None:
+        """One or more observations of `metric` for `case` (one per seed or repeat).
+
+        `from_timing`: the figure is derived from a timing (a rate, a cost per item), so it carries
+        basis `timing` and the host it was measured on, as the timing rows do."""
         if better not in BETTER:
             raise ValueError(f"better must be one of {BETTER}")
         v = np.atleast_1d(np.asarray(values, dtype=float)).ravel()
         seed = None if seeds is None else np.broadcast_to(np.asarray(seeds, dtype=np.int64), v.shape)
+        extra = {"basis": "timing", "host": host_id()} if from_timing else {}
         self._add(v.size, case, kind="metric", section=section, metric=metric, value=v, unit=unit,
-                  better=better, seed=seed, sample=np.arange(v.size))
+                  better=better, seed=seed, sample=np.arange(v.size), **extra)
 
     def curve(self, metric: str, values, *, case: dict, unit: str = "", better: str = "lower",
               seed: int | None = None, steps=None, section: str = "results") -> None:

@@ -190,7 +190,7 @@ def timings(opts, ctx: RunContext) -> None:
                      bytes=opt.bytes_per_param(np.float32) * UPDATE_PARAMS,
                      case={"optimizer": name, "params": UPDATE_PARAMS})
         ctx.record.metric("update ns/param", t.median / UPDATE_PARAMS * 1e9, case=case_of(opts, cfg, s, name),
-                          unit="ns", better="none", section="shape")
+                          unit="ns", better="none", section="shape", from_timing=True)
         t = ctx.time("trajectory step", _trajectory_step(s.surface, build_optimizer(name, 1e-3), starts),
                      items=starts.shape[1], case={"surface": opts.surface, "optimizer": name,
                                                   "points": starts.shape[1]})
