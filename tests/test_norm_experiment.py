@@ -466,6 +466,31 @@ def test_n13_compares_two_nets_that_learned_the_task(quick_run):
         assert rows["value"].min() < (1 / 6) / 4, (norm, lengths, rows["value"].min())
 
 
+def test_n13_trains_one_fixed_set_that_both_grid_points_share():
+    from dlbench.experiments.base import RunContext
+    from dlbench.experiments.norm import recurrent
+    from dlbench.results import Recorder
+
+    rec = Recorder("norm")
+    ctx = RunContext(seed=0, seeds=3, quick=False, record=rec)
+    shortests = [2, 6]
+    sets = [recurrent.adding_sets(0, s)["varying"] for s in shortests] + [recurrent.adding_sets(0, 12)["fixed"]]
+    points = [{"hidden": 4, "shortest": s} for s in shortests]
+    recurrent._claim_n13_hidden(ctx, 4, shortests, sets, [0, 1, 2], (0.003, 0.01), 3, points)
+    rows = rec.table().to_pandas()
+    mse = rows[rows["metric"] == "test_mse"]
+    assert set(mse["p_lr"]) == {0.003, 0.01}
+    # the fixed set is recorded under both grid points, with the same numbers (one set of nets)
+    fixed = mse[mse["p_lengths"] == "fixed"]
+    a, b = (fixed[fixed["p_shortest"] == s].sort_values(["p_norm", "p_lr", "seed"])["value"].to_numpy()
+            for s in shortests)
+    np.testing.assert_array_equal(a, b)
+    grid = rows[rows["kind"] == "grid"]
+    assert sorted(grid["role"]) == ["claim", "claim", "control", "control"]
+    controls = grid[grid["role"] == "control"]
+    assert controls["value"].nunique() == 1  # both points' control is the one fixed set's gap
+
+
 def test_running_per_step_counts_the_sequences_not_yet_ended():
     from dlbench.experiments.norm.recurrent import running_per_step
 

@@ -5,8 +5,9 @@ An Elman tanh RNN (dlbench.nn.rnn, torch.nn.RNN's semantics) with batch norm per
 2017) or layer norm inside the cell (Ba et al. 2016) reads sequences of the adding task (Hochreiter &
 Schmidhuber 1997) and answers the sum of the two marked values from its last valid state. Sequences of varying
 length are padded to the longest; step t's batch statistics are over the sequences still running at t. The
-nets on sequences of varying length and on sequences of one fixed length train as replicas of one array pass:
-replica r reads its own batches of its own set, so seeds, learning rates and the two sets are one replica axis.
+nets on sequences of varying length (one set per shortest length of the grid) and on the sequences of one fixed
+length they share as control train as replicas of one array pass: replica r reads its own batches of its own
+set, so seeds, learning rates and the sets are one replica axis.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ EVAL_CHUNK = 128               # test sequences per evaluation pass
 LATE = 3                       # the last 3 steps: the evidence counts the sequences behind their statistics
 N13_LOSS = 0.1                 # decades: a test loss 26 % higher
 # (quick, default): seeds, Adam learning rates, steps
-N13_SIZE = {True: (8, (0.01,), 1500), False: (8, (0.001, 0.003, 0.01), 1500)}
+N13_SIZE = {True: (8, (0.01,), 1500), False: (16, (0.003, 0.01), 1500)}
 LENGTH_SETS = ("varying", "fixed")
 
 
@@ -103,63 +104,84 @@ def claim_n13(opts, ctx: RunContext, *, hidden: int | None = None, checks: bool 
 
     n_seeds, lrs, steps = N13_SIZE[ctx.quick]
     seeds = [ctx.seed + i for i in range(max(n_seeds, ctx.seeds))]
-    S, K, D = len(seeds), len(lrs), len(LENGTH_SETS)
-    # replica (d, k, s): length set d, learning rate k, seed s
+    points = [p for p in CLAIMS["N13"].points(ctx.quick) if hidden is None or p["hidden"] == hidden]
+    for H in sorted({p["hidden"] for p in points}, reverse=True):
+        mine = [p for p in points if p["hidden"] == H]
+        shortests = sorted({p["shortest"] for p in mine})
+        # the training sets of one pass: varying lengths from each shortest, and the one fixed-length set they share
+        sets = [adding_sets(ctx.seed, s)["varying"] for s in shortests] + [adding_sets(ctx.seed, LONGEST)["fixed"]]
+        _claim_n13_hidden(ctx, H, shortests, sets, seeds, lrs, steps, mine)
+    if checks:
+        check_n13(ctx)
+
+
+def _claim_n13_hidden(ctx: RunContext, H: int, shortests: list, sets: list, seeds: list, lrs, steps: int,
+                      points: list) -> None:
+    S, K, D = len(seeds), len(lrs), len(sets)
+    # replica (d, k, s): training set d (a varying set per shortest, then the fixed one), learning rate k, seed s
     rep_seed = np.tile(seeds, D * K)
     rep_lr = np.tile(np.repeat(lrs, S), D)
     rep_set = np.repeat(np.arange(D), K * S)
-    for point in CLAIMS["N13"].points(ctx.quick):
-        if hidden is not None and point["hidden"] != hidden:
-            continue
-        H, shortest = point["hidden"], point["shortest"]
-        sets = adding_sets(ctx.seed, shortest)
-        test_len = sets["varying"].lengths_test
-        got = {}
-        for norm in ("batch", "layer"):
-            net = RNNNet(RNNNetSpec(2, H, 1, norm=norm))
-            _, _, err, counts = train_sequences(net, rep_seed, rep_lr, rep_set, [sets[n] for n in LENGTH_SETS],
-                                                steps=steps, batch=BATCH, rng=ctx.rng("N13 order", H, shortest))
-            err = err.reshape(D, K, S, -1)
-            loss = err.mean(axis=-1)
-            for d, name in enumerate(LENGTH_SETS):
-                best = int(np.argmin(np.median(loss[d], axis=1)))
-                got[norm, name] = (loss[d, best], err[d, best], lrs[best])
-                case = {"hidden": H, "shortest": shortest, "lengths": name, "norm": norm}
+    fixed = D - 1
+    got, late = {}, {}
+    for norm in ("batch", "layer"):
+        net = RNNNet(RNNNetSpec(2, H, 1, norm=norm))
+        _, _, err, counts = train_sequences(net, rep_seed, rep_lr, rep_set, sets, steps=steps, batch=BATCH,
+                                            rng=ctx.rng("N13 order", H))
+        err = err.reshape(D, K, S, -1)
+        loss = err.mean(axis=-1)
+        counts = counts.reshape(steps, D, K * S, -1)
+        for d in range(D):
+            best = int(np.argmin(np.median(loss[d], axis=1)))
+            got[norm, d] = (loss[d, best], err[d, best], lrs[best])
+            for shortest in _shortests_of(d, fixed, shortests):
+                case = _case(H, shortest, d, fixed, norm)
                 for k, lr in enumerate(lrs):
                     ctx.record.metric("test_mse", loss[d, k], case={**case, "lr": lr}, better="lower", seeds=seeds,
                                       section="n13.rnn")
                 if norm == "batch":
-                    per_step = counts.reshape(steps, D, K * S, -1)[:, d].mean(axis=(0, 1))
-                    ctx.record.curve("sequences_per_step", per_step, case=case, steps=np.arange(1, LONGEST + 1),
-                                     better="none", section="n13.statistics")
-        late = counts.reshape(steps, D, K * S, -1)[:, 0, :, -LATE:]
-        ratio = {name: log_ratio(got["batch", name][0], got["layer", name][0]) for name in LENGTH_SETS}
-        for role, name in (("claim", "varying"), ("control", "fixed")):
-            (lb, eb, rb), (ll, el, rl) = got["batch", name], got["layer", name]
+                    ctx.record.curve("sequences_per_step", counts[:, d].mean(axis=(0, 1)), case=case,
+                                     steps=np.arange(1, LONGEST + 1), better="none", section="n13.statistics")
+            if norm == "batch" and d != fixed:
+                late[d] = counts[:, d, :, -LATE:]
+    ratio = {d: log_ratio(got["batch", d][0], got["layer", d][0]) for d in range(D)}
+    for d, shortest in enumerate(shortests):
+        point = next(p for p in points if p["shortest"] == shortest)
+        test_len = sets[d].lengths_test
+        for role, e in (("claim", d), ("control", fixed)):
+            (lb, eb, rb), (ll, el, rl) = got["batch", e], got["layer", e]
             note = (f"median test mse batch norm {np.median(lb):.3g} (lr {rb:g}), layer norm {np.median(ll):.3g} "
                     f"(lr {rl:g})")
-            if name == "varying":
+            if role == "claim":
                 long_, short = test_len > LONGEST - LATE, test_len < shortest + LATE
                 edge_long = np.median(log_ratio(eb[:, long_].mean(-1), el[:, long_].mean(-1)))
                 edge_short = np.median(log_ratio(eb[:, short].mean(-1), el[:, short].mean(-1)))
                 note += (f"; steps {LONGEST - LATE + 1}-{LONGEST}: batch statistics over median "
-                         f"{np.median(late):.3g} of {BATCH} sequences (over one, which batch norm maps to 0, or "
-                         f"none in {np.mean(late < 2):.0%} of them); log10 test mse batch / layer on the test "
+                         f"{np.median(late[d]):.3g} of {BATCH} sequences (over one, which batch norm maps to 0, or "
+                         f"none in {np.mean(late[d] < 2):.0%} of them); log10 test mse batch / layer on the test "
                          f"sequences that reach those steps {edge_long:+.2f}, on those of {shortest}-"
                          f"{shortest + LATE - 1} steps {edge_short:+.2f}")
             else:
                 note += f"; every step's batch statistics over all {BATCH} sequences"
-            gap = finding(ratio[name], threshold=N13_LOSS, seed=ctx.seed, unit="decades",
+            name = "varying" if role == "claim" else "fixed"
+            gap = finding(ratio[e], threshold=N13_LOSS, seed=ctx.seed, unit="decades",
                           label=f"log10 test mse batch norm / layer norm, {name} lengths", note=note)
             if role == "claim":
                 # the ragged batch must be what costs batch norm: its gap on varying lengths over the fixed one's,
                 # per seed (the same seeds train on both sets)
-                ragged = finding(ratio["varying"] - ratio["fixed"], threshold=N13_LOSS, seed=ctx.seed,
+                ragged = finding(ratio[d] - ratio[fixed], threshold=N13_LOSS, seed=ctx.seed,
                                  unit="decades", label="the gap on varying lengths over the gap on the fixed one")
                 gap = all_of([gap, ragged])
             ctx.finding("N13", gap, point=point, role=role)
-    if checks:
-        check_n13(ctx)
+
+
+def _shortests_of(d: int, fixed: int, shortests: list) -> list:
+    """The grid's shortest lengths a training set serves: its own, or every one for the shared fixed set."""
+    return list(shortests) if d == fixed else [shortests[d]]
+
+
+def _case(H: int, shortest: int, d: int, fixed: int, norm: str) -> dict:
+    return {"hidden": H, "shortest": shortest, "lengths": "fixed" if d == fixed else "varying", "norm": norm}
 
 
 def _batch_dependence(net: RNNNet, params, x, lengths, rng) -> float:
