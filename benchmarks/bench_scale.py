@@ -1,7 +1,8 @@
 """Scale-out: the protocol-grade suite on 1 and 2 local workers and on a two-worker Dask LocalCluster.
 
 One process runs the same plan (the suite, or --experiments, at --seed 0,1000,2000) on each executor,
-in an interleaved order over --rounds (1, 2, dask, dask, 2, 1, ...), with the unit cache off, and prints:
+in an interleaved order over --rounds (1, 2, dask, dask, 2, 1, ...), with a unit cache of its own in a
+temporary folder, and prints:
 
 - wall: the whole run (bandwidth probe, fan-out, timing phase, verdicts), median over rounds;
 - fan-out: from the first unit handed to an executor to the last non-timing unit finished;
@@ -14,6 +15,10 @@ in an interleaved order over --rounds (1, 2, dask, dask, 2, 1, ...), with the un
 - the targets: speed-up >= 1.7x at two workers, Dask within 15 % of the local pool, overhead < 50 ms;
 - whether every row of the fan-out units and every verdict not resting on timings is the same on each
   executor as on one worker.
+
+The first run (one worker) leaves in that cache what each part took, so the later runs hand out the
+longest parts first, as a user's second run of a command does; no finished unit is reused (a complete run
+removes its units from the cache, and the benchmark checks that none was reused).
 
 Two processes on a 2-core machine share it with anything else running: read the load averages printed
 beside the figures, and rerun on a quiet machine for figures to quote.
@@ -29,7 +34,9 @@ import argparse
 import logging
 import os
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -89,9 +96,9 @@ def differing(a, b) -> str:
 
 def projected_fanout(log: list[dict], workers: int, gap: float) -> float:
     """The fan-out's length on `workers` idle cores: the units' CPU seconds (from a one-worker run), each
-    handed in plan order to the first free worker, `gap` seconds between two units of a worker."""
+    handed, longest first, to the first free worker, `gap` seconds between two units of a worker."""
     free = [0.0] * workers
-    for u in (u for u in log if not u["timing"]):
+    for u in sorted((u for u in log if not u["timing"]), key=lambda u: -u["cpu"]):
         k = free.index(min(free))
         free[k] += u["cpu"] + gap
     return max(free)
@@ -121,12 +128,15 @@ def main() -> None:
     parts: dict[str, list[dict]] = {c: [] for c in configs}
     logs: dict[str, list] = {c: [] for c in configs}
     rows: dict[str, object] = {}
+    cache = tempfile.TemporaryDirectory(prefix="dlbench-bench-scale-")
     try:
         for r in range(args.rounds):
             for c in (configs if r % 2 == 0 else configs[::-1]):
                 kw = {"scheduler": cluster.scheduler_address} if c == "dask" else {"workers": int(c)}
                 t = time.perf_counter()
-                res = run_many(plan, seed=seeds, quick=args.quick, cache_dir=False, **kw)
+                res = run_many(plan, seed=seeds, quick=args.quick, cache_dir=Path(cache.name), **kw)
+                if res.meta["units"]["reused"]:
+                    raise SystemExit(f"bench_scale: {c} reused {res.meta['units']['reused']} cached units")
                 walls[c].append(time.perf_counter() - t)
                 parts[c].append(phases(res))
                 logs[c].append(res.meta["unit_log"])
@@ -134,6 +144,7 @@ def main() -> None:
     finally:
         if cluster is not None:
             cluster.close()
+        cache.cleanup()
     load_after = os.getloadavg()
     med = {c: statistics.median(walls[c]) for c in configs}
     ph = {c: {k: statistics.median(p[k] for p in parts[c]) for k in parts[c][0]} for c in configs}

@@ -161,8 +161,8 @@ def run_many(
         with threadpool_limits(limits=unit_threads):
             bandwidth = copy_bandwidth(quick)
             fp = fingerprint(argv)
-        units = [Unit(module.NAME, part.name, part.fn, opts, base, n_seeds, quick, unit_threads, part.timing, bandwidth)
-                 for module, opts, parts in plan_parts for base in base_seeds for part in parts]
+        units = [Unit(module.NAME, part.name, part.fn, opts, base, n_seeds, quick, unit_threads, part.timing, bandwidth,
+                      part.heavy) for module, opts, parts in plan_parts for base in base_seeds for part in parts]
         report = execute(units, pool, cache, progress)
         description = pool.description
     tables, failures = [], []

@@ -370,6 +370,22 @@ def test_the_fan_out_hands_out_the_longest_parts_first_as_they_took_last_time(tm
     assert sorted(cache.durations()) == sorted(took)  # rewritten whole
 
 
+def test_parts_never_timed_go_heavy_ones_first_then_in_plan_order(tmp_path):
+    opts = make_options(worker_experiment)
+    units = units_of(worker_experiment, opts, timing=False)
+    units[2] = dataclasses.replace(units[2], heavy=True)
+    report = execute(units, Workers(), UnitCache(None))  # no cache: no durations known
+    order = sorted(range(len(units)), key=lambda i: report.log[i]["start"])
+    assert order == [2] + [i for i in range(len(units)) if i != 2]
+
+
+def test_the_longest_parts_of_the_suite_are_marked_heavy():
+    from dlbench.experiments import depth, norm
+
+    heavy = {p.name for m in (depth, norm, init) for p in parts_of(m, make_options(m)) if p.heavy}
+    assert heavy == {"depth.D7-D8", "norm.N13", "norm.N13.hidden16", "init.I5"}
+
+
 @pytest.mark.parametrize("name", experiments.names())
 def test_every_part_of_every_experiment_can_be_sent_to_a_worker(name):
     # A part that pickles only by a name that is not its own (a closure, a decorated function) runs in

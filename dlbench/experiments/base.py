@@ -78,11 +78,15 @@ class Part:
 
     timing: the part times kernels, so it runs alone on its host, after the other parts (in the process
     that started the run, one timing part at a time, on --threads BLAS threads).
+    heavy: one of the longest parts of the suite; where no earlier run left its duration (a first run, or
+    the first after dlbench changed), the fan-out hands the heavy parts out first, so that none of them
+    starts last and keeps one worker busy while the others wait.
     """
 
     name: str
     fn: Callable[[Any, "RunContext"], None]
     timing: bool = False
+    heavy: bool = False
 
 
 def parts_of(module, opts) -> list[Part]:
