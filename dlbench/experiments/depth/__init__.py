@@ -233,7 +233,7 @@ def memory(opts: Options, seeds: int) -> int:
     # five of replicas x samples x width float32 per unit) of the deepest, widest net; the replicas of one
     # call are the tuning nets at every lr, or the verdict nets (NETS per seed) at one
     units = max(skips.DEPTHS) - 1
-    replicas = max(skips.NETS * seeds, lrs * skips.TUNING_SEEDS)
+    replicas = max(skips.NETS[False] * seeds, lrs * skips.TUNING_SEEDS)
     d7 = replicas * skips.N_TRAIN * skips.WIDTH * 4 * 5 * units
     largest = max(CLAIMS["D5"].grid[0].values)
     once = 3 * (largest * 4 * 6 + c.D5_BATCH * (largest // (2 * c.D5_DIM)) * 4 * 6) + REFINEMENT_ELEMENTS * 8 * 8

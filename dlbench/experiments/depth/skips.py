@@ -39,7 +39,8 @@ from dlbench.experiments.base import RunContext, parse_numbers
 from dlbench.stats import all_of, finding
 
 TUNING_SEEDS = 2            # seeds that choose each net's lr and D7's reference depth; the verdict uses the others
-NETS = 3                    # nets per verdict seed (drawn for the base seed), trained at the tuned lr only
+NETS = {True: 1, False: 3}  # nets per verdict seed (drawn for the base seed), trained at the tuned lr only; (quick,
+                            # default): the quick depths stop at 16, where the plain net's part decides D7 alone
 INPUTS = 8                  # the teacher's inputs
 N_TRAIN, N_TEST = 1024, 512   # enough samples that a trained net's test FVU stays near its training FVU
 NORM = "layer"              # the norm of both nets (no running statistics: training loss is the function trained)
@@ -200,7 +201,7 @@ def claim_d7_d8(opts, ctx: RunContext) -> None:
 
 def verdict_nets(ctx: RunContext) -> list[int]:
     """The seeds of the nets the verdicts use: the run's seeds, then NETS - 1 more per seed drawn for this base."""
-    extra = ctx.rng("D7", "more nets").integers(2**31, size=(NETS - 1) * ctx.seeds)
+    extra = ctx.rng("D7", "more nets").integers(2**31, size=(NETS[ctx.quick] - 1) * ctx.seeds)
     return [*ctx.seed_list, *(int(v) for v in extra)]
 
 
