@@ -51,6 +51,7 @@ QUICK_DEPTHS = (2, 4, 16)
 CONTROL_DEPTHS = (2, 4)     # D7's control: a range too shallow for depth to hurt
 D7_WORSE = math.log10(1.5)  # "worse" (the plain net): a training FVU at least 1.5x the reference depth's
 D7_SAME = math.log10(4 / 3)  # "not worse" (the residual net): at most a third above the reference depth's FVU
+D7_LOWER = (3e-4, 1e-3)     # rates D7 adds below --lrs: with 3e-3 the smallest, the deep plain net's best was always it
 D8_LITTLE = 0.5             # "a little": one deletion loses less than half of what training gained
 D8_SMOOTH = 0.5             # "smoothly": no single further deletion loses more than half of the most ever lost
 D8_LEARNED = 0.8            # premise, both nets: median intact test FVU at most this (a fifth of the variance learned)
@@ -75,6 +76,11 @@ def net(depth: int, residual: bool, width: int = WIDTH):
 
 def _lrs(opts) -> list[float]:
     return parse_numbers(opts.lrs, float, what="--lrs")
+
+
+def d7_lrs(opts) -> list[float]:
+    """D7's rates: --lrs and D7_LOWER below them (the deep plain net's best rate was the smallest of --lrs)."""
+    return sorted({*_lrs(opts), *D7_LOWER})
 
 
 def _fmt(v: float) -> str:
@@ -149,7 +155,7 @@ def claim_d7_d8(opts, ctx: RunContext) -> None:
     var_train = float(data.y_train.astype(np.float64).var())
     var_test = float(data.y_test.astype(np.float64).var())
     tuning = [int(s) for s in ctx.rng("D7", "tuning seeds").integers(2**31, size=TUNING_SEEDS)]
-    verdict, lrs = verdict_nets(ctx), _lrs(opts)
+    verdict, lrs = verdict_nets(ctx), d7_lrs(opts)
     L, T, V = len(lrs), len(tuning), len(verdict)
     batch = min(opts.batch_size, N_TRAIN)
     fvu: dict = {}          # (depth, arch, steps) -> (L, T + V) training FVU; a verdict net runs at the best lr only
@@ -213,22 +219,28 @@ def _at_best(err: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return j, err[j, :TUNING_SEEDS], err[j, TUNING_SEEDS:]
 
 
-def _degradation(fvu: dict, steps: int, arch: str, over: tuple[int, ...], lrs) -> tuple[np.ndarray, str]:
-    """Per verdict seed log10(FVU at the deepest of `over` / FVU at the reference depth), and what it compared.
-    The reference is the shallower depth whose FVU at its best lr has the lowest median on the tuning seeds. A
-    best lr at an end of the grid is named: a smaller or larger one, untried, might have done better."""
+def capped(fvu: np.ndarray) -> np.ndarray:
+    """FVU capped at 1, the mean predictor's: a net at or beyond it, or one that diverged (inf), learned nothing.
+    A diverged net so stays in the comparison (as FVU 1) instead of dropping out of it."""
+    return np.minimum(np.where(np.isnan(fvu), np.inf, fvu), 1.0)
+
+
+def _degradation(fvu: dict, steps: int, arch: str, over: tuple[int, ...], lrs):
+    """Per verdict seed log10(FVU at the deepest of `over` / FVU at the reference depth) (FVUs capped at 1), what it
+    compared, and the reference depth's verdict FVUs. The reference is the shallower depth whose FVU at its best lr
+    has the lowest median on the tuning seeds. A best lr at an end of the grid is named: a smaller or larger one,
+    untried, might have done better."""
     deepest = max(over)
     tune = {d: _at_best(fvu[d, arch, steps]) for d in over}
     ref = min((d for d in over if d < deepest), key=lambda d: np.median(tune[d][1]))
-    with np.errstate(all="ignore"):
-        effect = np.log10(tune[deepest][2] / tune[ref][2])
+    effect = np.log10(capped(tune[deepest][2]) / capped(tune[ref][2]))
     note = f"{arch} depth {deepest} vs {ref}: median FVU {_fmt(np.median(tune[deepest][2]))} vs " \
            f"{_fmt(np.median(tune[ref][2]))}"
     edges = [f"depth {d} at lr {lrs[tune[d][0]]:g}" for d in (deepest, ref) if tune[d][0] in (0, len(lrs) - 1)]
     if edges:
         note += f" (best lr at an end of the grid {','.join(f'{v:g}' for v in lrs)}: {'; '.join(edges)}; the grid " \
                 "may limit it)"
-    return effect, note
+    return effect, note, tune[ref][2]
 
 
 def _d7(ctx: RunContext, points: list[dict], fvu: dict, lrs) -> None:
@@ -242,13 +254,26 @@ def _d7(ctx: RunContext, points: list[dict], fvu: dict, lrs) -> None:
                                   section="d7.loss")
                 ctx.record.metric("lr", lrs[j], case=case, section="d7.loss")
         for role, over in (("claim", depths(ctx.quick)), ("control", CONTROL_DEPTHS)):
-            plain, plain_note = _degradation(fvu, steps, "plain", over, lrs)
-            res, res_note = _degradation(fvu, steps, "residual", over, lrs)
+            plain, plain_note, plain_ref = _degradation(fvu, steps, "plain", over, lrs)
+            res, res_note, res_ref = _degradation(fvu, steps, "residual", over, lrs)
+            unlearned = [a for a, r in (("plain", plain_ref), ("residual", res_ref)) if not np.median(r) <= D8_LEARNED]
+            if unlearned:
+                # a reference that learned nothing makes "not worse" hold for any net: there is nothing to lose
+                ctx.not_run("D7", "; ".join(f"the {a} net's reference depth did not learn the teacher (median "
+                                            f"training FVU {np.median(r):.2f} > {D8_LEARNED})"
+                                            for a, r in (("plain", plain_ref), ("residual", res_ref))
+                                            if a in unlearned), point=point)
+                continue
+            deepest = max(over)
+            gap = np.log10(capped(_at_best(fvu[deepest, "plain", steps])[2])
+                           / capped(_at_best(fvu[deepest, "residual", steps])[2]))
             f = all_of([finding(plain, threshold=D7_WORSE, seed=ctx.seed,
                                 label="plain: log10 training FVU deepest/reference", note=plain_note),
-                        _not_worse(res, ctx.seed, res_note)],
+                        _not_worse(res, ctx.seed, res_note),
+                        finding(gap, threshold=D7_WORSE, seed=ctx.seed,
+                                label=f"log10 training FVU plain / residual at depth {deepest} (per seed)")],
                        note=f"depths {','.join(map(str, over))} after {steps} steps, each net at its own lr, both "
-                            f"with {NORM} norm")
+                            f"with {NORM} norm; FVU capped at 1 (a diverged net counts as having learned nothing)")
             ctx.finding("D7", f, point=point, role=role)
 
 
