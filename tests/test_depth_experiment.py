@@ -468,6 +468,45 @@ def test_d7_residual_part_is_a_non_inferiority():
     assert skips._not_worse(np.log10(1.37) + ramp / 10, 0, "x").verdict == "refuted"
 
 
+def test_d7_caps_fvu_at_one_so_a_diverged_net_stays_in_the_comparison():
+    np.testing.assert_array_equal(skips.capped(np.array([0.1, 1.0, 3.0, np.inf, np.nan])), [0.1, 1, 1, 1, 1])
+    # a deep residual net that diverged counts as 1 against its reference: worse, not absent
+    fvu = {(d, "residual", 400): np.array([[0.05, 0.05, 0.05, 0.05, 0.05]]) for d in (2, 4)}
+    fvu[16, "residual", 400] = np.array([[0.05, 0.05, np.inf, np.inf, np.inf]])
+    effect, _, ref = skips._degradation(fvu, 400, "residual", (2, 4, 16), [0.01])
+    assert np.isfinite(effect).all() and effect.min() > 1.0 and np.median(ref) == 0.05
+
+
+def _d7_rows(fvu_of):
+    from dlbench.experiments.base import RunContext
+    from dlbench.results import Recorder
+
+    rec = Recorder("depth")
+    ctx = RunContext(seed=0, seeds=6, quick=True, record=rec)
+    fvu = {(d, a, 400): np.array([[fvu_of(d, a)] * 2 + [fvu_of(d, a) * f for f in np.linspace(0.9, 1.1, 6)]])
+           for d in (2, 4, 16) for a in ("plain", "residual")}
+    skips._d7(ctx, [{"steps": 400}], fvu, [0.01])
+    rows = rec.table().to_pandas()
+    return rows[(rows["kind"] == "grid") & (rows["claim"] == "D7")].set_index("role")
+
+
+def test_d7_is_not_run_where_a_reference_depth_did_not_learn():
+    # both nets near the mean predictor at every depth: "not worse" would hold for nothing learned
+    grid = _d7_rows(lambda d, a: 0.95)
+    assert (grid["verdict"] == "not run").all()
+    assert "did not learn the teacher" in grid.loc["claim", "evidence"]
+
+
+def test_d7_needs_the_plain_net_above_the_residual_one_at_the_deepest_depth():
+    # the plain net degrades with depth and the residual one does not: all three parts hold
+    grid = _d7_rows(lambda d, a: 0.05 if a == "residual" or d < 16 else 0.5)
+    assert grid.loc["claim", "verdict"] == "supported"
+    assert grid.loc["claim", "parts"] == "supported,supported,supported"
+    assert "plain / residual at depth 16" in grid.loc["claim", "evidence"]
+    # at the control's deepest depth (4) the two nets are alike: the contrast does not hold there
+    assert grid.loc["control", "parts"].split(",")[2] != "supported"
+
+
 def test_d8_point_is_not_run_where_the_plain_net_never_learned(monkeypatch):
     from dlbench.experiments.base import RunContext
     from dlbench.results import Recorder

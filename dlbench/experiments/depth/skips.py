@@ -253,17 +253,17 @@ def _d7(ctx: RunContext, points: list[dict], fvu: dict, lrs) -> None:
                 ctx.record.metric("train_fvu", err, case=case, better="lower", seeds=verdict_nets(ctx),
                                   section="d7.loss")
                 ctx.record.metric("lr", lrs[j], case=case, section="d7.loss")
+        refs = {a: _degradation(fvu, steps, a, depths(ctx.quick), lrs)[2] for a in ("plain", "residual")}
+        unlearned = {a: r for a, r in refs.items() if not np.median(r) <= D8_LEARNED}
+        if unlearned:
+            # a reference that learned nothing makes "not worse" hold for any net: there is nothing to lose
+            ctx.not_run("D7", "; ".join(f"the {a} net's reference depth did not learn the teacher (median training "
+                                        f"FVU {np.median(r):.2f} > {D8_LEARNED})" for a, r in unlearned.items()),
+                        point=point)
+            continue
         for role, over in (("claim", depths(ctx.quick)), ("control", CONTROL_DEPTHS)):
-            plain, plain_note, plain_ref = _degradation(fvu, steps, "plain", over, lrs)
-            res, res_note, res_ref = _degradation(fvu, steps, "residual", over, lrs)
-            unlearned = [a for a, r in (("plain", plain_ref), ("residual", res_ref)) if not np.median(r) <= D8_LEARNED]
-            if unlearned:
-                # a reference that learned nothing makes "not worse" hold for any net: there is nothing to lose
-                ctx.not_run("D7", "; ".join(f"the {a} net's reference depth did not learn the teacher (median "
-                                            f"training FVU {np.median(r):.2f} > {D8_LEARNED})"
-                                            for a, r in (("plain", plain_ref), ("residual", res_ref))
-                                            if a in unlearned), point=point)
-                continue
+            plain, plain_note, _ = _degradation(fvu, steps, "plain", over, lrs)
+            res, res_note, _ = _degradation(fvu, steps, "residual", over, lrs)
             deepest = max(over)
             gap = np.log10(capped(_at_best(fvu[deepest, "plain", steps])[2])
                            / capped(_at_best(fvu[deepest, "residual", steps])[2]))
