@@ -231,8 +231,9 @@ class UnitFileError(Exception):
 class UnitCache:
     """Finished units on disk, one Parquet file per unit named `<key>.parquet` (never pickle: a file
     dropped into the folder is only ever parsed as data), in a folder that dlbench makes readable and
-    writable by its owner only (rows are data, but another user's rows would be forged results). A run that finishes with every unit removes its
-    files; an interrupted or partly failed one leaves them for the next run of the same command.
+    writable by its owner only (rows are data, but another user's rows would be forged results). A run that
+    finishes with every unit removes its files; an interrupted or partly failed one leaves them for the next
+    run of the same command.
     A damaged or foreign file is named in a note, removed and its unit recomputed."""
 
     def __init__(self, root: Path | None):

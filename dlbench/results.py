@@ -25,8 +25,8 @@ One row per observation. Core columns (always present):
   tolerance, `claim` the claim it stands beside.
 
 Metrics derived from timings (ns/element, a fitted time exponent) are recorded with
-`better="none"`, basis `timing` and their host: the raw samples in the timing rows are what `dlbench compare` judges, and
-every other metric is bit-identical for the same seed. The parameters that define a case
+`better="none"`, basis `timing` and their host: the raw samples in the timing rows are what
+`dlbench compare` judges, and every other metric is bit-identical for the same seed. The parameters that define a case
 are typed columns of their own, named `p_<name>` with <name> a snake_case identifier;
 `case` is the same parameters as one stable string key. `section` is a stable id; its
 display title is in the metadata. Every row carries the `base_seed` of the run it came from.

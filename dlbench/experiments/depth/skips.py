@@ -10,8 +10,8 @@ fixed number of steps (He et al. compare at a fixed budget too), the reference b
 lowest median FVU on the tuning seeds (chosen on seeds the verdict does not use, so the choice cannot flatter
 either net). The plain net must get worse by at least D7_WORSE; the residual net must not get worse, a
 non-inferiority: the whole interval below +D7_SAME (He et al.'s deeper residual nets train to a lower error than
-their shallower ones, so a deep residual net that does better is the claim, not against it). A net whose best lr is an end of the lr grid is named in the
-evidence: there the grid, not the architecture, may be what limits it.
+their shallower ones, so a deep residual net that does better is the claim, not against it). A net whose best lr
+is an end of the lr grid is named in the evidence: there the grid, not the architecture, may be what limits it.
 
 D8 (Veit, Wilber & Belongie 2016, "Residual networks behave like ensembles of relatively shallow networks").
 The same trained nets (each at its best lr) lose k of their B blocks after training (forward(..., deleted=)):
@@ -113,13 +113,18 @@ def test_fvu(model, params, state, X, y, variance: float, deleted=()) -> np.ndar
     return loss / variance
 
 
-def damage_curve(model, params, state, X, y, variance: float, sets: dict) -> tuple[np.ndarray, np.ndarray]:
+def damage_curve(model, params, state, X, y, variance: float, sets: dict,
+                 fvu_of=None) -> tuple[np.ndarray, np.ndarray]:
     """(FVU_0 (R,), damage (K + 1, R)): per k, the mean over `sets[k]` of (min(FVU, 1) - FVU_0) / (1 - FVU_0);
-    NaN for a replica that learned nothing (FVU_0 >= 1: no fit to lose)."""
-    base = test_fvu(model, params, state, X, y, variance)
+    NaN for a replica that learned nothing (FVU_0 >= 1: no fit to lose). fvu_of(deleted) gives a deletion set's
+    test FVU (default: test_fvu of these params; pass one that remembers to share forwards between calls)."""
+    if fvu_of is None:
+        def fvu_of(deleted):
+            return test_fvu(model, params, state, X, y, variance, deleted)
+    base = fvu_of(())
     gained = np.where(base < 1.0, 1.0 - base, np.nan)
-    curve = np.stack([np.mean([(np.minimum(test_fvu(model, params, state, X, y, variance, s), 1.0) - base) / gained
-                               for s in sets[k]], axis=0) for k in sorted(sets)])
+    curve = np.stack([np.mean([(np.minimum(fvu_of(s), 1.0) - base) / gained for s in sets[k]], axis=0)
+                      for k in sorted(sets)])
     return base, curve
 
 
@@ -182,9 +187,9 @@ def claim_d7_d8(opts, ctx: RunContext) -> None:
             hist = run(model, np.tile(tuning, L), tune_lr, budgets)
             best = {}
             for steps in budgets:
-                err = np.full((L, T + V), np.nan)
-                err[:, :T] = (hist.train_loss[:, at(hist, steps)] / var_train).reshape(L, T)
-                fvu[depth, arch, steps] = np.where(np.isnan(err) & (np.arange(T + V) < T), np.inf, err)
+                err = (hist.train_loss[:, at(hist, steps)] / var_train).reshape(L, T)
+                fvu[depth, arch, steps] = np.full((L, T + V), np.nan)
+                fvu[depth, arch, steps][:, :T] = np.where(np.isfinite(err), err, np.inf)
                 best[steps] = int(best_lr(fvu[depth, arch, steps], T))
             for j in sorted(set(best.values())):
                 upto = [t for t in budgets if best[t] == j]
@@ -222,7 +227,7 @@ def _at_best(err: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
 def capped(fvu: np.ndarray) -> np.ndarray:
     """FVU capped at 1, the mean predictor's: a net at or beyond it, or one that diverged (inf), learned nothing.
     A diverged net so stays in the comparison (as FVU 1) instead of dropping out of it."""
-    return np.minimum(np.where(np.isnan(fvu), np.inf, fvu), 1.0)
+    return np.where(fvu < 1.0, fvu, 1.0)  # NaN and inf compare False: 1
 
 
 def _degradation(fvu: dict, steps: int, arch: str, over: tuple[int, ...], lrs):
@@ -244,17 +249,19 @@ def _degradation(fvu: dict, steps: int, arch: str, over: tuple[int, ...], lrs):
 
 
 def _d7(ctx: RunContext, points: list[dict], fvu: dict, lrs) -> None:
+    nets = verdict_nets(ctx)
     for point in points:
         steps = point["steps"]
         for arch in ("plain", "residual"):
             for depth in depths(ctx.quick):
                 j, _, err = _at_best(fvu[depth, arch, steps])
                 case = {"net": arch, "depth": depth, "blocks": blocks_of(depth), "width": WIDTH, **point}
-                ctx.record.metric("train_fvu", err, case=case, better="lower", seeds=verdict_nets(ctx),
+                ctx.record.metric("train_fvu", err, case=case, better="lower", seeds=nets,
                                   section="d7.loss")
                 ctx.record.metric("lr", lrs[j], case=case, section="d7.loss")
-        refs = {a: _degradation(fvu, steps, a, depths(ctx.quick), lrs)[2] for a in ("plain", "residual")}
-        unlearned = {a: r for a, r in refs.items() if not np.median(r) <= D8_LEARNED}
+        roles = {role: {a: _degradation(fvu, steps, a, over, lrs) for a in ("plain", "residual")}
+                 for role, over in (("claim", depths(ctx.quick)), ("control", CONTROL_DEPTHS))}
+        unlearned = {a: d[2] for a, d in roles["claim"].items() if not np.median(d[2]) <= D8_LEARNED}
         if unlearned:
             # a reference that learned nothing makes "not worse" hold for any net: there is nothing to lose
             ctx.not_run("D7", "; ".join(f"the {a} net's reference depth did not learn the teacher (median training "
@@ -262,8 +269,7 @@ def _d7(ctx: RunContext, points: list[dict], fvu: dict, lrs) -> None:
                         point=point)
             continue
         for role, over in (("claim", depths(ctx.quick)), ("control", CONTROL_DEPTHS)):
-            plain, plain_note, _ = _degradation(fvu, steps, "plain", over, lrs)
-            res, res_note, _ = _degradation(fvu, steps, "residual", over, lrs)
+            (plain, plain_note, _), (res, res_note, _) = roles[role]["plain"], roles[role]["residual"]
             deepest = max(over)
             gap = np.log10(capped(_at_best(fvu[deepest, "plain", steps])[2])
                            / capped(_at_best(fvu[deepest, "residual", steps])[2]))
@@ -287,6 +293,7 @@ def _not_worse(effect: np.ndarray, seed: int, note: str):
 
 def _d8(ctx: RunContext, points: list[dict], trained: dict, fvu: dict, lrs, data, var_test: float) -> None:
     X, y = data.X_test, data.y_test
+    nets = verdict_nets(ctx)
     checked_zero = False
     none_gap = zero_gap = 0.0
     n_none = n_zero = 0
@@ -298,11 +305,18 @@ def _d8(ctx: RunContext, points: list[dict], trained: dict, fvu: dict, lrs, data
         for arch in ("plain", "residual"):
             model, chosen, st, test = trained[depth, arch, steps]
             j, _, _ = _at_best(fvu[depth, arch, steps])
-            per_path = [damage_curve(model, chosen, st, X, y, var_test, path_sets(p)) for p in paths]
+            seen: dict = {}  # every path starts intact and ends with every block deleted: one forward per set
+
+            def fvu_of(deleted, model=model, chosen=chosen, st=st, seen=seen):
+                if deleted not in seen:
+                    seen[deleted] = test_fvu(model, chosen, st, X, y, var_test, deleted)
+                return seen[deleted]
+
+            per_path = [damage_curve(model, chosen, st, X, y, var_test, path_sets(p), fvu_of) for p in paths]
             base, each = per_path[0][0], np.stack([c for _, c in per_path])         # (paths, B + 1, R)
             curve = each.mean(axis=0)
             curves[arch], learned[arch] = curve, base
-            gone[arch] = test_fvu(model, chosen, st, X, y, var_test, deleted=tuple(range(B)))
+            gone[arch] = fvu_of(tuple(range(B)))
             # the deletion code with nothing deleted is the trainer's own evaluation
             none_gap = max(none_gap, float(np.max(np.abs(base - test) / test)))
             n_none += base.size
@@ -311,9 +325,9 @@ def _d8(ctx: RunContext, points: list[dict], trained: dict, fvu: dict, lrs, data
                 checked_zero = True
             case = {"net": arch, "width": WIDTH, **point}
             ks = np.arange(B + 1)
-            for i, seed in enumerate(verdict_nets(ctx)):
+            for i, seed in enumerate(nets):
                 ctx.record.curve("damage", curve[:, i], case=case, seed=seed, steps=ks, section="d8.deletion")
-            ctx.record.metric("test_fvu", base, case=case, better="lower", seeds=verdict_nets(ctx), section="d8.deletion")
+            ctx.record.metric("test_fvu", base, case=case, better="lower", seeds=nets, section="d8.deletion")
             ctx.record.metric("lr", lrs[j], case=case, section="d8.deletion")
         untrained = [a for a in ("residual", "plain") if not np.median(learned[a]) <= D8_LEARNED]
         if untrained:

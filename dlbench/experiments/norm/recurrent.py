@@ -37,11 +37,15 @@ N13_SIZE = {True: (8, (0.01,), 1500), False: (16, (0.003, 0.01), 1500)}
 LENGTH_SETS = ("varying", "fixed")
 
 
+def adding_set(seed: int, shortest: int):
+    """The adding task with lengths uniform in shortest .. LONGEST (every one LONGEST when shortest is)."""
+    return make_dataset("adding", seed=seed, n_train=TRAIN_SIZE, n_test=TEST_SIZE, min_length=shortest,
+                        max_length=LONGEST)
+
+
 def adding_sets(seed: int, shortest: int) -> dict:
     """The adding task with lengths uniform in shortest .. LONGEST and with every length LONGEST, same seed."""
-    return {name: make_dataset("adding", seed=seed, n_train=TRAIN_SIZE, n_test=TEST_SIZE,
-                               min_length=shortest if name == "varying" else LONGEST, max_length=LONGEST)
-            for name in LENGTH_SETS}
+    return {name: adding_set(seed, shortest if name == "varying" else LONGEST) for name in LENGTH_SETS}
 
 
 def running_per_step(lengths: np.ndarray, T: int) -> np.ndarray:
@@ -109,7 +113,7 @@ def claim_n13(opts, ctx: RunContext, *, hidden: int | None = None, checks: bool 
         mine = [p for p in points if p["hidden"] == H]
         shortests = sorted({p["shortest"] for p in mine})
         # the training sets of one pass: varying lengths from each shortest, and the one fixed-length set they share
-        sets = [adding_sets(ctx.seed, s)["varying"] for s in shortests] + [adding_sets(ctx.seed, LONGEST)["fixed"]]
+        sets = [adding_set(ctx.seed, s) for s in (*shortests, LONGEST)]
         _claim_n13_hidden(ctx, H, shortests, sets, seeds, lrs, steps, mine)
     if checks:
         check_n13(ctx)
