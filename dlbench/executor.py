@@ -515,9 +515,7 @@ class DaskCluster(Workers):
         for name in self._loggers:
             logging.getLogger(name).setLevel(logging.CRITICAL)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.client = distributed.Client(self.address, timeout=f"{timeout}s", set_as_default=False)
+            self.client = self._connect(distributed, timeout)
         except Exception as e:  # OSError, TimeoutError, or TLS configuration missing: one line either way
             self._quiet_logs_end()
             hint = " (Dask's TLS settings: distributed.comm.tls.ca-file, client.cert, client.key)" \
@@ -549,6 +547,21 @@ class DaskCluster(Workers):
         for who, env in envs.items():
             if tuple(env) != mine:
                 raise DlbenchError(env_mismatch(tuple(env), mine, who))
+
+    def _connect(self, distributed, timeout: float):
+        """A client of the scheduler. A failure that is not the network's (no answer in time, refused) gets one
+        more try: on a loaded machine the client's handshake can fail its own check of the scheduler's first
+        message (an AssertionError inside distributed), and a second handshake goes through."""
+        for attempt in (1, 2):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    return distributed.Client(self.address, timeout=f"{timeout}s", set_as_default=False)
+            except (OSError, TimeoutError):
+                raise
+            except Exception:
+                if attempt == 2:
+                    raise
 
     def capacity(self) -> int:
         """Worker processes, not threads: a process runs one unit at a time (a worker that joined with more

@@ -235,6 +235,35 @@ def test_a_tls_scheduler_takes_its_certificates_from_dask_s_configuration(tmp_pa
     assert not report.failed and report.outcomes[0].table.equals(run_unit(unit).table)
 
 
+def test_a_failed_handshake_gets_one_more_try_a_network_failure_none():
+    from types import SimpleNamespace
+
+    from dlbench.executor import DaskCluster
+
+    def fake(failures):
+        calls = []
+
+        def client(address, **kw):
+            calls.append(address)
+            if len(calls) <= len(failures):
+                raise failures[len(calls) - 1]
+            return "client"
+        return SimpleNamespace(Client=client), calls
+
+    cluster = DaskCluster.__new__(DaskCluster)
+    cluster.address = "tcp://127.0.0.1:1"
+    module, calls = fake([AssertionError()])
+    assert cluster._connect(module, 1.0) == "client" and len(calls) == 2
+    module, calls = fake([AssertionError(), AssertionError()])
+    with pytest.raises(AssertionError):
+        cluster._connect(module, 1.0)
+    assert len(calls) == 2
+    module, calls = fake([OSError("refused")])
+    with pytest.raises(OSError):
+        cluster._connect(module, 1.0)
+    assert len(calls) == 1  # the network's answer is final: no second wait
+
+
 def test_rows_from_unit_tables_are_the_rows_of_one_table():
     recs = []
     for i, case in enumerate([{"a": 1, "b": "x"}, {"a": 1.5}, {"b": 2, "c": True}, {}]):
