@@ -7,7 +7,9 @@ Schmidhuber 1997) and answers the sum of the two marked values from its last val
 length are padded to the longest; step t's batch statistics are over the sequences still running at t. The
 nets on sequences of varying length (one set per shortest length of the grid) and on the sequences of one fixed
 length they share as control train as replicas of one array pass: replica r reads its own batches of its own
-set, so seeds, learning rates and the sets are one replica axis.
+set, so seeds, learning rates and the sets are one replica axis. Each norm and set runs every learning rate on
+tuning seeds first; the verdict seeds then train at the rate whose tuning seeds ended lowest (their median), so
+the choice cannot flatter the verdict seeds.
 """
 
 from __future__ import annotations
@@ -26,14 +28,15 @@ from dlbench.nn.rnn import RNNNet, RNNNetSpec, sequence_mask
 from dlbench.stats import all_of, finding
 
 LONGEST = 12                   # every sequence is padded to 12 steps; the fixed-length control has 12 each
-BATCH = 32
+BATCH = 16
 TRAIN_SIZE = 2048
 TEST_SIZE = 512
 EVAL_CHUNK = 128               # test sequences per evaluation pass
 LATE = 3                       # the last 3 steps: the evidence counts the sequences behind their statistics
 N13_LOSS = 0.1                 # decades: a test loss 26 % higher
-# (quick, default): seeds, Adam learning rates, steps
-N13_SIZE = {True: (8, (0.01,), 1500), False: (16, (0.003, 0.01), 1500)}
+TUNING_SEEDS = 8               # per norm and set, at every learning rate (none when there is one rate)
+# (quick, default): verdict seeds, Adam learning rates, steps
+N13_SIZE = {True: (8, (0.01,), 1500), False: (48, (0.003, 0.01), 1500)}
 LENGTH_SETS = ("varying", "fixed")
 
 
@@ -85,7 +88,7 @@ def train_sequences(net: RNNNet, seeds, lrs, which, sets: list, *, steps: int, b
     err = np.empty(yt.shape[:2])
     for i in range(0, Xt.shape[1], EVAL_CHUNK):  # eval mode treats each sequence alone: chunks bound the memory
         part = slice(i, i + EVAL_CHUNK)
-        out, _ = net.forward(params, Xt[:, part], state, train=False, lengths=Lt[:, part])
+        out, _ = net.forward(params, Xt[:, part], state, train=False, lengths=Lt[:, part], reuse=True)
         err[:, part] = ((out - yt[:, part]) ** 2)[..., 0]
     return params, state, err, counts
 
@@ -121,28 +124,41 @@ def claim_n13(opts, ctx: RunContext, *, hidden: int | None = None, checks: bool 
 
 def _claim_n13_hidden(ctx: RunContext, H: int, shortests: list, sets: list, seeds: list, lrs, steps: int,
                       points: list) -> None:
-    S, K, D = len(seeds), len(lrs), len(sets)
-    # replica (d, k, s): training set d (a varying set per shortest, then the fixed one), learning rate k, seed s
-    rep_seed = np.tile(seeds, D * K)
-    rep_lr = np.tile(np.repeat(lrs, S), D)
-    rep_set = np.repeat(np.arange(D), K * S)
+    S, D = len(seeds), len(sets)
+    tuning = [int(s) for s in ctx.rng("N13", "tuning seeds").integers(2**31, size=TUNING_SEEDS)] if len(lrs) > 1 \
+        else []
     fixed = D - 1
     got, late = {}, {}
     for norm in ("batch", "layer"):
         net = RNNNet(RNNNetSpec(2, H, 1, norm=norm))
-        _, _, err, counts = train_sequences(net, rep_seed, rep_lr, rep_set, sets, steps=steps, batch=BATCH,
+        best = [0] * D
+        if tuning:
+            # replica (d, k, t): training set d, learning rate k, tuning seed t
+            K, T = len(lrs), len(tuning)
+            _, _, err_t, _ = train_sequences(net, np.tile(tuning, D * K), np.tile(np.repeat(lrs, T), D),
+                                             np.repeat(np.arange(D), K * T), sets, steps=steps, batch=BATCH,
+                                             rng=ctx.rng("N13 tuning order", H))
+            loss_t = err_t.mean(axis=-1).reshape(D, K, T)
+            best = [int(np.argmin(np.median(loss_t[d], axis=1))) for d in range(D)]
+            for d in range(D):
+                for shortest in _shortests_of(d, fixed, shortests):
+                    for k, lr in enumerate(lrs):
+                        ctx.record.metric("tuning_test_mse", loss_t[d, k],
+                                          case={**_case(H, shortest, d, fixed, norm), "lr": lr}, better="lower",
+                                          seeds=tuning, section="n13.rnn")
+        # replica (d, s): training set d at its chosen learning rate, verdict seed s
+        _, _, err, counts = train_sequences(net, np.tile(seeds, D), np.repeat([lrs[b] for b in best], S),
+                                            np.repeat(np.arange(D), S), sets, steps=steps, batch=BATCH,
                                             rng=ctx.rng("N13 order", H))
-        err = err.reshape(D, K, S, -1)
+        err = err.reshape(D, S, -1)
         loss = err.mean(axis=-1)
-        counts = counts.reshape(steps, D, K * S, -1)
+        counts = counts.reshape(steps, D, S, -1)
         for d in range(D):
-            best = int(np.argmin(np.median(loss[d], axis=1)))
-            got[norm, d] = (loss[d, best], err[d, best], lrs[best])
+            got[norm, d] = (loss[d], err[d], lrs[best[d]])
             for shortest in _shortests_of(d, fixed, shortests):
                 case = _case(H, shortest, d, fixed, norm)
-                for k, lr in enumerate(lrs):
-                    ctx.record.metric("test_mse", loss[d, k], case={**case, "lr": lr}, better="lower", seeds=seeds,
-                                      section="n13.rnn")
+                ctx.record.metric("test_mse", loss[d], case={**case, "lr": lrs[best[d]]}, better="lower",
+                                  seeds=seeds, section="n13.rnn")
                 if norm == "batch":
                     ctx.record.curve("sequences_per_step", counts[:, d].mean(axis=(0, 1)), case=case,
                                      steps=np.arange(1, LONGEST + 1), better="none", section="n13.statistics")
@@ -154,8 +170,9 @@ def _claim_n13_hidden(ctx: RunContext, H: int, shortests: list, sets: list, seed
         test_len = sets[d].lengths_test
         for role, e in (("claim", d), ("control", fixed)):
             (lb, eb, rb), (ll, el, rl) = got["batch", e], got["layer", e]
+            chosen = f"lr chosen on {len(tuning)} tuning seeds" if tuning else "one lr"
             note = (f"median test mse batch norm {np.median(lb):.3g} (lr {rb:g}), layer norm {np.median(ll):.3g} "
-                    f"(lr {rl:g})")
+                    f"(lr {rl:g}; {chosen})")
             if role == "claim":
                 long_, short = test_len > LONGEST - LATE, test_len < shortest + LATE
                 edge_long = np.median(log_ratio(eb[:, long_].mean(-1), el[:, long_].mean(-1)))
