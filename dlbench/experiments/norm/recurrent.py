@@ -36,7 +36,7 @@ LATE = 3                       # the last 3 steps: the evidence counts the seque
 N13_LOSS = 0.1                 # decades: a test loss 26 % higher
 TUNING_SEEDS = 8               # per norm and set, at every learning rate (none when there is one rate)
 # (quick, default): verdict seeds, Adam learning rates, steps
-N13_SIZE = {True: (8, (0.01,), 1500), False: (48, (0.003, 0.01), 1500)}
+N13_SIZE = {True: (16, (0.01,), 1500), False: (48, (0.003, 0.01), 1500)}
 LENGTH_SETS = ("varying", "fixed")
 
 
