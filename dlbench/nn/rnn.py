@@ -617,11 +617,14 @@ def _update_running(state: dict, term: str, mean, var, steps: _Steps, momentum: 
         state[rv_key] = rv = np.concatenate([rv, np.ones((S, T - seen, H), dtype=rv.dtype)], axis=1)
     n = np.full((1, T, 1), float(N)) if steps.row is None else steps.row.sum(axis=-1, dtype=np.float64)
     ok = n >= 2                                                          # (S', T, 1)
-    unbiased = var[:, :, 0, :] * np.where(ok, n / np.maximum(n - 1, 1), 1.0)
+    unbiased = var[:, :, 0, :] * np.where(ok, n / np.maximum(n - 1, 1), 1.0).astype(var.dtype)
     new_mean = (1 - momentum) * rm[:, :T] + momentum * mean[:, :, 0, :]
     new_var = (1 - momentum) * rv[:, :T] + momentum * unbiased
-    rm[:, :T] = np.where(ok, new_mean, rm[:, :T])
-    rv[:, :T] = np.where(ok, new_var, rv[:, :T])
+    if ok.all():
+        rm[:, :T], rv[:, :T] = new_mean, new_var
+    else:
+        rm[:, :T] = np.where(ok, new_mean, rm[:, :T])
+        rv[:, :T] = np.where(ok, new_var, rv[:, :T])
 
 
 # -------------------------------------------------------------------------------------------------- the model
