@@ -99,7 +99,7 @@ class Unit:
     threads: int = 1
     timing: bool = False
     bandwidth: dict = field(default_factory=dict)
-    heavy: bool = False
+    heavy: float = 0.0
 
     @property
     def label(self) -> str:
@@ -664,12 +664,12 @@ class _Execution:
                 self.reused.add(i)
         todo = [i for i, o in enumerate(self.outcomes) if o is None]
         # Longest first (as the same parts took last time; parts never seen first of all, the heavy ones
-        # first among them, then in plan order): the last units to finish are short ones, so no worker waits
-        # long for the others at the end.
+        # first among them, heaviest first, then in plan order): the last units to finish are short ones, so
+        # no worker waits long for the others at the end.
         part_keys = [unit_key(u, any_seed=True) for u in self.units]
         known = self.cache.durations()
         fan = sorted((i for i in todo if not self.units[i].timing),
-                     key=lambda i: (part_keys[i] in known, -known.get(part_keys[i], 0.0), not self.units[i].heavy))
+                     key=lambda i: (part_keys[i] in known, -known.get(part_keys[i], 0.0), -self.units[i].heavy))
         timed = [i for i in todo if self.units[i].timing]
         with self.progress.units(total=len(self.units), workers=self.workers.capacity(),
                                  done=len(self.reused)) as update:

@@ -402,17 +402,19 @@ def test_the_fan_out_hands_out_the_longest_parts_first_as_they_took_last_time(tm
 def test_parts_never_timed_go_heavy_ones_first_then_in_plan_order(tmp_path):
     opts = make_options(worker_experiment)
     units = units_of(worker_experiment, opts, timing=False)
-    units[2] = dataclasses.replace(units[2], heavy=True)
+    units[2] = dataclasses.replace(units[2], heavy=10.0)
+    units[0] = dataclasses.replace(units[0], heavy=30.0)
     report = execute(units, Workers(), UnitCache(None))  # no cache: no durations known
     order = sorted(range(len(units)), key=lambda i: report.log[i]["start"])
-    assert order == [2] + [i for i in range(len(units)) if i != 2]
+    assert order == [0, 2] + [i for i in range(len(units)) if i not in (0, 2)]
 
 
 def test_the_longest_parts_of_the_suite_are_marked_heavy():
     from dlbench.experiments import depth, norm
 
-    heavy = {p.name for m in (depth, norm, init) for p in parts_of(m, make_options(m)) if p.heavy}
-    assert heavy == {"depth.D7-D8", "norm.N13", "norm.N13.hidden16", "init.I5"}
+    heavy = {p.name: p.heavy for m in (depth, norm, init) for p in parts_of(m, make_options(m)) if p.heavy}
+    assert set(heavy) == {"depth.D7-D8", "norm.N13", "norm.N13.hidden16", "init.I5"}
+    assert max(heavy, key=heavy.get) == "depth.D7-D8"  # the longest of them all is handed out first
 
 
 @pytest.mark.parametrize("name", experiments.names())

@@ -78,15 +78,16 @@ class Part:
 
     timing: the part times kernels, so it runs alone on its host, after the other parts (in the process
     that started the run, one timing part at a time, on --threads BLAS threads).
-    heavy: one of the longest parts of the suite; where no earlier run left its duration (a first run, or
-    the first after dlbench changed), the fan-out hands the heavy parts out first, so that none of them
-    starts last and keeps one worker busy while the others wait.
+    heavy: for one of the longest parts of the suite, its rough CPU seconds at the default size on the
+    project's machine (0: not one of them); where no earlier run left its duration (a first run, or the
+    first after dlbench changed), the fan-out hands the heavy parts out first, the heaviest first, so that
+    none of them starts last and keeps one worker busy while the others wait.
     """
 
     name: str
     fn: Callable[[Any, "RunContext"], None]
     timing: bool = False
-    heavy: bool = False
+    heavy: float = 0.0
 
 
 def parts_of(module, opts) -> list[Part]:

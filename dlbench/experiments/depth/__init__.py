@@ -263,7 +263,7 @@ def parts(opts: Options) -> list[Part]:
         Part("depth.D3", claims.claim_d3),
         Part("depth.D4", claims.claim_d4),
         Part("depth.D6", claims.claim_d6),
-        Part("depth.D7-D8", skips.claim_d7_d8, heavy=True),
+        Part("depth.D7-D8", skips.claim_d7_d8, heavy=105),
         Part("depth.D5", claims.claim_d5, timing=True),
     ]
 

@@ -196,7 +196,7 @@ def parts(opts: Options) -> list[Part]:
         Part("init.I4-checks", claims.check_xavier),
         Part("init.I1", claims.claim_i1),
         Part("init.I2-checks", claims.check_orthogonal),
-        Part("init.I5", claims.claim_i5, heavy=True),
+        Part("init.I5", claims.claim_i5, heavy=40),
         Part("init.I2", claims.claim_i2, timing=True),
     ]
 

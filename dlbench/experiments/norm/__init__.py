@@ -356,7 +356,7 @@ def parts(opts: Options) -> list[Part]:
         Part("norm.N10", placement.claim_n10),
         Part("norm.N11", placement.claim_n11),
         Part("norm.N12", placement.claim_n12),
-        *(Part(name, fn, heavy=True) for name, fn in recurrent.parts_n13()),
+        *(Part(name, fn, heavy=cost) for name, fn, cost in recurrent.parts_n13()),
         Part("norm.N7", batchsize.claim_n7, timing=True),
         Part("norm.N9", claims.claim_n9, timing=True),
         Part("norm.kernels", claims.time_kernels, timing=True),

@@ -38,6 +38,7 @@ TUNING_SEEDS = 8               # per norm and set, at every learning rate (none 
 # (quick, default): verdict seeds, Adam learning rates, steps
 N13_SIZE = {True: (16, (0.01,), 1500), False: (48, (0.003, 0.01), 1500)}
 LENGTH_SETS = ("varying", "fixed")
+PART_SECONDS = {32: 70.0, 16: 45.0}  # a default-size part's CPU seconds per hidden size, on the project's machine
 
 
 def adding_set(seed: int, shortest: int):
@@ -93,14 +94,15 @@ def train_sequences(net: RNNNet, seeds, lrs, which, sets: list, *, steps: int, b
     return params, state, err, counts
 
 
-def parts_n13() -> list[tuple[str, object]]:
-    """(name, fn(opts, ctx)) per hidden size of N13's grid, so two workers share the grid; the first also runs
-    the checks. A part whose hidden size the run's grid (--quick) leaves out measures nothing."""
+def parts_n13() -> list[tuple[str, object, float]]:
+    """(name, fn(opts, ctx), rough CPU seconds at the default size) per hidden size of N13's grid, so two
+    workers share the grid; the first also runs the checks. A part whose hidden size the run's grid (--quick)
+    leaves out measures nothing."""
     from dlbench.experiments.norm import CLAIMS
 
     sizes = next(a.values for a in CLAIMS["N13"].grid if a.name == "hidden")
-    return [("norm.N13" if i == 0 else f"norm.N13.hidden{h}", functools.partial(claim_n13, hidden=h, checks=i == 0))
-            for i, h in enumerate(sizes)]
+    return [("norm.N13" if i == 0 else f"norm.N13.hidden{h}", functools.partial(claim_n13, hidden=h, checks=i == 0),
+             PART_SECONDS.get(h, 0.0)) for i, h in enumerate(sizes)]
 
 
 @one_thread
