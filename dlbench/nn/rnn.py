@@ -116,9 +116,10 @@ class RNNSpec:
 
 class _Steps(NamedTuple):
     """Lengths of one call: mask (S', T, N, 1) in the dtype, its negation, the per-step row of the mask
-    (S', T, 1, N), the running sequences per step (S', T, 1, 1), the first step with padding (T: none), and
-    the mask and its negation spelt out over the H units, (S', T, N, H), so that the step loops' masked
-    operations run over contiguous rows (a where= or factor broadcast along the last axis costs NumPy 3-4x)."""
+    (S', T, 1, N), the running sequences per step (S', T, 1, 1), the first step with padding (T: none), the
+    mask spelt out over the H units (S', T, N, H), and for the step loops the mask and its negation time-major,
+    (T, S', N, H): a step's slice is then one contiguous block (a where= or factor broadcast along the last
+    axis, or a slice strided over the replicas, costs NumPy 3-5x)."""
 
     mask: np.ndarray | None
     padded: np.ndarray | None
@@ -126,7 +127,8 @@ class _Steps(NamedTuple):
     count: np.ndarray | float
     first_padded: int
     keep: np.ndarray | None = None
-    hold: np.ndarray | None = None
+    keep_t: np.ndarray | None = None
+    hold_t: np.ndarray | None = None
 
 
 class _LayerCache(NamedTuple):
@@ -271,8 +273,8 @@ class RNN(ParamTable):
         count = np.maximum(valid.sum(axis=-1), 1)[..., None, None].astype(self.dtype)
         shape = (*valid.shape, self.hidden_size)
         keep = np.broadcast_to(mask, shape).copy()
-        return _Steps(mask, ~valid[..., None], row, count, int(lengths.min()), keep,
-                      np.broadcast_to(~valid[..., None], shape).copy())
+        keep_t = np.ascontiguousarray(np.moveaxis(keep, -3, 0))
+        return _Steps(mask, ~valid[..., None], row, count, int(lengths.min()), keep, keep_t, keep_t == 0)
 
     # ---------------------------------------------------------------------------------------------- forward
 
@@ -365,14 +367,18 @@ class RNN(ParamTable):
             inv_std = self._buffer((l, "inv_std"), (S, T, 1, H), reuse)
             sq = self._buffer((l, "sq_t"), (S, N, H), reuse)
             ones_n = np.ones((1, N), dtype=self.dtype)
-        hold = steps.hold
+        # a step works in contiguous (S, N, H) scratch (a slice [:, t] strided over the replicas costs NumPy
+        # 4-5x per operation) and writes each result the cache keeps once
+        h_prev, h = self._buffer((l, "h_a"), (S, N, H), reuse), self._buffer((l, "h_b"), (S, N, H), reuse)
+        np.copyto(h_prev, hs[:, 0])
+        if self.norm != "none":
+            work = self._buffer((l, "step"), (S, N, H), reuse)
         for t in range(T):
-            h_prev, h = hs[:, t], hs[:, t + 1]
             if self.norm == "none":
                 np.matmul(h_prev, W_hh_t, out=h)
                 np.add(h, A[:, t], out=h)
             elif self.norm == "layer":
-                u = z_hat[:, t]
+                u = work
                 np.matmul(h_prev, W_hh_t, out=u)
                 np.add(u, A[:, t], out=u)
                 mu = np.matmul(u, ones)
@@ -383,11 +389,12 @@ class RNN(ParamTable):
                 isd = inv_std[:, t]
                 _inv_std(var[..., None], eps, out=isd)
                 np.multiply(u, isd, out=u)
+                np.copyto(z_hat[:, t], u)
                 np.multiply(u, gain, out=h)
                 if bias is not None:
                     np.add(h, bias, out=h)
             else:
-                r = z_hat[:, t]
+                r = work
                 np.matmul(h_prev, W_hh_t, out=r)
                 isd = inv_std[:, t]
                 if train:
@@ -405,6 +412,7 @@ class RNN(ParamTable):
                     np.subtract(r, mean_hh[:, t], out=r)
                     _inv_std(var_hh[:, t], eps, out=isd)
                 np.multiply(r, isd, out=r)
+                np.copyto(z_hat[:, t], r)
                 np.multiply(r, g_h, out=h)
                 np.add(h, Z[:, t], out=h)
             if relu:
@@ -412,7 +420,9 @@ class RNN(ParamTable):
             else:
                 np.tanh(h, out=h)
             if t >= steps.first_padded:  # finished sequences keep their state
-                np.copyto(h, h_prev, where=hold[..., t, :, :])
+                np.copyto(h, h_prev, where=steps.hold_t[t])
+            np.copyto(hs[:, t + 1], h)
+            h_prev, h = h, h_prev
         if self.norm == "batch" and train:
             _update_running(state, "ih", mean, var, steps, self.norm_hyper["momentum"], T, N)
             _update_running(state, "hh", means, variances, steps, self.norm_hyper["momentum"], T, N)
@@ -492,15 +502,16 @@ class RNN(ParamTable):
             else:
                 gain = params[idx["norm_hh_weight"]][:, None, :]
                 ones_n = np.ones((1, N), dtype=self.dtype)
-        hold = steps.hold
+        # as in forward: a step works in contiguous scratch and writes what the weight gradients need once
+        ga = self._buffer((l, "ga"), (S, N, H), reuse)
+        gz = ga if self.norm == "none" else self._buffer((l, "gz"), (S, N, H), reuse)
         for t in range(T - 1, -1, -1):
-            ga = dA[:, t]
             if G is None:
                 np.multiply(carry, D[:, t], out=ga)
             else:
                 np.add(G[:, t], carry, out=ga)
                 np.multiply(ga, D[:, t], out=ga)
-            gz = dZ[:, t]
+            np.copyto(dA[:, t], ga)
             if self.norm == "layer":
                 u, isd = c.z_hat[:, t], c.inv_std[:, t]
                 np.multiply(ga, gain, out=g_hat)
@@ -527,12 +538,14 @@ class RNN(ParamTable):
                     np.subtract(gz, s1, out=gz)
                     np.multiply(gz, isd, out=gz)
                     if t >= steps.first_padded:
-                        gz *= steps.keep[..., t, :, :]
+                        gz *= steps.keep_t[t]
                 else:
                     np.multiply(g_hat, isd, out=gz)
+            if self.norm != "none":
+                np.copyto(dZ[:, t], gz)
             np.matmul(gz, W_hh, out=nxt)
             if t >= steps.first_padded:  # a finished sequence's state passed through this step unchanged
-                np.copyto(nxt, carry, where=hold[..., t, :, :])
+                np.copyto(nxt, carry, where=steps.hold_t[t])
             carry, nxt = nxt, carry
         dA2, dZ2 = dA.reshape(S, T * N, H), dZ.reshape(S, T * N, H)
         grads[idx["weight_hh"]] = np.matmul(np.swapaxes(dZ2, 1, 2), hs[:, :T].reshape(S, T * N, H),
