@@ -369,6 +369,9 @@ def memory(opts: Options, seeds: int) -> int:
     return main.memory(opts, cfg, seeds) + main.claims_memory(measured_claims(opts), seeds)
 
 
+HEAVY = {"O10": 25.0}  # the optimizers' part among the suite's longest: rough CPU seconds at the default size
+
+
 def parts(opts: Options) -> list[Part]:
     """The independent units of the run: the main run, the claims on their own settings, the timings last."""
     from dlbench.experiments.optimizers import claims, main
@@ -378,7 +381,7 @@ def parts(opts: Options) -> list[Part]:
     out = [Part("optimizers.main", main.main_run)]
     for key, (fn, needs) in claims.PARTS.items():
         if any(c in measured for c in needs):
-            out.append(Part(f"optimizers.{key}", fn))
+            out.append(Part(f"optimizers.{key}", fn, heavy=HEAVY.get(key, 0.0)))
     out.append(Part("optimizers.not-run", claims.not_run))
     out.append(Part("optimizers.timings", main.timings, timing=True))
     return out
