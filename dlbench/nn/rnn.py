@@ -257,7 +257,7 @@ class RNN(ParamTable):
             np.copyto(buf, 0, where=steps.padded)
         return buf
 
-    def _steps(self, lengths, S: int, T: int, N: int) -> _Steps:
+    def _steps(self, lengths, S: int, T: int, N: int, reuse: bool = False) -> _Steps:
         if lengths is None:
             return _Steps(None, None, None, float(N), T)
         lengths = np.asarray(lengths)
@@ -271,10 +271,15 @@ class RNN(ParamTable):
         mask = valid[..., None].astype(self.dtype)
         row = valid[..., None, :].astype(self.dtype)                     # (S', T, 1, N)
         count = np.maximum(valid.sum(axis=-1), 1)[..., None, None].astype(self.dtype)
-        shape = (*valid.shape, self.hidden_size)
-        keep = np.broadcast_to(mask, shape).copy()
-        keep_t = np.ascontiguousarray(np.moveaxis(keep, -3, 0))
-        return _Steps(mask, ~valid[..., None], row, count, int(lengths.min()), keep, keep_t, keep_t == 0)
+        H = self.hidden_size
+        keep = self._buffer(("keep",), (*valid.shape, H), reuse)
+        np.copyto(keep, mask)
+        valid_t = np.moveaxis(valid, -2, 0)[..., None]                    # (T, S', N, 1)
+        keep_t = self._buffer(("keep_t",), (*valid_t.shape[:-1], H), reuse)
+        np.copyto(keep_t, valid_t)
+        hold_t = self._buffer(("hold_t",), keep_t.shape, reuse, dtype=np.bool_)
+        np.copyto(hold_t, ~valid_t)
+        return _Steps(mask, ~valid[..., None], row, count, int(lengths.min()), keep, keep_t, hold_t)
 
     # ---------------------------------------------------------------------------------------------- forward
 
@@ -291,7 +296,7 @@ class RNN(ParamTable):
         X = self._time_major(x)
         S, (T, N) = params[0].shape[0], X.shape[-3:-1]
         H = self.hidden_size
-        steps = self._steps(lengths, S, T, N)
+        steps = self._steps(lengths, S, T, N, reuse)
         X = self._input(X, steps, S, reuse)
         shared = X.ndim == 3
         if self.norm == "batch" and state is None:
