@@ -482,7 +482,7 @@ def test_n13_trains_one_fixed_set_that_both_grid_points_share():
     recurrent._claim_n13_hidden(ctx, 4, shortests, sets, [0, 1, 2], (0.003, 0.01), 3, points)
     rows = rec.table().to_pandas()
     mse = rows[rows["metric"] == "test_mse"]
-    tune = rows[rows["metric"] == "tuning_test_mse"]
+    tune = rows[rows["metric"] == "tuning_validation_mse"]
     assert set(tune["p_lr"]) == {0.003, 0.01}
     assert tune["seed"].nunique() == recurrent.TUNING_SEEDS and not set(tune["seed"]) & {0, 1, 2}
     # each norm and set trains its verdict seeds at the rate its tuning seeds ended lowest at (median)

@@ -8,8 +8,9 @@ length are padded to the longest; step t's batch statistics are over the sequenc
 nets on sequences of varying length (one set per shortest length of the grid) and on the sequences of one fixed
 length they share as control train as replicas of one array pass: replica r reads its own batches of its own
 set, so seeds, learning rates and the sets are one replica axis. Each norm and set runs every learning rate on
-tuning seeds first; the verdict seeds then train at the rate whose tuning seeds ended lowest (their median), so
-the choice cannot flatter the verdict seeds.
+tuning seeds first, scored on validation sequences drawn apart from the test set; the verdict seeds then train
+at the rate whose tuning seeds ended lowest (their median), so the choice sees neither the verdict seeds nor
+the test sequences.
 """
 
 from __future__ import annotations
@@ -57,11 +58,12 @@ def running_per_step(lengths: np.ndarray, T: int) -> np.ndarray:
     return sequence_mask(lengths, T).sum(axis=-1)
 
 
-def train_sequences(net: RNNNet, seeds, lrs, which, sets: list, *, steps: int, batch: int, rng):
+def train_sequences(net: RNNNet, seeds, lrs, which, sets: list, *, steps: int, batch: int, rng,
+                    scored_on: list | None = None):
     """Train replica r (seed seeds[r], Adam at lrs[r]) on the training set sets[which[r]] for `steps` minibatch
     steps (torch.optim.Adam's defaults but the learning rate; each replica draws its own batches, with
-    replacement); return (params, state, test mse per replica and test sequence (R, n_test), the running
-    sequences per step of every training batch (steps, R, T))."""
+    replacement); return (params, state, mse per replica and test sequence of scored_on[which[r]] (default:
+    sets) (R, n_test), the running sequences per step of every training batch (steps, R, T))."""
     R = len(seeds)
     params, state = net.init(list(seeds)), net.init_state(R)
     # one Adam per parameter, its lr broadcast over that parameter's replica axis
@@ -84,8 +86,9 @@ def train_sequences(net: RNNNet, seeds, lrs, which, sets: list, *, steps: int, b
         for k, (o, p, g) in enumerate(zip(opts, params, grads)):
             opt_states[k] = o.step([p], [g], opt_states[k])
     w = which[:, 0]
-    Xt, yt = np.stack([s.X_test for s in sets])[w], np.stack([s.y_test for s in sets])[w]
-    Lt = np.stack([s.lengths_test for s in sets])[w]
+    scored = sets if scored_on is None else scored_on
+    Xt, yt = np.stack([s.X_test for s in scored])[w], np.stack([s.y_test for s in scored])[w]
+    Lt = np.stack([s.lengths_test for s in scored])[w]
     err = np.empty(yt.shape[:2])
     for i in range(0, Xt.shape[1], EVAL_CHUNK):  # eval mode treats each sequence alone: chunks bound the memory
         part = slice(i, i + EVAL_CHUNK)
@@ -129,23 +132,26 @@ def _claim_n13_hidden(ctx: RunContext, H: int, shortests: list, sets: list, seed
     S, D = len(seeds), len(sets)
     tuning = [int(s) for s in ctx.rng("N13", "tuning seeds").integers(2**31, size=TUNING_SEEDS)] if len(lrs) > 1 \
         else []
+    # the tuning nets' score: a draw of the same task apart from the test set (its test part: TEST_SIZE sequences)
+    held = int(ctx.rng("N13", "validation").integers(2**31))
+    validation = [adding_set(held, s) for s in (*shortests, LONGEST)] if tuning else []
     fixed = D - 1
     got, late = {}, {}
     for norm in ("batch", "layer"):
         net = RNNNet(RNNNetSpec(2, H, 1, norm=norm))
         best = [0] * D
         if tuning:
-            # replica (d, k, t): training set d, learning rate k, tuning seed t
+            # replica (d, k, t): training set d, learning rate k, tuning seed t, scored on validation sequences
             K, T = len(lrs), len(tuning)
             _, _, err_t, _ = train_sequences(net, np.tile(tuning, D * K), np.tile(np.repeat(lrs, T), D),
                                              np.repeat(np.arange(D), K * T), sets, steps=steps, batch=BATCH,
-                                             rng=ctx.rng("N13 tuning order", H))
+                                             rng=ctx.rng("N13 tuning order", H), scored_on=validation)
             loss_t = err_t.mean(axis=-1).reshape(D, K, T)
             best = [int(np.argmin(np.median(loss_t[d], axis=1))) for d in range(D)]
             for d in range(D):
                 for shortest in _shortests_of(d, fixed, shortests):
                     for k, lr in enumerate(lrs):
-                        ctx.record.metric("tuning_test_mse", loss_t[d, k],
+                        ctx.record.metric("tuning_validation_mse", loss_t[d, k],
                                           case={**_case(H, shortest, d, fixed, norm), "lr": lr}, better="lower",
                                           seeds=tuning, section="n13.rnn")
         # replica (d, s): training set d at its chosen learning rate, verdict seed s
@@ -181,9 +187,10 @@ def _claim_n13_hidden(ctx: RunContext, H: int, shortests: list, sets: list, seed
                 edge_short = np.median(log_ratio(eb[:, short].mean(-1), el[:, short].mean(-1)))
                 note += (f"; steps {LONGEST - LATE + 1}-{LONGEST}: batch statistics over median "
                          f"{np.median(late[d]):.3g} of {BATCH} sequences (over one, which batch norm maps to 0, or "
-                         f"none in {np.mean(late[d] < 2):.0%} of them); log10 test mse batch / layer on the test "
-                         f"sequences that reach those steps {edge_long:+.2f}, on those of {shortest}-"
-                         f"{shortest + LATE - 1} steps {edge_short:+.2f}")
+                         f"none in {np.mean(late[d] < 2):.0%} of them)")
+                if not (long_ & short).any():  # lengths that reach the last steps apart from the shortest ones
+                    note += (f"; log10 test mse batch / layer on the test sequences that reach those steps "
+                             f"{edge_long:+.2f}, on those of {shortest}-{shortest + LATE - 1} steps {edge_short:+.2f}")
             else:
                 note += f"; every step's batch statistics over all {BATCH} sequences"
             name = "varying" if role == "claim" else "fixed"
