@@ -378,7 +378,23 @@ def test_a_claim_whose_unit_failed_at_one_base_seed_is_inconclusive_and_says_why
     assert res.claims.set_index("claim").loc["W1", "verdict"] == "supported"
 
 
-def test_the_fan_out_hands_out_the_longest_parts_first_as_they_took_last_time(tmp_path):
+def _in_order(monkeypatch, units, cache):
+    """(report, the indices of `units` in the order this process ran them): the order is recorded as each unit
+    starts, not read off the clock."""
+    from dlbench import executor
+
+    ran = []
+
+    def recording(unit):
+        ran.append(units.index(unit))
+        return executor_run_unit(unit)
+
+    executor_run_unit = executor.run_unit
+    monkeypatch.setattr(executor, "run_unit", recording)
+    return execute(units, Workers(), cache), ran
+
+
+def test_the_fan_out_hands_out_the_longest_parts_first_as_they_took_last_time(tmp_path, monkeypatch):
     cache = UnitCache(tmp_path)
     opts = make_options(worker_experiment)
     units = units_of(worker_experiment, opts, timing=False)
@@ -386,26 +402,24 @@ def test_the_fan_out_hands_out_the_longest_parts_first_as_they_took_last_time(tm
     took = cache.durations()
     assert sorted(took) == sorted(unit_key(u, any_seed=True) for u in units) and all(v >= 0 for v in took.values())
     cache.remember({unit_key(u, any_seed=True): float(i) for i, u in enumerate(units)})  # the last the longest
-    report = execute(units, Workers(), cache)
+    report, order = _in_order(monkeypatch, units, cache)
     assert report.reused == 0
-    order = sorted(range(len(units)), key=lambda i: report.log[i]["start"])
     assert order == list(range(len(units)))[::-1]
     cache.discard(report.keys)
     (tmp_path / "durations.json").write_text("{not json")
-    report = execute(units, Workers(), cache)
-    order = sorted(range(len(units)), key=lambda i: report.log[i]["start"])
+    monkeypatch.undo()
+    report, order = _in_order(monkeypatch, units, cache)
     assert order == list(range(len(units)))  # plan order
     assert sum("durations.json: damaged" in n for n in report.notes) == 1
     assert sorted(cache.durations()) == sorted(took)  # rewritten whole
 
 
-def test_parts_never_timed_go_heavy_ones_first_then_in_plan_order(tmp_path):
+def test_parts_never_timed_go_heavy_ones_first_then_in_plan_order(tmp_path, monkeypatch):
     opts = make_options(worker_experiment)
     units = units_of(worker_experiment, opts, timing=False)
     units[2] = dataclasses.replace(units[2], heavy=10.0)
     units[0] = dataclasses.replace(units[0], heavy=30.0)
-    report = execute(units, Workers(), UnitCache(None))  # no cache: no durations known
-    order = sorted(range(len(units)), key=lambda i: report.log[i]["start"])
+    _, order = _in_order(monkeypatch, units, UnitCache(None))  # no cache: no durations known
     assert order == [0, 2] + [i for i in range(len(units)) if i not in (0, 2)]
 
 
