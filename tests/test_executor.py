@@ -424,11 +424,9 @@ def test_parts_never_timed_go_heavy_ones_first_then_in_plan_order(tmp_path, monk
 
 
 def test_the_longest_parts_of_the_suite_are_marked_heavy():
-    from dlbench.experiments import depth, norm, optimizers
-
-    heavy = {p.name: p.heavy for m in (depth, norm, init, optimizers)
+    heavy = {p.name: p.heavy for m in map(experiments.load, experiments.names())
              for p in parts_of(m, make_options(m, **getattr(m, "SUITE_OPTIONS", {}))) if p.heavy}
-    assert set(heavy) == {"depth.D7-D8", "norm.N13", "norm.N13.hidden16", "init.I5", "optimizers.O10"}
+    assert set(heavy) == {"depth.D7-D8", "recurrent.N13", "recurrent.N13.hidden16", "init.I5", "optimizers.O10"}
     assert max(heavy, key=heavy.get) == "depth.D7-D8"  # the longest of them all is handed out first
 
 

@@ -50,7 +50,7 @@ def test_every_claim_has_every_grid_point_and_a_control(quick_run):
         assert len(controls), cid
         assert "supported" not in set(controls["verdict"]), (cid, list(controls["evidence"]))
     assert sorted(res.claims["claim"]) == sorted(exp.CLAIMS)
-    assert "N8" not in exp.CLAIMS and "N13" in exp.CLAIMS
+    assert "N8" not in exp.CLAIMS and "N12" in exp.CLAIMS
 
 
 def test_checks_pass(quick_run):
@@ -73,7 +73,6 @@ EXPECTED = {
     "N10": "supported",
     "N11": "refuted",       # after the activation trains better here, as Mishkin et al. found
     "N12": "conditional",   # curbs vanishing with torch's init; explodes at init with He's (Yang et al.)
-    "N13": "inconclusive",  # --quick runs only the mildly ragged point (lengths 10-12), a smoke test
 }
 
 
@@ -437,136 +436,3 @@ def test_parts_draw_from_their_own_streams(tmp_path):
         claims.check_n8(opts, ctx)
         tables.append(ctx.record.table().to_pandas()["value"].to_numpy())
     np.testing.assert_array_equal(*tables)
-
-
-# ----------------------------------------------------------------------------- N13: the recurrent nets
-
-def test_n13_names_the_ragged_batch_and_its_control_has_none(quick_run):
-    from dlbench.experiments.norm.recurrent import BATCH
-
-    res, _ = quick_run
-    grid = res.rows[(res.rows["kind"] == "grid") & (res.rows["claim"] == "N13")]
-    claim = grid[grid["role"] == "claim"]["evidence"].iloc[0]
-    control = grid[grid["role"] == "control"]["evidence"].iloc[0]
-    assert "varying lengths" in claim and "batch statistics over median" in claim
-    # the mechanism is judged, not only reported: the claim's gap must exceed the control's, per seed
-    assert "the gap on varying lengths over the gap on the fixed one" in claim
-    assert "over the gap" not in control
-    assert "fixed lengths" in control and f"over all {BATCH} sequences" in control
-    per_step = res.rows[res.rows["metric"] == "sequences_per_step"]
-    fixed = per_step[per_step["p_lengths"] == "fixed"]["value"].to_numpy()
-    varying = per_step[per_step["p_lengths"] == "varying"]["value"].to_numpy()
-    assert (fixed == BATCH).all()
-    # --quick's lengths are uniform in 10 .. 12: every sequence runs 10 steps, a third of them the 12th
-    assert (varying[:10] == BATCH).all() and abs(varying[-1] - BATCH / 3) < 0.5 and (np.diff(varying) <= 0).all()
-
-
-def test_n13_compares_two_nets_that_learned_the_task(quick_run):
-    # at 200-300 steps layer norm was still near the 1/6 of always answering 1: the ratio measured a head start
-    res, _ = quick_run
-    mse = res.rows[res.rows["metric"] == "test_mse"]
-    for (norm, lengths), rows in mse.groupby(["p_norm", "p_lengths"]):
-        assert rows["value"].min() < (1 / 6) / 4, (norm, lengths, rows["value"].min())
-
-
-def test_n13_trains_one_fixed_set_that_both_grid_points_share():
-    from dlbench.experiments.base import RunContext
-    from dlbench.experiments.norm import recurrent
-    from dlbench.results import Recorder
-
-    rec = Recorder("norm")
-    ctx = RunContext(seed=0, seeds=3, quick=False, record=rec)
-    shortests = [2, 6]
-    sets = [recurrent.adding_sets(0, s)["varying"] for s in shortests] + [recurrent.adding_sets(0, 12)["fixed"]]
-    points = [{"hidden": 4, "shortest": s} for s in shortests]
-    recurrent._claim_n13_hidden(ctx, 4, shortests, sets, [0, 1, 2], (0.003, 0.01), 3, points)
-    rows = rec.table().to_pandas()
-    mse = rows[rows["metric"] == "test_mse"]
-    tune = rows[rows["metric"] == "tuning_validation_mse"]
-    assert set(tune["p_lr"]) == {0.003, 0.01}
-    assert tune["seed"].nunique() == recurrent.TUNING_SEEDS and not set(tune["seed"]) & {0, 1, 2}
-    # each norm and set trains its verdict seeds at the rate its tuning seeds ended lowest at (median)
-    for key, verdict in mse.groupby(["p_norm", "p_lengths", "p_shortest"]):
-        t = tune[(tune["p_norm"] == key[0]) & (tune["p_lengths"] == key[1]) & (tune["p_shortest"] == key[2])]
-        assert set(verdict["p_lr"]) == {t.groupby("p_lr")["value"].median().idxmin()}
-        assert sorted(verdict["seed"]) == [0, 1, 2]
-    # the fixed set is recorded under both grid points, with the same numbers (one set of nets)
-    for data in (mse, tune):
-        fixed = data[data["p_lengths"] == "fixed"]
-        a, b = (fixed[fixed["p_shortest"] == s].sort_values(["p_norm", "p_lr", "seed"])["value"].to_numpy()
-                for s in shortests)
-        np.testing.assert_array_equal(a, b)
-    grid = rows[rows["kind"] == "grid"]
-    assert sorted(grid["role"]) == ["claim", "claim", "control", "control"]
-    controls = grid[grid["role"] == "control"]
-    assert controls["value"].nunique() == 1  # both points' control is the one fixed set's gap
-
-
-def test_running_per_step_counts_the_sequences_not_yet_ended():
-    from dlbench.experiments.norm.recurrent import running_per_step
-
-    got = running_per_step(np.array([[1, 3, 2], [3, 3, 3]]), 3)
-    np.testing.assert_array_equal(got, [[3, 2, 1], [3, 3, 3]])
-
-
-def test_adding_sets_differ_only_in_their_lengths():
-    from dlbench.experiments.norm.recurrent import LONGEST, adding_sets
-
-    sets = adding_sets(0, 2)
-    v, f = sets["varying"], sets["fixed"]
-    assert (f.lengths_train == LONGEST).all() and (f.lengths_test == LONGEST).all()
-    assert v.lengths_train.min() == 2 and v.lengths_train.max() == LONGEST
-    assert v.X_train.shape == f.X_train.shape == (2048, LONGEST, 2)
-    # padded steps hold nothing: values and markers are 0 beyond each sequence's length
-    late = np.arange(LONGEST) >= v.lengths_train[:, None]
-    assert not v.X_train[late].any()
-
-
-@pytest.mark.parametrize("norm", ["layer", "batch"])
-def test_rnn_checks_measure_what_they_say(norm):
-    """Layer norm: a sequence's output ignores the rest of the batch, exactly; batch norm: it does not. Either: noise in
-    the padded steps changes no output and no gradient."""
-    from dlbench.data import make_dataset
-    from dlbench.experiments.norm.recurrent import _batch_dependence, _padding_change
-    from dlbench.nn.rnn import RNNNet, RNNNetSpec
-
-    d = make_dataset("adding", seed=1, n_train=12, n_test=0, min_length=2, max_length=8)
-    net = RNNNet(RNNNetSpec(2, 8, 2, norm=norm, dtype=np.float64))
-    params = net.init([0, 1])
-    dep = _batch_dependence(net, params, d.X_train.astype(np.float64), d.lengths_train, np.random.default_rng(0))
-    assert (dep == 0.0) if norm == "layer" else (dep > 1e-3)
-    pad = _padding_change(net, params, d.X_train.astype(np.float64), d.y_train.astype(np.float64), d.lengths_train,
-                          np.random.default_rng(0))
-    assert pad == 0.0
-
-
-def test_padding_check_is_not_blind():
-    """Told that every sequence runs to the end, the net reads the noise: the padding check could fail."""
-    from dlbench.data import make_dataset
-    from dlbench.experiments.norm.recurrent import _padding_change
-    from dlbench.nn.rnn import RNNNet, RNNNetSpec
-
-    d = make_dataset("adding", seed=1, n_train=12, n_test=0, min_length=2, max_length=8)
-    net = RNNNet(RNNNetSpec(2, 8, 1, norm="layer", dtype=np.float64))
-    x, y = d.X_train.astype(np.float64), d.y_train.astype(np.float64)
-    told = np.full_like(d.lengths_train, 8)
-    assert _padding_change(net, net.init([0]), x, y, d.lengths_train, np.random.default_rng(0), told=told) > 0.1
-
-
-def test_train_sequences_gives_each_replica_its_set_and_learning_rate():
-    """Replicas of one pass train on their own set at their own rate: a replica at lr 0 keeps its init."""
-    from dlbench.experiments.norm.recurrent import adding_sets, train_sequences
-    from dlbench.nn.rnn import RNNNet, RNNNetSpec
-
-    sets = adding_sets(0, 2)
-    net = RNNNet(RNNNetSpec(2, 8, 1, norm="batch"))
-    params, state, err, counts = train_sequences(net, [0, 0, 1], [0.0, 0.01, 0.01], [0, 1, 0],
-                                                 [sets["varying"], sets["fixed"]], steps=5, batch=16,
-                                                 rng=np.random.default_rng(0))
-    init = net.init([0, 0, 1])
-    for p, q in zip(params, init):
-        np.testing.assert_array_equal(p[0], q[0])
-    assert not np.array_equal(params[1][1], init[1][1]) and not np.array_equal(params[1][2], init[1][2])
-    assert err.shape == (3, 512)
-    assert (counts[:, 1] == 16).all() and counts[:, 0, 0].min() == 16 and counts[:, 0, -1].max() < 16
-    assert state[0]["running_mean_ih"].shape == (3, 12, 8)

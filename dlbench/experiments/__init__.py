@@ -15,6 +15,7 @@ MODULES = {
     # name: module
     "init": "dlbench.experiments.init",
     "norm": "dlbench.experiments.norm",
+    "recurrent": "dlbench.experiments.recurrent",
     "activations": "dlbench.experiments.activations",
     "depth": "dlbench.experiments.depth",
     "optimizers": "dlbench.experiments.optimizers",

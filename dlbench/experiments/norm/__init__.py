@@ -1,12 +1,12 @@
-"""Batch, layer, instance and group normalization: what they fix, why, and where each breaks; claims N1-N13.
+"""Batch, layer, instance and group normalization: what they fix, why, and where each breaks; claims N1-N12.
 
 What each claim measures, its negative control, its nuisance grid and its threshold are in CLAIMS below (and in
 `dlbench claims --list`). The nets and their trainer are in `net` (batch norm before or after the activation,
 with batch, noisy, frozen or population statistics, learned or held gamma and beta, dropout, ZCA whitening),
 the measurements in `measure`, the parts that judge them in `claims` (N1-N4, N9, the checks), `batchsize`
-(N5-N7), `placement` (N10-N12) and `recurrent` (N13, an Elman RNN on sequences).
+(N5-N7) and `placement` (N10-N12). N13, batch norm in a recurrent net, is the `recurrent` experiment's.
 
-Every net but N13's is an MLP of relu (or sigmoid, identity) hidden layers of --width units trained with SGD and
+Every net is an MLP of relu (or sigmoid, identity) hidden layers of --width units trained with SGD and
 momentum 0.9 (torch.optim.SGD), softmax cross-entropy, on a seeded classification set whose inputs are standardised with
 the training set's mean and std; seeds (and learning rates, init scales, dropout rates where a claim compares
 them) are the replica axis of one array pass.
@@ -22,7 +22,7 @@ from dlbench.peer import ImplementationAxis
 from dlbench.protocol import Axis, CheckSpec, ClaimSpec
 
 NAME = "norm"
-HELP = "Batch, layer, instance and group norm: what they fix, why, and where each breaks (claims N1-N13)."
+HELP = "Batch, layer, instance and group norm: what they fix, why, and where each breaks (claims N1-N12)."
 
 CLAIMS = {
     "N1": ClaimSpec(
@@ -185,39 +185,6 @@ CLAIMS = {
         threshold="one decade over the 31 layers between the first and the last (7.7 % per layer)",
         literature="Ioffe & Szegedy 2015; Yang, Pennington, Rao, Sohl-Dickstein & Schoenholz 2019 (BN's "
                    "gradients explode at init without skips); He et al. 2015"),
-    "N13": ClaimSpec(
-        "N13", "batch norm does not suit recurrent nets; layer norm does",
-        measures="an Elman tanh RNN (torch.nn.RNN's cell, one layer) on the adding task, sequences of lengths "
-                 "uniform in shortest .. 12 padded to 12 steps, batch 16, Adam: per seed log10(test mse with "
-                 "batch norm per time step / with layer norm inside the cell) after 1500 steps, 48 verdict seeds "
-                 "(16 at --quick), each norm and training set at the learning rate of {0.003, 0.01} whose 8 tuning "
-                 "seeds (apart from the verdict's) ended lowest on validation sequences drawn apart from the test "
-                 "set (--quick: 0.01 alone; 0.001 was never the best of either norm on any set in the runs that "
-                 "had it). At 300 steps layer norm had not yet learned the task (test mse near the 1/6 of always "
-                 "answering 1) and the ratio measured batch norm's head start. Step t's batch statistics are over "
-                 "the sequences still running at t; the evidence counts them at the last 3 steps and, where they "
-                 "differ, gives the ratio on the test sequences that reach those steps and on the shortest ones. "
-                 "Test lengths stay within the training lengths: Ba et al.'s case of test sequences longer than "
-                 "any seen in training is not measured. Two parts, both required: the ratio on varying lengths, "
-                 "and per seed that ratio minus the fixed-length one (the ragged batch must be what costs batch "
-                 "norm, not batch norm in a recurrent net as such). Batch 16, not 32: at 32 the fixed-length "
-                 "control itself put batch norm 0.09-0.41 decades behind (16 seeds, base seeds 0, 1000, 2000), so "
-                 "it could not tell the ragged batch from batch norm as such; at 16 it is -0.10 to +0.20 over six "
-                 "base seeds, inconclusive everywhere. Both choices favour the ragged part, and were made after "
-                 "those runs. The grid's milder point is shortest 10, also chosen after them: at shortest 6 the "
-                 "ragged part measured 0.24-0.46 decades with interval bounds 0.03-0.25 at 48 seeds, so the base "
-                 "seed decided the verdict (conditional, conditional, supported: inconclusive across base seeds); "
-                 "where between 6 and 10 it stops holding is not resolved",
-        control="every sequence 12 steps long: every step's statistics are over the whole batch (the ragged "
-                "batch removed, and with it the short, easier sequences: a control of the same varying-length "
-                "data in batches bucketed by length is not measured); one fixed-length set, shared by both grid "
-                "points, so their controls are one finding and their ragged parts are correlated",
-        grid=(Axis("hidden", (32, 16), quick=(16,)), Axis("shortest", (2, 10), quick=(10,))),
-        threshold="0.1 decades (a test mse 26 % higher) either way, for both parts",
-        literature="Ba, Kiros & Hinton 2016 (Layer normalization, section 3.1 and 6.3); Cooijmans, Ballas, "
-                   "Laurent, Gulcehre & Courville 2017 (Recurrent batch normalization: statistics per time step); "
-                   "Laurent, Pereyra, Brakel, Zhang & Bengio 2016 (batch norm on the recurrent term does not "
-                   "help); Hochreiter & Schmidhuber 1997 (the adding task)"),
 }
 
 CHECKS = {
@@ -238,16 +205,6 @@ CHECKS = {
     "N1.noise-off": CheckSpec(
         "N1.noise-off", "noisy batch norm with zero noise is batch norm (the same batch, the same output)",
         "exact", "N1"),
-    "N13.layer-independence": CheckSpec(
-        "N13.layer-independence", "an RNN with layer norm inside the cell treats each sequence alone: a "
-        "sequence's output does not change when the rest of its batch (and their lengths) is replaced (2 layers, "
-        "float32 and float64)", "exact", "N13"),
-    "N13.batch-control": CheckSpec(
-        "N13.batch-control", "... while batch norm per time step changes it (the check above is not blind)",
-        "a relative change of at least 1e-3", "N13"),
-    "N13.padding": CheckSpec(
-        "N13.padding", "padded steps change nothing: noise in them leaves every output and every gradient of an "
-        "RNN with layer or batch norm as it was (their statistics leave padded steps out)", "exact", "N13"),
 }
 
 SECTIONS = {
@@ -268,9 +225,6 @@ SECTIONS = {
     "n10.sigmoid": "N10 · sigmoid units with gamma and beta learned or held",
     "n11.placement": "N11 · batch norm before or after the activation",
     "n12.gradients": "N12 · per-layer gradient norms of a 32-layer plain net",
-    "n13.rnn": "N13 · test mse of an RNN with batch or layer norm, varying and fixed lengths",
-    "n13.statistics": "N13 · sequences behind each time step's batch statistics",
-    "n13.checks": "N13 · a sequence's output with the rest of the batch replaced, and with noise in padded steps",
     "norm.kernels": "norm forward and backward kernels",
 }
 
@@ -324,7 +278,7 @@ def validate(opts: Options) -> None:
 
 def memory(opts: Options, seeds: int) -> int:
     """Bytes the run needs at its peak, from the options alone: the largest replica arrays of a training run
-    (N2's learning-rate grid, N7's large batches, N5's seeds, N13's recurrent nets) with the caches of a step,
+    (N2's learning-rate grid, N7's large batches, N5's seeds) with the caches of a step,
     and the data sets."""
     validate(opts)
     lrs = len(parse_numbers(opts.lr_grid, float, what="--lr-grid"))
@@ -337,17 +291,13 @@ def memory(opts: Options, seeds: int) -> int:
     evals = seeds * 5 * max(opts.train_size, 512) * w * 8 * 4
     data = (opts.train_size + 512) * 8 * 4 * 4
     largest_zca = 1024 * max(parse_numbers(opts.features, int, what="--features")) * 4 * 6
-    # N13: replicas (3 sets x the verdict seeds, or 3 sets x 2 lrs x 8 tuning seeds) x (train batch 16 or an
-    # evaluation chunk of 128) x 12 steps x 32 units, ~16 arrays, and the running sequences of every step's
-    # batch (1500 steps x 12, int64)
-    n13 = 3 * max(48, seeds) * (128 * 12 * 32 * 16 * 4 + 1500 * 12 * 8)
-    return int(max(n2, n7, n5, n12, n13) + evals + data + largest_zca + 64 * 2**20)
+    return int(max(n2, n7, n5, n12) + evals + data + largest_zca + 64 * 2**20)
 
 
 def parts(opts: Options) -> list[Part]:
     """The independent units of the run; N7 (it times a training step), N9 (whitening's cost) and the kernel
     timings run last, each alone on one thread."""
-    from dlbench.experiments.norm import batchsize, claims, placement, recurrent
+    from dlbench.experiments.norm import batchsize, claims, placement
 
     validate(opts)
     return [
@@ -361,7 +311,6 @@ def parts(opts: Options) -> list[Part]:
         Part("norm.N10", placement.claim_n10),
         Part("norm.N11", placement.claim_n11),
         Part("norm.N12", placement.claim_n12),
-        *(Part(name, fn, heavy=cost) for name, fn, cost in recurrent.parts_n13()),
         Part("norm.N7", batchsize.claim_n7, timing=True),
         Part("norm.N9", claims.claim_n9, timing=True),
         Part("norm.kernels", claims.time_kernels, timing=True),

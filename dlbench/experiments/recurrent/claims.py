@@ -1,5 +1,5 @@
-"""The norm experiment's recurrent part: N13 (batch norm does not suit recurrent nets; layer norm does) and its
-checks. See CLAIMS in the package for what it measures, its control, grid and threshold.
+"""N13 (batch norm does not suit recurrent nets; layer norm does) and its checks. See CLAIMS in the package for
+what it measures, its control, grid and threshold.
 
 An Elman tanh RNN (dlbench.nn.rnn, torch.nn.RNN's semantics) with batch norm per time step (Cooijmans et al.
 2017) or layer norm inside the cell (Ba et al. 2016) reads sequences of the adding task (Hochreiter &
@@ -19,10 +19,10 @@ import functools
 import math
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from dlbench.data import make_dataset
 from dlbench.experiments.base import RunContext
-from dlbench.experiments.norm.claims import log_ratio, one_thread
 from dlbench.nn.losses import get_loss
 from dlbench.nn.optim import get_optimizer
 from dlbench.nn.rnn import RNNNet, RNNNetSpec, sequence_mask
@@ -36,8 +36,8 @@ EVAL_CHUNK = 128               # test sequences per evaluation pass
 LATE = 3                       # the last 3 steps: the evidence counts the sequences behind their statistics
 N13_LOSS = 0.1                 # decades: a test loss 26 % higher
 TUNING_SEEDS = 8               # per norm and set, at every learning rate (none when there is one rate)
-# (quick, default): verdict seeds, Adam learning rates, steps
-N13_SIZE = {True: (16, (0.01,), 1500), False: (48, (0.003, 0.01), 1500)}
+# (quick, default): verdict seeds, Adam learning rates
+N13_SIZE = {True: (16, (0.01,)), False: (48, (0.003, 0.01))}
 LENGTH_SETS = ("varying", "fixed")
 PART_SECONDS = {32: 70.0, 16: 45.0}  # a default-size part's CPU seconds per hidden size, on the project's machine
 
@@ -58,12 +58,28 @@ def running_per_step(lengths: np.ndarray, T: int) -> np.ndarray:
     return sequence_mask(lengths, T).sum(axis=-1)
 
 
+def count_running(hist: np.ndarray, counts: np.ndarray) -> None:
+    """Add one training step's running counts (R, T) to hist (R, T, batch + 1): hist[r, t, k] is how many of
+    replica r's batches had k sequences running at step t. The whole run's counts, reduced as they stream."""
+    R, T, K = hist.shape
+    flat = (np.arange(R * T).reshape(R, T) * K + counts).ravel()
+    hist += np.bincount(flat, minlength=R * T * K).reshape(R, T, K)
+
+
+def histogram_median(h: np.ndarray) -> float:
+    """np.median of the values 0, 1, ... counted h[0], h[1], ... times (each value h[k] times)."""
+    n = int(h.sum())
+    at = np.cumsum(h)
+    lo, hi = np.searchsorted(at, [(n - 1) // 2, n // 2], side="right")
+    return (lo + hi) / 2
+
+
 def train_sequences(net: RNNNet, seeds, lrs, which, sets: list, *, steps: int, batch: int, rng,
                     scored_on: list | None = None):
     """Train replica r (seed seeds[r], Adam at lrs[r]) on the training set sets[which[r]] for `steps` minibatch
     steps (torch.optim.Adam's defaults but the learning rate; each replica draws its own batches, with
     replacement); return (params, state, mse per replica and test sequence of scored_on[which[r]] (default:
-    sets) (R, n_test), the running sequences per step of every training batch (steps, R, T))."""
+    sets) (R, n_test), and how many training batches had k sequences running at step t (R, T, batch + 1))."""
     R = len(seeds)
     params, state = net.init(list(seeds)), net.init_state(R)
     # one Adam per parameter, its lr broadcast over that parameter's replica axis
@@ -76,11 +92,11 @@ def train_sequences(net: RNNNet, seeds, lrs, which, sets: list, *, steps: int, b
     which = np.asarray(which)[:, None]
     loss_fn = get_loss("mse")
     T = X.shape[2]
-    counts = np.empty((steps, R, T), dtype=np.int64)
-    for t in range(steps):
+    hist = np.zeros((R, T, batch + 1), dtype=np.int64)
+    for _ in range(steps):
         idx = rng.integers(0, X.shape[1], (R, batch))
         lengths = L[which, idx]
-        counts[t] = running_per_step(lengths, T)
+        count_running(hist, running_per_step(lengths, T))
         _, grads, _ = net.value_and_grad(params, X[which, idx], y[which, idx], loss_fn, state, lengths=lengths,
                                          reuse=True)
         for k, (o, p, g) in enumerate(zip(opts, params, grads)):
@@ -94,27 +110,27 @@ def train_sequences(net: RNNNet, seeds, lrs, which, sets: list, *, steps: int, b
         part = slice(i, i + EVAL_CHUNK)
         out, _ = net.forward(params, Xt[:, part], state, train=False, lengths=Lt[:, part], reuse=True)
         err[:, part] = ((out - yt[:, part]) ** 2)[..., 0]
-    return params, state, err, counts
+    return params, state, err, hist
 
 
 def parts_n13() -> list[tuple[str, object, float]]:
     """(name, fn(opts, ctx), rough CPU seconds at the default size) per hidden size of N13's grid, so two
     workers share the grid; the first also runs the checks. A part whose hidden size the run's grid (--quick)
     leaves out measures nothing."""
-    from dlbench.experiments.norm import CLAIMS
+    from dlbench.experiments.recurrent import CLAIMS
 
     sizes = next(a.values for a in CLAIMS["N13"].grid if a.name == "hidden")
-    return [("norm.N13" if i == 0 else f"norm.N13.hidden{h}", functools.partial(claim_n13, hidden=h, checks=i == 0),
-             PART_SECONDS.get(h, 0.0)) for i, h in enumerate(sizes)]
+    return [("recurrent.N13" if i == 0 else f"recurrent.N13.hidden{h}",
+             functools.partial(claim_n13, hidden=h, checks=i == 0), PART_SECONDS.get(h, 0.0))
+            for i, h in enumerate(sizes)]
 
 
-@one_thread
 def claim_n13(opts, ctx: RunContext, *, hidden: int | None = None, checks: bool = True) -> None:
     """Batch norm per time step against layer norm on sequences of varying length, each at its best lr; control:
     every sequence of one fixed length. hidden: only the grid points of that hidden size (None: all)."""
-    from dlbench.experiments.norm import CLAIMS
+    from dlbench.experiments.recurrent import CLAIMS
 
-    n_seeds, lrs, steps = N13_SIZE[ctx.quick]
+    n_seeds, lrs = N13_SIZE[ctx.quick]
     seeds = [ctx.seed + i for i in range(max(n_seeds, ctx.seeds))]
     points = [p for p in CLAIMS["N13"].points(ctx.quick) if hidden is None or p["hidden"] == hidden]
     for H in sorted({p["hidden"] for p in points}, reverse=True):
@@ -122,7 +138,8 @@ def claim_n13(opts, ctx: RunContext, *, hidden: int | None = None, checks: bool 
         shortests = sorted({p["shortest"] for p in mine})
         # the training sets of one pass: varying lengths from each shortest, and the one fixed-length set they share
         sets = [adding_set(ctx.seed, s) for s in (*shortests, LONGEST)]
-        _claim_n13_hidden(ctx, H, shortests, sets, seeds, lrs, steps, mine)
+        with threadpool_limits(limits=1):  # small matrices: a second BLAS thread only waits
+            _claim_n13_hidden(ctx, H, shortests, sets, seeds, lrs, opts.steps, mine)
     if checks:
         check_n13(ctx)
 
@@ -155,12 +172,12 @@ def _claim_n13_hidden(ctx: RunContext, H: int, shortests: list, sets: list, seed
                                           case={**_case(H, shortest, d, fixed, norm), "lr": lr}, better="lower",
                                           seeds=tuning, section="n13.rnn")
         # replica (d, s): training set d at its chosen learning rate, verdict seed s
-        _, _, err, counts = train_sequences(net, np.tile(seeds, D), np.repeat([lrs[b] for b in best], S),
-                                            np.repeat(np.arange(D), S), sets, steps=steps, batch=BATCH,
-                                            rng=ctx.rng("N13 order", H))
+        _, _, err, hist = train_sequences(net, np.tile(seeds, D), np.repeat([lrs[b] for b in best], S),
+                                          np.repeat(np.arange(D), S), sets, steps=steps, batch=BATCH,
+                                          rng=ctx.rng("N13 order", H))
         err = err.reshape(D, S, -1)
         loss = err.mean(axis=-1)
-        counts = counts.reshape(steps, D, S, -1)
+        hist = hist.reshape(D, S, LONGEST, BATCH + 1)
         for d in range(D):
             got[norm, d] = (loss[d], err[d], lrs[best[d]])
             for shortest in _shortests_of(d, fixed, shortests):
@@ -168,10 +185,11 @@ def _claim_n13_hidden(ctx: RunContext, H: int, shortests: list, sets: list, seed
                 ctx.record.metric("test_mse", loss[d], case={**case, "lr": lrs[best[d]]}, better="lower",
                                   seeds=seeds, section="n13.rnn")
                 if norm == "batch":
-                    ctx.record.curve("sequences_per_step", counts[:, d].mean(axis=(0, 1)), case=case,
+                    mean = (hist[d] * np.arange(BATCH + 1)).sum(axis=(0, 2)) / (steps * S)
+                    ctx.record.curve("sequences_per_step", mean, case=case,
                                      steps=np.arange(1, LONGEST + 1), better="none", section="n13.statistics")
             if norm == "batch" and d != fixed:
-                late[d] = counts[:, d, :, -LATE:]
+                late[d] = hist[d, :, -LATE:].sum(axis=(0, 1))  # (BATCH + 1,): batches with k running
     ratio = {d: log_ratio(got["batch", d][0], got["layer", d][0]) for d in range(D)}
     for d, shortest in enumerate(shortests):
         point = next(p for p in points if p["shortest"] == shortest)
@@ -186,8 +204,8 @@ def _claim_n13_hidden(ctx: RunContext, H: int, shortests: list, sets: list, seed
                 edge_long = np.median(log_ratio(eb[:, long_].mean(-1), el[:, long_].mean(-1)))
                 edge_short = np.median(log_ratio(eb[:, short].mean(-1), el[:, short].mean(-1)))
                 note += (f"; steps {LONGEST - LATE + 1}-{LONGEST}: batch statistics over median "
-                         f"{np.median(late[d]):.3g} of {BATCH} sequences (over one, which batch norm maps to 0, or "
-                         f"none in {np.mean(late[d] < 2):.0%} of them)")
+                         f"{histogram_median(late[d]):.3g} of {BATCH} sequences (over one, which batch norm maps "
+                         f"to 0, or none in {late[d][:2].sum() / late[d].sum():.0%} of them)")
                 if not (long_ & short).any():  # lengths that reach the last steps apart from the shortest ones
                     note += (f"; log10 test mse batch / layer on the test sequences that reach those steps "
                              f"{edge_long:+.2f}, on those of {shortest}-{shortest + LATE - 1} steps {edge_short:+.2f}")
@@ -203,6 +221,11 @@ def _claim_n13_hidden(ctx: RunContext, H: int, shortests: list, sets: list, seed
                                  unit="decades", label="the gap on varying lengths over the gap on the fixed one")
                 gap = all_of([gap, ragged])
             ctx.finding("N13", gap, point=point, role=role)
+
+
+def log_ratio(a, b) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return np.log10(np.asarray(a, dtype=float) / np.asarray(b, dtype=float))
 
 
 def _shortests_of(d: int, fixed: int, shortests: list) -> list:
