@@ -30,10 +30,11 @@ import numpy as np
 #: Sample length and count: the default size, and the `--quick` size.
 DEFAULT = {"min_time": 0.02, "samples": 15, "warmup": 2}
 QUICK = {"min_time": 0.003, "samples": 7, "warmup": 1}
-#: The copy-bandwidth probe's settings at the default size. The probe keeps the best of its samples, and its
-#: spread between runs (about 10 % on the project's machine, over four probes) is the same with 15 samples of
-#: 20 ms as with these, which take 0.8 s for the six probes instead of 2.8 s.
-PROBE = {"min_time": 0.01, "samples": 7, "warmup": 1}
+#: The copy-bandwidth probe's settings at the default size: DEFAULT's 15 samples (the probe keeps the best),
+#: each half as long. On the project's machine, six probes of each in alternating fresh processes fell in the
+#: same band (cache 204-232 GB/s, last-level cache 108-122, DRAM 35-45: the spread is between runs, not
+#: within one); these take 1.2 s for the six working sets and dtypes, DEFAULT's 3.1 s.
+PROBE = {"min_time": 0.01, "samples": 15, "warmup": 2}
 
 #: Files written before the probe had a last-level-cache class split cache and DRAM here (bytes per call).
 CACHE_BYTES = 8 * 2**20
