@@ -340,8 +340,11 @@ def fixed_norm_forward(u: np.ndarray, params: dict, state: dict, eps: float) -> 
     """Batch norm with given statistics (torch's eval mode): y = weight (u - mean) / sqrt(var + eps) + bias,
     mean and var from state's running_mean and running_var, held constant in the backward pass."""
     inv = (1.0 / np.sqrt(state["running_var"].astype(np.float64) + eps)).astype(u.dtype)
-    x_hat = (u - state["running_mean"]) * inv
-    return x_hat * params["weight"] + params["bias"], FixedCache(x_hat, params["weight"] * inv)
+    x_hat = u - state["running_mean"]
+    x_hat *= inv
+    y = x_hat * params["weight"]
+    y += params["bias"]
+    return y, FixedCache(x_hat, params["weight"] * inv)
 
 
 def fixed_norm_backward(g: np.ndarray, cache: FixedCache) -> tuple[np.ndarray, dict]:
