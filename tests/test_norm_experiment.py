@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from dlbench import cli
@@ -14,7 +16,7 @@ from dlbench.errors import DlbenchError
 from dlbench.experiments import norm as exp
 from dlbench.experiments.norm import measure as m
 from dlbench.experiments.norm import whitening
-from dlbench.experiments.norm.net import Net, NetSpec, Run, fit, fixed_norm_forward
+from dlbench.experiments.norm.net import Net, NetSpec, Run, best_rate_decided, fit, fixed_norm_forward
 from dlbench.nn.losses import softmax_ce
 from dlbench.nn.mlp import MLP, MLPSpec
 from dlbench.nn.norm import get_norm
@@ -436,3 +438,31 @@ def test_parts_draw_from_their_own_streams(tmp_path):
         claims.check_n8(opts, ctx)
         tables.append(ctx.record.table().to_pandas()["value"].to_numpy())
     np.testing.assert_array_equal(*tables)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 7), st.integers(1, 5), st.integers(0, 2**31 - 1))
+def test_a_learning_rate_race_stopped_when_decided_has_the_winner_of_the_whole_race(K, S, every, seed):
+    """Replica r of a K x S grid reaches the target at step R[r] (or never, -1) within a budget; evaluated every
+    `every` steps, the race stopped by best_rate_decided picks the same rate, with the same steps per seed, as the
+    race run to the end (a seed that missed counts twice the budget, as N7 and N9 count it)."""
+    rng = np.random.default_rng(seed)
+    budget = 60
+    R = np.where(rng.random(K * S) < 0.8, rng.integers(1, budget + 1, K * S), -1)
+    R = np.where(R >= 0, -(-R // every) * every, -1)  # a replica is seen to reach it at the next evaluation
+    R = np.where(R <= budget, R, -1)
+
+    def judged(reached):
+        steps = np.where(reached >= 0, reached, 2 * budget).reshape(K, S)
+        best = int(np.argmin(np.median(steps, axis=1)))
+        return best, steps[best]
+
+    stop = best_rate_decided(K, S)
+    reached = np.full(K * S, -1)
+    for t in range(every, budget + 1, every):
+        reached = np.where((R >= 0) & (R <= t), R, -1)
+        if stop(reached, t):
+            break
+    full, early = judged(R), judged(reached)
+    assert full[0] == early[0]
+    np.testing.assert_array_equal(full[1], early[1])

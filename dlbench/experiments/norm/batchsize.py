@@ -10,7 +10,7 @@ import numpy as np
 from dlbench.experiments.base import RunContext
 from dlbench.experiments.norm import measure as m
 from dlbench.experiments.norm.claims import BATCH, hidden, log_ratio, one_thread, tiled
-from dlbench.experiments.norm.net import Net, NetSpec, evaluate, fit, loss_and_grads
+from dlbench.experiments.norm.net import Net, NetSpec, best_rate_decided, evaluate, fit, loss_and_grads
 from dlbench.stats import all_of, finding
 
 N5_SEEDS = 24                  # seeds per (norm, batch, base lr): an upper bound near the margin is decided
@@ -129,7 +129,7 @@ def claim_n7(opts, ctx: RunContext) -> None:
                 params = net.init(tiled(seeds, K))
                 run = fit(net, params, data, lr=np.repeat(lrs, S), batch=B, steps=steps, rng=ctx.rng("N7 order", B),
                           eval_at=range(every, steps + 1, every), eval_n=c["eval_n"], target_loss=c["target"],
-                          eval_test=False, stop_when=_decided(K, S))
+                          eval_test=False, stop_when=best_rate_decided(K, S))
                 # a replica that misses the target counts the whole budget: a lower bound on its epochs
                 ep = np.where(run.reached_step >= 0, run.reached_step, steps).reshape(K, S) / per_epoch
                 best = int(np.argmin(np.median(ep, axis=1)))
@@ -182,19 +182,6 @@ def claim_n7(opts, ctx: RunContext) -> None:
         lo, hi = c["control"]
         premise = "" if noise_scale > hi else f"; B_noise {noise_scale:.3g} is not above batch {hi}"
         ctx.finding("N7", all_of(parts(lo, hi, cos[hi]), note=f"{note}{premise}"), point=point, role="control")
-
-
-def _decided(K: int, S: int):
-    """Stop a learning-rate grid once its best rate is known: some rate's median replica has reached the target
-    at step r and twice r has passed, so every rate still short of its median is at least twice as slow."""
-
-    def stop(reached: np.ndarray, t: int) -> bool:
-        r = reached.reshape(K, S)
-        medians = [np.median(np.where(row >= 0, row, np.inf)) for row in r]
-        best = min(medians)
-        return bool(np.isfinite(best) and t >= 2 * best)
-
-    return stop
 
 
 def _time_steps(ctx: RunContext, net: Net, data, sizes) -> dict:

@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from dlbench.experiments.base import RunContext, parse_numbers
 from dlbench.experiments.norm import measure as m
-from dlbench.experiments.norm.net import Net, NetSpec, Run, evaluate, fit
+from dlbench.experiments.norm.net import Net, NetSpec, Run, best_rate_decided, evaluate, fit
 from dlbench.experiments.norm.whitening import zca_forward
 from dlbench.stats import all_of, bootstrap_ratio_ci, finding, from_interval, power_law
 
@@ -429,7 +429,8 @@ def _whitening_steps(ctx: RunContext, condition: float, white: bool) -> dict:
         params = net.init(tiled(seeds, K))
         run = fit(net, params, data, lr=np.repeat(c["lrs"], S), batch=c["batch"], steps=c["steps"],
                   rng=ctx.rng("N9 order", condition, white), eval_at=range(c["every"], c["steps"] + 1, c["every"]),
-                  eval_n=c["eval_n"], full_batch_eval=True, target_loss=c["target"], eval_test=False)
+                  eval_n=c["eval_n"], full_batch_eval=True, target_loss=c["target"], eval_test=False,
+                  stop_when=best_rate_decided(K, S))
         steps = np.where(run.reached_step >= 0, run.reached_step, 2 * c["steps"]).reshape(K, S)
         best = int(np.argmin(np.median(steps, axis=1)))
         out[name] = steps[best]

@@ -415,6 +415,24 @@ class Step:
     state: list
 
 
+def best_rate_decided(K: int, S: int) -> Callable[[np.ndarray, int], bool]:
+    """fit's stop_when for a learning-rate grid of K rates x S seeds (rate-major replicas) judged by its median
+    steps to the target: stop once the rate of the lowest median r has every seed at the target and t >= 2 r.
+
+    Exact for that judgement: a rate still short of its median has one at least (1 + t + 1) / 2 > r (half of
+    its middle pair is beyond t), and a rate whose median is known keeps it, so the best rate and every one of
+    its seeds' steps are what the whole run would give; only the losing rates' unfinished seeds stop short (a
+    caller that records them counts them as missing, which only raises their medians)."""
+
+    def stop(reached: np.ndarray, t: int) -> bool:
+        rows = reached.reshape(K, S)
+        medians = [np.median(np.where(row >= 0, row, np.inf)) for row in rows]
+        best = int(np.argmin(medians))
+        return bool(np.isfinite(medians[best]) and t >= 2 * medians[best] and (rows[best] >= 0).all())
+
+    return stop
+
+
 def fit(net: Net, params: list, data, *, lr, batch: int, steps: int, rng: np.random.Generator,
         momentum: float = 0.9, state: list | None = None, eval_at: Sequence[int] = (), eval_n: int | None = None,
         full_batch_eval: bool = False, probe: Callable[[Step], None] | None = None, probe_at: Sequence[int] = (),
