@@ -129,7 +129,7 @@ CLAIMS = {
     "A6": ClaimSpec(
         "A6", "small derivatives make gradients vanish with depth; large ones make them explode",
         measures="per-layer factor of the gradient reaching each layer's pre-activation, (std dL/dz_1 / std "
-                 "dL/dz_L)^(1/(L-1)), in a deep net at init (float64, width --width): sigmoid (sup|f'| = 1/4) at "
+                 "dL/dz_L)^(1/(L-1)), in a deep net at init (float32, width --width): sigmoid (sup|f'| = 1/4) at "
                  "Glorot's init and c*relu at He's init with c = 0.5 and c = 2 (derivative c on the active "
                  "side); vanish = factor below 1/1.1, explode = above 1.1; sup|f'|^(L-1) beside",
         control="c = 1, relu at He's init, must neither vanish nor explode",
@@ -209,9 +209,9 @@ CLAIMS = {
         control="the alpha grid replaced by three independent seed blocks at the default alpha: a "
                 "'hyperparameter' that only reseeds, R near 1",
         grid=(Axis("activation", ("leaky_relu", "elu", "prelu")), Axis("lr", (0.003, 0.03), quick=(0.01,))),
-        threshold="R above 1 (the statement's 'more than the seed') by a practical margin: R at least 1.5 with "
-                  "its whole interval above 1; refuted where the interval lies below 1. An alpha that only "
-                  "reseeds gives R near 1 (the control)",
+        threshold="R above 1 (the statement's 'more than the seed') by a practical margin: the whole interval "
+                  "of R at or above 1.5; refuted where the interval lies below 1. An alpha that only reseeds "
+                  "gives R near 1 (the control)",
         literature="the notes (Elu and Prelu have hyperparameters without a fixed rule); Clevert et al. 2016; "
                    "He et al. 2015"),
     "A12": ClaimSpec(

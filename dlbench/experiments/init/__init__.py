@@ -203,7 +203,7 @@ def parts(opts: Options) -> list[Part]:
 
 def plot(results, path) -> None:
     """Per-layer std of activations and gradients (median over seeds), one line per scheme, for the main
-    profile, the I3 scale sweep and the I4 references; the mean-field prediction dashed where it exists."""
+    profile and the I3 scale sweep; the mean-field prediction dashed where it exists."""
     from dlbench.experiments.init.figure import draw
 
     draw(results, path)
