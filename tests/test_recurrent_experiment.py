@@ -88,13 +88,13 @@ def test_bad_input_is_one_line_and_exit_2(args, fragment, tmp_path):
     assert not (tmp_path / "x.parquet").exists()
 
 
-def test_memory_grows_with_the_steps_and_the_seeds():
+def test_memory_grows_with_the_seeds_and_not_with_the_steps():
     from dlbench.runner import make_options, run
 
     with pytest.raises(DlbenchError, match="--steps 10: must be at least"):
         run("recurrent", quick=True, steps=10)
     small = exp.memory(make_options(exp, True), 6)
-    assert small < exp.memory(make_options(exp, True, steps=100_000), 6)
+    assert small == exp.memory(make_options(exp, True, steps=100_000), 6)  # a step's counts stream into histograms
     assert small < exp.memory(make_options(exp, True), 600)
 
 
