@@ -50,6 +50,15 @@ class OneLineGroup(TyperGroup):
     def get_params(self, ctx):
         return _untyped_flags(super().get_params(ctx))
 
+    def resolve_command(self, ctx, args):
+        """An unknown command's line names the valid ones (after the closest, when one is close)."""
+        try:
+            return super().resolve_command(ctx, args)
+        except typer.TyperException as e:
+            if "No such command" in e.message:
+                e.message = f"{e.message} Valid: {', '.join(self.list_commands(ctx))}."
+            raise
+
     def get_command(self, ctx, name):
         command = super().get_command(ctx, name)
         if command is not None:

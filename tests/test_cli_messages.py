@@ -1,4 +1,4 @@
-"""What a person reads from the command line: --help without `<bool>`, an interrupted run."""
+"""What a person reads from the command line: --help without `<bool>`, an unknown command, an interrupted run."""
 
 import pytest
 import typer
@@ -15,6 +15,16 @@ def test_help_shows_no_bool_type_beside_flags(args):
     r = runner.invoke(cli.app, [*args, "--help"], env={"COLUMNS": "160", "NO_COLOR": "1"})
     assert r.exit_code == 0, r.output
     assert "--help" in r.output and "<bool>" not in r.output
+
+
+@pytest.mark.parametrize("name, hint", [("nosuch", ""), ("recurent", "Did you mean 'recurrent'? ")])
+def test_an_unknown_command_is_one_line_that_lists_the_valid_ones(name, hint):
+    r = runner.invoke(cli.app, [name], env={"COLUMNS": "160", "NO_COLOR": "1"})
+    assert r.exit_code == 2
+    assert r.stdout == ""
+    assert r.stderr.strip() == f"dlbench: error: No such command '{name}'. {hint}Valid: " + \
+        ", ".join(typer.main.get_command(cli.app).list_commands(None)) + "."
+    assert set(COMMANDS) <= set(r.stderr.split("Valid: ")[1].rstrip(".\n").split(", "))
 
 
 def test_ctrl_c_says_nothing_was_written_and_exits_130(tmp_path, monkeypatch):
