@@ -250,6 +250,12 @@ def agresti_caffo_difference(pa: float, na: float, pb: float, nb: float, z: floa
 
 # ----------------------------------------------------------------------------------- power laws
 
+def log_ratio(a, b) -> np.ndarray:
+    """log10(a / b) elementwise, in float64; a zero or non-finite side gives +-inf or nan, without a warning."""
+    with np.errstate(all="ignore"):
+        return np.log10(np.asarray(a, dtype=float) / np.asarray(b, dtype=float))
+
+
 def loglog_slope(sizes, values) -> np.ndarray:
     """Least-squares slope k of log v = k log n + c; values (..., len(sizes)), one fit per leading index."""
     x = np.log(np.asarray(sizes, dtype=float))

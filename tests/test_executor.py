@@ -512,8 +512,9 @@ def test_ctrl_c_stops_a_pool_in_one_line_and_the_same_command_reuses_what_finish
     # terminal's dlbench has it at its default, so this one does too
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.time() + 60
-    while len(list(cache.glob("*.parquet"))) < 2 and time.time() < deadline and proc.poll() is None:
+    for _ in range(1200):  # wait (at most 1200 naps of 50 ms) until two units are in the cache
+        if len(list(cache.glob("*.parquet"))) >= 2 or proc.poll() is not None:
+            break
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
     _, err = proc.communicate(timeout=60)

@@ -9,9 +9,9 @@ import numpy as np
 
 from dlbench.experiments.base import RunContext
 from dlbench.experiments.norm import measure as m
-from dlbench.experiments.norm.claims import BATCH, hidden, log_ratio, one_thread, tiled
+from dlbench.experiments.norm.claims import BATCH, hidden, one_thread, tiled
 from dlbench.experiments.norm.net import Net, NetSpec, best_rate_decided, evaluate, fit, loss_and_grads
-from dlbench.stats import all_of, finding
+from dlbench.stats import all_of, finding, log_ratio
 
 N5_SEEDS = 24                  # seeds per (norm, batch, base lr): an upper bound near the margin is decided
 N5_DEPTH = 3

@@ -17,7 +17,7 @@ from dlbench.experiments.base import RunContext, parse_numbers
 from dlbench.experiments.norm import measure as m
 from dlbench.experiments.norm.net import Net, NetSpec, Run, best_rate_decided, evaluate, fit
 from dlbench.experiments.norm.whitening import zca_forward
-from dlbench.stats import all_of, bootstrap_ratio_ci, finding, from_interval, power_law
+from dlbench.stats import all_of, bootstrap_ratio_ci, finding, from_interval, log_ratio, power_law
 
 BATCH = 32                     # the batch of every claim that does not vary it
 HALF = math.log10(2)           # N1: 'holds still' = at least halves the shift
@@ -59,11 +59,6 @@ def final_loss(run: Run, cap: float | None = None) -> np.ndarray:
     """Each replica's last evaluated training loss; a diverged replica's is `cap` when given."""
     loss = Run.last(run.train_loss)
     return loss if cap is None else np.where(run.diverged | ~np.isfinite(loss), cap, loss)
-
-
-def log_ratio(a, b) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        return np.log10(np.asarray(a, dtype=float) / np.asarray(b, dtype=float))
 
 
 def hidden(depth: int, width: int) -> tuple[int, ...]:

@@ -10,9 +10,9 @@ import numpy as np
 
 from dlbench.experiments.base import RunContext
 from dlbench.experiments.norm import measure as m
-from dlbench.experiments.norm.claims import BATCH, final_loss, hidden, log_ratio, one_thread, tiled
+from dlbench.experiments.norm.claims import BATCH, final_loss, hidden, one_thread, tiled
 from dlbench.experiments.norm.net import Net, NetSpec, fit
-from dlbench.stats import all_of, finding
+from dlbench.stats import all_of, finding, log_ratio
 
 N10_DEPTH = 3
 N10_SHARE = 0.1                # decades
